@@ -1,0 +1,58 @@
+"""The optimizer interface: a pair of state transitions over a run-batched parameter buffer.
+
+Shapes: ``params`` and ``grads`` are ``(R, N)`` — one flat row per run (``R = 1`` for a single
+run). Every hyper-parameter, and the learning rate, is either a Python float (shared by all runs)
+or an ``(R, 1)`` array (one value per run); :func:`hparam` normalises a spec value to that form.
+
+``init(params) -> state`` builds the state (a dict of arrays, including the step count ``"t"``).
+``update_(grads, state, params, lr)`` is the hot path: it advances ``state`` and ``params`` in
+place, allocating nothing after the first call, and never writes to ``grads``.
+``update(grads, state, params, lr) -> (params, state)`` is the pure form (optax's signature):
+it leaves its inputs untouched and returns new arrays.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import numpy as np
+
+from engine.registry import Registry
+
+State = dict[str, np.ndarray]
+HParam = float | np.ndarray
+InitFn = Callable[[np.ndarray], State]
+UpdateFn = Callable[[np.ndarray, State, np.ndarray, HParam], None]
+
+
+def copy_state(state: State) -> State:
+    return {k: v.copy() for k, v in state.items()}
+
+
+class Optimizer(NamedTuple):
+    init: InitFn
+    update_: UpdateFn
+
+    def update(
+        self, grads: np.ndarray, state: State, params: np.ndarray, lr: HParam
+    ) -> tuple[np.ndarray, State]:
+        new_params = params.copy()
+        new_state = copy_state(state)
+        self.update_(grads, new_state, new_params, lr)
+        return new_params, new_state
+
+
+OptimizerFactory = Callable[..., Optimizer]
+OPTIMIZERS: Registry[OptimizerFactory] = Registry("optimizer")
+
+
+def hparam(value: Any, dtype: Any = np.float64) -> HParam:
+    """A hyper-parameter as the update functions take it: a float, or an ``(R, 1)`` array.
+
+    Accepts a scalar, or a sequence / 1-D array of per-run values.
+    """
+    if np.ndim(value) == 0:
+        return float(value)
+    arr = np.asarray(value, dtype=dtype)
+    return arr.reshape(-1, 1)

@@ -1,0 +1,54 @@
+"""The benchmark-problem interface.
+
+A :class:`Problem` instance holds ``R`` instances of one problem spec, one per run, stacked on the
+run axis: run ``r`` uses ``seeds[r]`` for everything random (start point, rotation, data split,
+minibatch order, initialisation, gradient noise). All arrays carry the leading run axis.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from engine.registry import Registry
+
+
+class Problem(ABC):
+    #: Number of parameters per run (``N``).
+    dim: int
+    #: Known minimum value of the (noise-free, full) loss, or ``None``.
+    f_star: float | None = None
+    #: True when each update sees a minibatch; losses are then recorded every ``eval_every`` steps.
+    minibatch: bool = False
+
+    def __init__(self, seeds: Sequence[int], dtype: np.dtype | type = np.float64) -> None:
+        self.seeds = list(seeds)
+        self.R = len(self.seeds)
+        self.dtype = np.dtype(dtype)
+
+    @abstractmethod
+    def init_params(self) -> np.ndarray:
+        """The ``(R, N)`` start points (a fresh array)."""
+
+    @abstractmethod
+    def loss_and_grad(self, params: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Loss ``(R,)`` and gradient ``(R, N)`` that update ``step`` uses.
+
+        For a minibatch problem: the loss and gradient of that step's minibatch (training mode).
+        With gradient noise: the true loss and the noisy gradient. May return internal buffers that
+        the next call overwrites; never modifies ``params``.
+        """
+
+    @abstractmethod
+    def loss(self, params: np.ndarray) -> np.ndarray:
+        """The noise-free full training loss ``(R,)`` (inference mode for normalisation layers)."""
+
+    def test_metrics(self, params: np.ndarray) -> dict[str, np.ndarray]:
+        """Held-out metrics, e.g. ``{"test_loss": (R,), "test_accuracy": (R,)}``; empty if none."""
+        return {}
+
+
+ProblemFactory = Callable[..., Problem]
+PROBLEMS: Registry[ProblemFactory] = Registry("problem")
