@@ -7,7 +7,7 @@ a list expands to one run per value (see :func:`grid_fields`). For list-valued `
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Union
+from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -35,7 +35,13 @@ class _SweepFactory:
         return Annotated[Union[scalar, grid], SweepMarker(scalar)]  # noqa: UP007
 
 
-Sweep = _SweepFactory()
+if TYPE_CHECKING:
+    # mypy cannot read the runtime factory as a type: to it a sweepable field holds one value or a
+    # list of them, which is what pydantic accepts.
+    _T = TypeVar("_T")
+    Sweep: TypeAlias = _T | list[_T]
+else:
+    Sweep = _SweepFactory()
 
 
 class SpecModel(BaseModel):

@@ -1,0 +1,33 @@
+"""LR schedules: the ``SCHEDULES`` registry, the ``ScheduleSpec`` union and ``build_schedule``.
+
+Every schedule follows PyTorch's step convention (``lr_at(t)`` is the lr of the ``t``-th optimizer
+step, 0-based) and, where PyTorch has one, its scheduler's parameter names and defaults.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, TypeAlias
+
+from engine.schedules import cosine, cyclic, decay, piecewise, plateau, warmup
+from engine.schedules.base import SCHEDULES, ClosedForm, Schedule, build_schedule
+from engine.specbase import SpecModel, union_of
+
+if TYPE_CHECKING:
+    ScheduleSpec: TypeAlias = SpecModel
+else:
+    ScheduleSpec = union_of(SCHEDULES.specs())
+    warmup.WarmupSpec.model_rebuild(_types_namespace={"ScheduleSpec": ScheduleSpec})
+
+__all__ = [
+    "SCHEDULES",
+    "ClosedForm",
+    "Schedule",
+    "ScheduleSpec",
+    "build_schedule",
+    "cosine",
+    "cyclic",
+    "decay",
+    "piecewise",
+    "plateau",
+    "warmup",
+]
