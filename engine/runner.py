@@ -1,0 +1,308 @@
+"""The run loop: every run of an experiment goes through :func:`run_batch`.
+
+Runs whose :func:`batch_key` agrees (same problem spec, optimizer family and flags, dtype, budget)
+are stepped together along the run axis: one ``(R, N)`` parameter buffer, one problem instance
+holding the R seeds, per-run hyper-parameters and learning rates as ``(R, 1)`` columns. Rows never
+interact, so a run's numbers do not depend on which runs share its batch.
+
+Per run and per update ``t`` the loop records the learning rate, the gradient norm and the update
+norm; losses are recorded at *eval steps*: every step for a full-batch problem (the loss at the
+start point and after each update, ``steps + 1`` values) and every ``eval_every`` updates for a
+minibatch problem (the full training-set loss, inference mode). A run whose loss or parameters
+become non-finite, or whose loss exceeds :data:`BLOWUP_FACTOR` times its start value, is marked
+diverged and stops recording at that step.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from engine.optimizers import batch_key as optimizer_batch_key
+from engine.optimizers import build_optimizer_batch
+from engine.problems import build_problem
+from engine.schedules import build_schedule
+from engine.spec import RunSpec, is_minibatch
+
+METRIC_KEYS = (
+    "final_loss",
+    "best_loss",
+    "f_star",
+    "suboptimality",
+    "steps_to_target",
+    "diverged",
+    "divergence_step",
+    "divergence_reason",
+    "test_loss",
+    "test_accuracy",
+    "wall_time_s",
+    "steps_done",
+    "stopped",
+)
+EVAL_CURVES = ("eval_steps", "losses", "wall_times", "params_x", "params_y")
+UPDATE_CURVES = ("lrs", "grad_norms", "update_norms")
+CURVE_KEYS = EVAL_CURVES + UPDATE_CURVES
+
+#: A loss above this multiple of ``max(1, |initial loss|)`` counts as a blow-up.
+BLOWUP_FACTOR = 1e10
+
+Checkpoint = Callable[[list[dict[str, Any]]], None]
+StopCheck = Callable[[], bool]
+
+
+def batch_key(run: RunSpec) -> tuple[Any, ...]:
+    """Runs with equal keys can be stepped together along the run axis."""
+    return (
+        run.problem.model_dump_json(),
+        optimizer_batch_key(run.optimizer),
+        run.dtype,
+        run.steps,
+        run.eval_every,
+    )
+
+
+def estimate_cost(run: RunSpec) -> float:
+    """A relative cost (≈ steps × parameters × examples per step) for grouping runs into tasks."""
+    examples = getattr(run.problem, "batch_size", None) or 1
+    return float(run.steps) * max(run.num_params(), 1) * max(examples, 1) ** 0.5
+
+
+def _jsonable(values: np.ndarray) -> list[Any]:
+    """A curve as JSON values: floats, with ``None`` where the value is not finite."""
+    out: list[Any] = values.tolist()
+    if not np.isfinite(values).all():
+        bad = np.flatnonzero(~np.isfinite(values))
+        for i in bad:
+            out[i] = None
+    return out
+
+
+def _num(x: float) -> float | None:
+    return float(x) if np.isfinite(x) else None
+
+
+@dataclass
+class _Recorder:
+    """Preallocated per-batch traces; row ``r`` belongs to run ``r`` of the batch."""
+
+    runs: Sequence[RunSpec]
+    n_evals: int
+    traj: bool
+    R: int = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.R = len(self.runs)
+        steps = self.runs[0].steps
+        self.eval_steps = np.zeros(self.n_evals, dtype=np.int64)
+        self.losses = np.full((self.R, self.n_evals), np.nan)
+        self.wall = np.zeros(self.n_evals)
+        self.px = np.full((self.R, self.n_evals), np.nan) if self.traj else None
+        self.py = np.full((self.R, self.n_evals), np.nan) if self.traj else None
+        self.lrs = np.zeros((self.R, steps))
+        self.gnorm = np.zeros((self.R, steps))
+        self.unorm = np.zeros((self.R, steps))
+        self.n_eval = 0  # eval points recorded so far
+        self.stop_at = np.full(self.R, -1, dtype=np.int64)  # update count at divergence, or -1
+        self.reason: list[str | None] = [None] * self.R
+        self.test: dict[str, np.ndarray] = {}
+
+    def eval_point(self, step: int, loss: np.ndarray, params: np.ndarray, t0: float) -> None:
+        k = self.n_eval
+        self.eval_steps[k] = step
+        self.losses[:, k] = loss
+        self.wall[k] = time.perf_counter() - t0
+        if self.px is not None and self.py is not None:
+            self.px[:, k] = params[:, 0]
+            self.py[:, k] = params[:, 1]
+        self.n_eval += 1
+
+    def result(
+        self, r: int, run: RunSpec, f_star: float | None, updates: int, stopped: bool
+    ) -> dict[str, Any]:
+        """Run ``r``'s result after ``updates`` updates (partial while the batch is running)."""
+        diverged = self.stop_at[r] >= 0
+        steps_done = int(self.stop_at[r]) if diverged else updates
+        n = int(np.searchsorted(self.eval_steps[: self.n_eval], steps_done, side="right"))
+        losses = self.losses[r, :n]
+        finite = losses[np.isfinite(losses)]
+        final = float(losses[-1]) if n else float("nan")
+        best = float(finite.min()) if finite.size else float("nan")
+        target = run.target_loss
+        hit = np.flatnonzero(losses <= target) if target is not None else np.empty(0)
+        out: dict[str, Any] = {
+            "run_id": run.run_id,
+            "spec": run.model_dump(mode="json"),
+            "final_loss": _num(final),
+            "best_loss": _num(best),
+            "f_star": f_star,
+            "suboptimality": _num(final - f_star) if f_star is not None else None,
+            "steps_to_target": int(self.eval_steps[hit[0]]) if hit.size else None,
+            "diverged": bool(diverged),
+            "divergence_step": steps_done if diverged else None,
+            "divergence_reason": self.reason[r],
+            "test_loss": None,
+            "test_accuracy": None,
+            "wall_time_s": float(self.wall[n - 1]) if n else 0.0,
+            "steps_done": steps_done,
+            "stopped": stopped,
+            "eval_steps": self.eval_steps[:n].tolist(),
+            "losses": _jsonable(losses),
+            "wall_times": self.wall[:n].tolist(),
+            "lrs": _jsonable(self.lrs[r, :steps_done]),
+            "grad_norms": _jsonable(self.gnorm[r, :steps_done]),
+            "update_norms": _jsonable(self.unorm[r, :steps_done]),
+        }
+        if self.px is not None and self.py is not None:
+            out["params_x"] = _jsonable(self.px[r, :n])
+            out["params_y"] = _jsonable(self.py[r, :n])
+        for key, values in self.test.items():
+            out[key] = _num(float(values[r]))
+        return out
+
+
+def _run_group(
+    runs: Sequence[RunSpec],
+    on_checkpoint: Checkpoint | None,
+    checkpoint_every_s: float,
+    should_stop: StopCheck | None,
+) -> list[dict[str, Any]]:
+    first = runs[0]
+    steps, every = first.steps, first.eval_every
+    minibatch = is_minibatch(first.problem)
+    dtype = np.dtype(first.dtype)
+    problem = build_problem(first.problem, [r.seed for r in runs], dtype)
+    optimizer = build_optimizer_batch([r.optimizer for r in runs])
+    schedules = [build_schedule(r.schedule, base_lr=r.optimizer.lr) for r in runs]
+    loss_driven = [i for i, s in enumerate(schedules) if s.reads_loss]
+    lr_table = np.stack([s.preview(steps) for s in schedules]).astype(np.float64)
+    lr_col = np.empty((len(runs), 1), dtype=dtype)
+
+    n_evals = steps + 1 if not minibatch else steps // every + 1 + (steps % every != 0)
+    rec = _Recorder(runs, n_evals, traj=problem.dim == 2)
+    params = problem.init_params()
+    state = optimizer.init(params)
+    prev = np.empty_like(params)
+    diff = np.empty_like(params)
+    alive = np.ones(len(runs), dtype=bool)
+    f_star = problem.f_star
+
+    t0 = time.perf_counter()
+    next_checkpoint = t0 + checkpoint_every_s
+    stopped = False
+    updates = 0
+    with np.errstate(all="ignore"):
+        if minibatch:
+            rec.eval_point(0, problem.loss(params), params, t0)
+        for t in range(steps):
+            loss, grad = problem.loss_and_grad(params, t)
+            if not minibatch:
+                rec.eval_point(t, loss, params, t0)
+            if loss_driven:
+                for i in loss_driven:
+                    lr_table[i, t] = schedules[i].lr_at(t)
+            lr_col[:, 0] = lr_table[:, t]
+            rec.lrs[:, t] = lr_table[:, t]
+            rec.gnorm[:, t] = np.sqrt(np.einsum("ij,ij->i", grad, grad))
+            np.copyto(prev, params)
+            optimizer.update_(grad, state, params, lr_col)
+            np.subtract(params, prev, out=diff)
+            rec.unorm[:, t] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+            updates = t + 1
+            for i in loss_driven:
+                schedules[i].observe(float(loss[i]))
+            if minibatch and (updates % every == 0 or updates == steps):
+                rec.eval_point(updates, problem.loss(params), params, t0)
+            if not minibatch and updates == steps:
+                rec.eval_point(updates, problem.loss(params), params, t0)
+            _check_divergence(rec, alive, params, updates)
+            if not alive.any():
+                break
+            if time.perf_counter() >= next_checkpoint:
+                if on_checkpoint is not None:
+                    on_checkpoint(
+                        [rec.result(r, run, f_star, updates, False) for r, run in enumerate(runs)]
+                    )
+                if should_stop is not None and should_stop():
+                    stopped = True
+                    break
+                next_checkpoint = time.perf_counter() + checkpoint_every_s
+        if stopped and (not rec.n_eval or rec.eval_steps[rec.n_eval - 1] != updates):
+            rec.eval_point(updates, problem.loss(params), params, t0)
+        rec.test = problem.test_metrics(params)
+    results = [rec.result(r, run, f_star, updates, stopped) for r, run in enumerate(runs)]
+    if on_checkpoint is not None:
+        on_checkpoint(results)
+    return results
+
+
+def _check_divergence(rec: _Recorder, alive: np.ndarray, params: np.ndarray, updates: int) -> None:
+    """Mark runs whose latest loss or parameters went bad.
+
+    A bad loss stops the run at the eval step that recorded it; non-finite parameters (seen before
+    their loss is evaluated) stop it at ``updates``.
+    """
+    k = rec.n_eval - 1
+    last = rec.losses[:, k]
+    bad_loss = ~np.isfinite(last)
+    blowup = np.abs(last) > BLOWUP_FACTOR * np.maximum(1.0, np.abs(rec.losses[:, 0]))
+    bad_params = ~np.isfinite(params).all(axis=1)
+    newly = alive & (bad_loss | blowup | bad_params)
+    for r in np.flatnonzero(newly):
+        if bad_loss[r] or blowup[r]:
+            rec.stop_at[r] = rec.eval_steps[k]
+            rec.reason[r] = (
+                f"loss became {last[r]}"
+                if bad_loss[r]
+                else f"loss exceeded {BLOWUP_FACTOR:g} × max(1, |initial loss|)"
+            )
+        else:
+            rec.stop_at[r] = updates
+            rec.reason[r] = "parameters became non-finite"
+    alive &= ~newly
+
+
+def run_batch(
+    runs: Sequence[RunSpec],
+    *,
+    on_checkpoint: Checkpoint | None = None,
+    checkpoint_every_s: float = 2.0,
+    should_stop: StopCheck | None = None,
+) -> list[dict[str, Any]]:
+    """Run every run (batched where :func:`batch_key` allows); results in input order.
+
+    ``on_checkpoint`` receives partial results of the batch being stepped about every
+    ``checkpoint_every_s`` seconds, and its final results when it ends; ``should_stop`` is polled at
+    the same moments and stops the remaining updates (results then carry ``stopped: true``).
+    """
+    groups: dict[tuple[Any, ...], list[int]] = {}
+    for i, run in enumerate(runs):
+        groups.setdefault(batch_key(run), []).append(i)
+    results: list[dict[str, Any] | None] = [None] * len(runs)
+    halted = False
+    for indices in groups.values():
+        group = [runs[i] for i in indices]
+        if halted:
+            out = [_unstarted(run) for run in group]
+        else:
+            out = _run_group(group, on_checkpoint, checkpoint_every_s, should_stop)
+            halted = any(r["stopped"] for r in out)
+        for i, res in zip(indices, out, strict=True):
+            results[i] = res
+    return [r for r in results if r is not None]
+
+
+def _unstarted(run: RunSpec) -> dict[str, Any]:
+    result: dict[str, Any] = dict.fromkeys(METRIC_KEYS)
+    result.update(run_id=run.run_id, spec=run.model_dump(mode="json"), diverged=False)
+    result.update(steps_done=0, stopped=True, wall_time_s=0.0)
+    result.update({k: [] for k in ("eval_steps", "losses", "wall_times", *UPDATE_CURVES)})
+    return result
+
+
+def run_one(run: RunSpec) -> dict[str, Any]:
+    """The plain path: a single run stepped alone (``R = 1``)."""
+    return run_batch([run])[0]

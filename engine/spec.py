@@ -1,0 +1,226 @@
+"""The experiment spec — the public contract of optbench — and its expansion into runs.
+
+An :class:`ExperimentSpec` names lists of problems, optimizers and schedules, a list of seeds and a
+step budget. Its runs are the product problems × optimizers × schedules × seeds, where any field
+typed ``Sweep[...]`` that holds a list (a grid) first expands to one entry per value (grids inside
+nested specs, such as a warm-up's inner schedule, expand too). Each :class:`RunSpec` is fully
+resolved (defaults filled in) and identified by a hash of its canonical JSON, so identical runs
+share an id and collapse to one.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import json
+import math
+from functools import cache, cached_property
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, Field, TypeAdapter, ValidationError
+
+from engine.optimizers import OPTIMIZERS, OptimizerSpec
+from engine.problems import PROBLEMS, ProblemSpec
+from engine.schedules import SCHEDULES, ScheduleSpec
+from engine.specbase import SpecModel, grid_fields
+
+Dtype = Literal["float64", "float32"]
+Seed = Annotated[int, Field(ge=0, lt=2**32)]
+
+
+def _constant_schedule() -> list[Any]:
+    return [TypeAdapter(ScheduleSpec).validate_python({"name": "constant"})]
+
+
+def is_minibatch(problem: BaseModel) -> bool:
+    """True when the problem draws a minibatch per update (its loss is then evaluated periodically)."""
+    return getattr(problem, "batch_size", None) is not None
+
+
+class RunSpec(SpecModel):
+    """One fully resolved run: a single problem, optimizer, schedule and seed, no grids."""
+
+    problem: ProblemSpec
+    optimizer: OptimizerSpec
+    schedule: ScheduleSpec
+    seed: Seed
+    steps: Annotated[int, Field(ge=1)]
+    target_loss: float | None = None
+    eval_every: Annotated[int, Field(ge=1)] = 1
+    dtype: Dtype = "float64"
+
+    def canonical_json(self) -> str:
+        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+
+    @cached_property
+    def run_id(self) -> str:
+        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+
+    def num_params(self) -> int:
+        return int(self.problem.num_params())
+
+
+class ExperimentSpec(SpecModel):
+    """What a user submits: lists of problems, optimizers, schedules and seeds, plus the budget."""
+
+    name: Annotated[str, Field(min_length=1, max_length=200)]
+    description: Annotated[str, Field(max_length=4000)] = ""
+    problems: Annotated[list[ProblemSpec], Field(min_length=1)]
+    optimizers: Annotated[list[OptimizerSpec], Field(min_length=1)]
+    schedules: Annotated[list[ScheduleSpec], Field(min_length=1)] = Field(
+        default_factory=_constant_schedule
+    )
+    seeds: Annotated[list[Seed], Field(min_length=1)] = [0]
+    steps: Annotated[int, Field(ge=1)]
+    target_loss: float | None = None
+    eval_every: Annotated[int, Field(ge=1)] | None = Field(
+        default=None,
+        description="Steps between full-training-set loss evaluations of minibatch problems "
+        "(default: steps // 100, at least 1). Full-batch problems record every step.",
+    )
+    dtype: Dtype = "float64"
+
+    def count_runs(self) -> int:
+        """Number of runs before duplicates collapse, without expanding anything."""
+        return (
+            sum(_count(p) for p in self.problems)
+            * sum(_count(o) for o in self.optimizers)
+            * sum(_count(s) for s in self.schedules)
+            * len(self.seeds)
+        )
+
+    def resolved_eval_every(self, problem: BaseModel) -> int:
+        if not is_minibatch(problem):
+            return 1
+        return self.eval_every if self.eval_every is not None else max(1, self.steps // 100)
+
+
+def _count(model: BaseModel) -> int:
+    n = math.prod(len(v) for v in grid_fields(model).values())
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel):
+            n *= _count(value)
+    return n
+
+
+def expand_model(model: BaseModel) -> list[BaseModel]:
+    """Every grid-free variant of ``model``: the product over its grid fields and nested specs."""
+    options: dict[str, list[Any]] = dict(grid_fields(model))
+    for name in type(model).model_fields:
+        value = getattr(model, name)
+        if isinstance(value, BaseModel) and name not in options:
+            variants = expand_model(value)
+            if len(variants) > 1:
+                options[name] = variants
+    if not options:
+        return [model]
+    keys = list(options)
+    return [
+        model.model_copy(update=dict(zip(keys, combo, strict=True)))
+        for combo in itertools.product(*(options[k] for k in keys))
+    ]
+
+
+def expand(spec: ExperimentSpec) -> list[RunSpec]:
+    """The experiment's runs in a stable order (problem, optimizer, schedule, seed), duplicates removed."""
+    runs: dict[str, RunSpec] = {}
+    problems = [p for spec_p in spec.problems for p in expand_model(spec_p)]
+    optimizers = [o for spec_o in spec.optimizers for o in expand_model(spec_o)]
+    schedules = [s for spec_s in spec.schedules for s in expand_model(spec_s)]
+    for problem, optimizer, schedule, seed in itertools.product(
+        problems, optimizers, schedules, spec.seeds
+    ):
+        run = RunSpec(
+            problem=problem.model_dump(),
+            optimizer=optimizer.model_dump(),
+            schedule=schedule.model_dump(),
+            seed=seed,
+            steps=spec.steps,
+            target_loss=spec.target_loss,
+            eval_every=spec.resolved_eval_every(problem),
+            dtype=spec.dtype,
+        )
+        runs.setdefault(run.run_id, run)
+    return list(runs.values())
+
+
+def parse_experiment(data: Any) -> ExperimentSpec:
+    """Validate a decoded JSON document as an experiment (raises :class:`pydantic.ValidationError`)."""
+    return ExperimentSpec.model_validate(data)
+
+
+def _path(loc: tuple[int | str, ...]) -> str:
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else part
+    return out
+
+
+_TYPE_STEPS = frozenset(
+    {"float", "int", "str", "bool", "list", "tuple", "dict", "none", "function-after"}
+)
+
+
+def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
+    """Drop pydantic's union-branch markers (``float``, ``list[float]``, the tag of a union …)."""
+    out: list[int | str] = []
+    for part in loc:
+        if isinstance(part, str) and (
+            part in _TYPE_STEPS or "[" in part or part.startswith(("function-", "constrained-"))
+        ):
+            continue
+        out.append(part)
+    return tuple(out)
+
+
+def describe_errors(exc: ValidationError) -> list[dict[str, Any]]:
+    """Readable validation errors: ``{"path": "problems[1].hidden", "message": ..., "type": ...}``.
+
+    A sweepable field reports both union branches (one value, a list of values); the two are merged
+    into one message. A discriminated union whose tag is the run's registry name (``problems[0]
+    .rosenbrock.dim``) keeps the tag out of the path but in the message.
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for err in exc.errors(include_url=False):
+        loc = tuple(err["loc"])
+        path_parts: list[int | str] = []
+        tag: str | None = None
+        for i, part in enumerate(_clean_loc(loc)):
+            if isinstance(part, str) and i > 0 and part in _tags():
+                tag = part
+                continue
+            path_parts.append(part)
+        path = _path(tuple(path_parts)) or "(body)"
+        message = err["msg"]
+        if err["type"] == "union_tag_invalid":
+            ctx = err.get("ctx", {})
+            message = (
+                f"unknown name {ctx.get('tag')!r}; allowed: {ctx.get('expected_tags', '')}"
+                if ctx
+                else message
+            )
+        elif err["type"] == "extra_forbidden":
+            message = "unknown field" + (f" for {tag!r}" if tag else "")
+        elif tag:
+            message = f"{message} (in {tag!r})"
+        entry = merged.get(path)
+        if entry is None:
+            merged[path] = {"path": path, "message": message, "type": err["type"]}
+        elif message not in entry["message"].split("; or "):
+            entry["message"] += f"; or {message}"
+    return list(merged.values())
+
+
+@cache
+def _tags() -> frozenset[str]:
+    return frozenset(OPTIMIZERS.names()) | frozenset(PROBLEMS.names()) | frozenset(SCHEDULES.names())
+
+
+def format_errors(exc: ValidationError) -> str:
+    """One readable paragraph listing every problem with its field path."""
+    parts = [f"{e['path']}: {e['message']}" for e in describe_errors(exc)]
+    return "invalid experiment spec — " + "; ".join(parts)

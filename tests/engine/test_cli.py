@@ -1,0 +1,83 @@
+"""`python -m engine`: results on stdout or a file, and exit 2 with one readable line on bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def engine(*args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "engine", *args],
+        cwd=ROOT,
+        input=stdin,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+SPEC = {
+    "name": "cli",
+    "problems": [{"name": "beale"}],
+    "optimizers": [{"name": "adam", "lr": [0.01, 0.1]}],
+    "steps": 25,
+}
+
+
+def test_run_writes_results(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    proc = engine("run", str(spec), "--quiet")
+    assert proc.returncode == 0, proc.stderr
+    runs = json.loads(proc.stdout)["runs"]
+    assert len(runs) == 2 and {r["spec"]["optimizer"]["lr"] for r in runs} == {0.01, 0.1}
+    assert all(len(r["losses"]) == 26 for r in runs)
+    out = tmp_path / "out.json"
+    proc = engine("run", "-", "--out", str(out), stdin=json.dumps(SPEC))
+    assert proc.returncode == 0 and proc.stdout == ""
+    again = json.loads(out.read_text())["runs"]
+    assert [r["losses"] for r in again] == [r["losses"] for r in runs]
+
+
+def test_validate_and_catalog(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    proc = engine("validate", str(spec))
+    assert proc.returncode == 0 and "2 runs" in proc.stdout
+    proc = engine("catalog")
+    assert proc.returncode == 0
+    cat = json.loads(proc.stdout)
+    adam = next(e for e in cat["optimizers"] if e["name"] == "adam")
+    assert adam["defaults"]["lr"] == 0.001 and "properties" in adam["schema"]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (None, "no such file"),
+        ("{not json", "invalid JSON at line 1, column 2"),
+        (json.dumps(dict(SPEC, optimizers=[{"name": "adamz"}])), "unknown name 'adamz'"),
+        (json.dumps(dict(SPEC, steps=0)), "steps:"),
+        (json.dumps(dict(SPEC, optimizers=[{"name": "adam", "lr": -1}])), "optimizers[0].lr"),
+        (json.dumps([1, 2]), "invalid experiment spec"),
+    ],
+)
+def test_bad_input_exits_2_with_one_message(
+    tmp_path: Path, content: str | None, expected: str
+) -> None:
+    spec = tmp_path / "spec.json"
+    if content is not None:
+        spec.write_text(content)
+    for command in ("run", "validate"):
+        proc = engine(command, str(spec))
+        assert proc.returncode == 2
+        assert expected in proc.stderr
+        assert "Traceback" not in proc.stderr
+        assert proc.stderr.startswith("error: ") and proc.stderr.count("\n") == 1

@@ -1,0 +1,152 @@
+"""Experiment specs: expansion into runs, stable run ids, precise validation errors."""
+
+from __future__ import annotations
+
+import pytest
+from pydantic import ValidationError
+
+from engine.optimizers import OPTIMIZERS
+from engine.problems import PROBLEMS
+from engine.schedules import SCHEDULES
+from engine.spec import RunSpec, describe_errors, expand, format_errors, parse_experiment
+
+ISSUE_EXAMPLE = {
+    "name": "adam-vs-momentum",
+    "problems": [
+        {"name": "rosenbrock", "dim": 2, "init": [-1.5, 2.0]},
+        {"name": "mlp", "dataset": "digits", "hidden": [64], "batchnorm": True, "batch_size": 64},
+    ],
+    "optimizers": [{"name": "adam", "lr": [0.001, 0.01]}, {"name": "sgd", "lr": 0.01, "momentum": 0.9}],
+    "schedules": [{"name": "constant"}, {"name": "step", "step_size": 100, "gamma": 0.5}],
+    "seeds": [0, 1, 2],
+    "steps": 1000,
+    "target_loss": 1e-4,
+}
+
+
+def errors_of(doc: dict) -> dict[str, str]:
+    with pytest.raises(ValidationError) as info:
+        parse_experiment(doc)
+    return {e["path"]: e["message"] for e in describe_errors(info.value)}
+
+
+def test_issue_example_expands_to_the_full_product() -> None:
+    spec = parse_experiment(ISSUE_EXAMPLE)
+    runs = expand(spec)
+    assert spec.count_runs() == 2 * 3 * 2 * 3 == len(runs)
+    lrs = sorted({r.optimizer.lr for r in runs if r.optimizer.name == "adam"})
+    assert lrs == [0.001, 0.01]
+    assert {r.seed for r in runs} == {0, 1, 2}
+    assert len({r.run_id for r in runs}) == len(runs)
+    # order: problem, optimizer, schedule, seed
+    assert [r.seed for r in runs[:3]] == [0, 1, 2]
+    assert runs[0].problem.name == "rosenbrock" and runs[-1].problem.name == "mlp"
+
+
+def test_eval_every_resolves_per_problem() -> None:
+    runs = expand(parse_experiment(ISSUE_EXAMPLE))
+    by_problem = {r.problem.name: r.eval_every for r in runs}
+    assert by_problem == {"rosenbrock": 1, "mlp": 10}
+    doc = dict(ISSUE_EXAMPLE, eval_every=25)
+    assert {r.problem.name: r.eval_every for r in expand(parse_experiment(doc))} == {
+        "rosenbrock": 1,
+        "mlp": 25,
+    }
+
+
+def test_grids_multiply_and_tuples_are_values() -> None:
+    doc = {
+        "name": "g",
+        "problems": [{"name": "quadratic", "dim": [2, 5], "condition_number": [10.0, 100.0]}],
+        "optimizers": [{"name": "adam", "betas": [[0.9, 0.999], [0.5, 0.9]], "lr": [0.1, 0.2]}],
+        "steps": 3,
+    }
+    runs = expand(parse_experiment(doc))
+    assert len(runs) == 2 * 2 * 2 * 2
+    assert {tuple(r.optimizer.betas) for r in runs} == {(0.9, 0.999), (0.5, 0.9)}
+    single = expand(parse_experiment(dict(doc, optimizers=[{"name": "adam", "betas": [0.5, 0.9]}])))
+    assert len(single) == 4 and tuple(single[0].optimizer.betas) == (0.5, 0.9)
+
+
+def test_grids_inside_nested_schedules_expand() -> None:
+    doc = {
+        "name": "w",
+        "problems": [{"name": "beale"}],
+        "optimizers": [{"name": "sgd", "lr": 0.01}],
+        "schedules": [
+            {"name": "warmup", "warmup_steps": [5, 10], "then": {"name": "step", "step_size": [10, 20, 30]}}
+        ],
+        "steps": 3,
+    }
+    spec = parse_experiment(doc)
+    runs = expand(spec)
+    assert spec.count_runs() == 6 == len(runs)
+    assert {(r.schedule.warmup_steps, r.schedule.then.step_size) for r in runs} == {
+        (w, s) for w in (5, 10) for s in (10, 20, 30)
+    }
+
+
+def test_identical_runs_collapse_and_ids_are_content_hashes() -> None:
+    doc = {
+        "name": "d",
+        "problems": [{"name": "beale"}],
+        "optimizers": [{"name": "adam"}, {"name": "adam", "lr": 1e-3}],
+        "seeds": [3, 3],
+        "steps": 10,
+    }
+    spec = parse_experiment(doc)
+    assert spec.count_runs() == 4
+    runs = expand(spec)
+    assert len(runs) == 1
+    again = RunSpec.model_validate(runs[0].model_dump(mode="json"))
+    assert again.run_id == runs[0].run_id
+    other = expand(parse_experiment(dict(doc, seeds=[4])))[0]
+    assert other.run_id != runs[0].run_id
+    assert len(runs[0].run_id) == 16 and int(runs[0].run_id, 16) >= 0
+
+
+def test_resolved_spec_carries_every_default() -> None:
+    run = expand(parse_experiment({"name": "x", "problems": [{"name": "beale"}],
+                                   "optimizers": [{"name": "adam"}], "steps": 5}))[0]
+    dumped = run.model_dump(mode="json")
+    assert dumped["optimizer"] == {
+        "name": "adam", "lr": 0.001, "betas": [0.9, 0.999], "eps": 1e-8,
+        "weight_decay": 0.0, "amsgrad": False,
+    }
+    assert dumped["schedule"] == {"name": "constant"}
+    assert dumped["seed"] == 0 and dumped["dtype"] == "float64"
+
+
+def test_unknown_names_list_the_allowed_ones() -> None:
+    errs = errors_of(dict(ISSUE_EXAMPLE, optimizers=[{"name": "adamm"}]))
+    (path, message), = errs.items()
+    assert path == "optimizers[0]"
+    assert "'adamm'" in message
+    for name in OPTIMIZERS.names():
+        assert name in message
+    errs = errors_of(dict(ISSUE_EXAMPLE, problems=[{"name": "nope"}]))
+    assert all(n in errs["problems[0]"] for n in PROBLEMS.names())
+    errs = errors_of(dict(ISSUE_EXAMPLE, schedules=[{"name": "nope"}]))
+    assert all(n in errs["schedules[0]"] for n in SCHEDULES.names())
+
+
+def test_field_errors_name_the_exact_path() -> None:
+    errs = errors_of(dict(ISSUE_EXAMPLE, optimizers=[{"name": "adam", "lr": -1}]))
+    assert list(errs) == ["optimizers[0].lr"]
+    assert "greater than 0" in errs["optimizers[0].lr"] and "'adam'" in errs["optimizers[0].lr"]
+    errs = errors_of(dict(ISSUE_EXAMPLE, optimizers=[{"name": "sgd", "lrr": 0.1}]))
+    assert errs == {"optimizers[0].lrr": "unknown field for 'sgd'"}
+    errs = errors_of(dict(ISSUE_EXAMPLE, steps=0, colour="red"))
+    assert set(errs) == {"steps", "colour"}
+    errs = errors_of({k: v for k, v in ISSUE_EXAMPLE.items() if k != "problems"})
+    assert errs == {"problems": "Field required"}
+    errs = errors_of(dict(ISSUE_EXAMPLE, seeds=[-1]))
+    assert list(errs) == ["seeds[0]"]
+
+
+def test_format_errors_is_one_paragraph() -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_experiment(dict(ISSUE_EXAMPLE, steps=-5, optimizers=[{"name": "sgd", "momentum": -1}]))
+    text = format_errors(info.value)
+    assert "\n" not in text
+    assert "steps:" in text and "optimizers[0].momentum:" in text
