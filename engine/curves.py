@@ -52,7 +52,8 @@ def downsample(curves: dict[str, Any], max_points: int) -> dict[str, Any]:
     The x range is cut into equal buckets of consecutive points; every bucket keeps the indices of
     the minimum and maximum of its extreme-carrying series (``losses``; or each per-update series)
     and its last point, so spikes, the best value and the final value all survive; the first point
-    is always kept. A group already within ``max_points`` is returned whole.
+    is always kept. Below ``1 + 2k + 1`` points (k extreme-carrying series) it falls back to
+    evenly spaced points. A group already within ``max_points`` is returned whole.
     """
     if max_points < 1:
         raise ValueError("max_points must be at least 1")
@@ -60,7 +61,7 @@ def downsample(curves: dict[str, Any], max_points: int) -> dict[str, Any]:
     for group, (xname, x, ynames) in _groups(curves).items():
         n = len(x)
         per_bucket = 2 * len([y for y in _EXTREMES[group] if y in ynames]) + 1
-        buckets = max_points // per_bucket
+        buckets = (max_points - 1) // per_bucket
         if n <= max_points or buckets < 1:
             keep = np.arange(n) if n <= max_points else np.linspace(0, n - 1, max_points).round()
             keep = np.unique(keep.astype(np.int64))

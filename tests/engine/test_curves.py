@@ -36,13 +36,13 @@ def test_downsample_keeps_extremes_and_ends(losses: list[float | None], max_poin
     for step, value in zip(out["eval_steps"], out["losses"], strict=True):
         assert curves["losses"][step] == value
     values = [v for v in losses if v is not None]
-    if values and len(losses) > max_points:
+    if values and len(losses) > max_points >= 4:
         assert min(values) in out["losses"] and max(values) in out["losses"]
     assert len(out["update_steps"]) <= max_points
     for key in ("lrs", "grad_norms", "update_norms"):
         assert len(out[key]) == len(out["update_steps"])
         series = curves[key]
-        if series and len(series) > max_points >= 7:
+        if series and len(series) > max_points >= 8:
             assert min(series) in out[key] and max(series) in out[key]
 
 

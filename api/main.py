@@ -1,0 +1,56 @@
+"""The FastAPI application: ``create_app()`` wires settings, database, publisher and routes.
+
+``uvicorn --factory api.main:create_app`` serves it with settings from the environment; tests
+pass their own settings, database (e.g. bound to a rolled-back connection) and publisher.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from api.config import Settings, get_settings
+from api.db import Database
+from api.errors import BodyLimitMiddleware, install_error_handlers
+from api.routes import catalog, experiments, health, runs, summary
+from worker.publish import Publisher
+
+API_VERSION = "1.0.0"
+
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    database: Database | None = None,
+    publisher: Publisher | None = None,
+) -> FastAPI:
+    settings = settings or get_settings()
+    owns_db = database is None
+    db = database or Database.from_settings(settings)
+    pub = publisher or Publisher(settings)
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        yield
+        if owns_db:
+            db.dispose()
+        if publisher is None:
+            pub.close()
+
+    app = FastAPI(
+        title="optbench",
+        version=API_VERSION,
+        summary="Benchmark neural-network optimizers as jobs.",
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.db = db
+    app.state.publisher = pub
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    install_error_handlers(app)
+    for module in (experiments, runs, catalog, health, summary):
+        app.include_router(module.router)
+    summary.mount_dashboard(app)
+    return app

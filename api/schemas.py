@@ -1,0 +1,143 @@
+"""Response models: the API's documented shapes (OpenAPI), separate from the ORM tables.
+
+Handlers build plain dicts (see :mod:`api.services`) and these models describe them; the tests
+validate real responses against them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
+
+
+class _Out(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Counts(_Out):
+    queued: int
+    running: int
+    succeeded: int
+    failed: int
+    cancelled: int
+
+
+class ExperimentLinks(_Out):
+    self: str
+    runs: str
+    summary: str
+    cancel: str
+
+
+class ExperimentItem(_Out):
+    """An experiment as listed (no spec)."""
+
+    id: str
+    name: str
+    description: str
+    status: Status
+    counts: Counts
+    total_runs: int
+    progress: float = Field(ge=0, le=1, description="Finished runs plus running runs' done share")
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    links: ExperimentLinks
+
+
+class Experiment(ExperimentItem):
+    spec: dict[str, Any] = Field(description="The validated spec, defaults filled in")
+
+
+class ExperimentPage(_Out):
+    items: list[ExperimentItem]
+    next_cursor: str | None
+
+
+class DryRun(_Out):
+    run_count: int
+    runs: list[dict[str, Any]] = Field(description="Each resolved run spec with its run_id")
+
+
+class Metrics(_Out):
+    final_loss: float | None
+    best_loss: float | None
+    f_star: float | None
+    suboptimality: float | None
+    steps_to_target: int | None
+    diverged: bool | None
+    divergence_step: int | None
+    divergence_reason: str | None
+    test_loss: float | None
+    test_accuracy: float | None
+    wall_time_s: float | None
+    steps_done: int
+    stopped: bool | None
+
+
+class RunLinks(_Out):
+    self: str
+
+
+class Run(_Out):
+    id: str
+    experiment_id: str
+    spec_hash: str = Field(description="The engine's run id (hash of the resolved run spec)")
+    status: Status
+    spec: dict[str, Any]
+    metrics: Metrics
+    steps_done: int
+    attempts: int
+    error: str | None
+    created_at: datetime
+    started_at: datetime | None
+    finished_at: datetime | None
+    links: RunLinks
+
+
+class Curves(_Out):
+    """Two groups, each with its x axis: eval-aligned and per-update."""
+
+    eval_steps: list[int]
+    losses: list[float | None]
+    wall_times: list[float | None]
+    params_x: list[float | None] | None = None
+    params_y: list[float | None] | None = None
+    update_steps: list[int]
+    lrs: list[float | None]
+    grad_norms: list[float | None]
+    update_norms: list[float | None]
+
+
+class RunWithCurves(Run):
+    curves: Curves
+
+
+class RunPage(_Out):
+    items: list[Run]
+    next_cursor: str | None
+
+
+class FieldError(_Out):
+    path: str
+    message: str
+
+
+class Problem(_Out):
+    """RFC 9457 problem details."""
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    instance: str
+    errors: list[FieldError] | None = None
+
+
+class Health(_Out):
+    status: Literal["ok", "ready"]
+    checks: dict[str, str] = Field(default_factory=dict)

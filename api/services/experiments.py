@@ -1,0 +1,252 @@
+"""Experiment use cases: submit (with limits and idempotency), read, list, cancel.
+
+Submitting commits the experiment and all its runs first and only then publishes the tasks; a
+failed publish leaves the runs unstamped for the reconciler rather than failing the request.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
+
+from api.config import Settings
+from api.db import Database
+from api.errors import ProblemError, not_found
+from api.models import Experiment, utcnow
+from api.store import (
+    RUN_STATUS_KEYS,
+    Counts,
+    cancel_experiment,
+    create_experiment,
+    run_counts,
+    run_row_id,
+    spec_hash_of,
+)
+from engine.spec import ExperimentSpec, RunSpec, expand, expand_model
+from worker.publish import Publisher
+
+ID_PATTERN_LENGTH = 24
+
+
+def valid_id(ident: str) -> bool:
+    return len(ident) == ID_PATTERN_LENGTH and all(c in "0123456789abcdef" for c in ident)
+
+
+def iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat().replace("+00:00", "Z")
+
+
+def experiment_links(experiment_id: str) -> dict[str, str]:
+    base = f"/v1/experiments/{experiment_id}"
+    return {
+        "self": base,
+        "runs": f"{base}/runs",
+        "summary": f"{base}/summary",
+        "cancel": f"{base}/cancel",
+    }
+
+
+def experiment_dict(exp: Experiment, counts: Counts, *, with_spec: bool) -> dict[str, Any]:
+    out: dict[str, Any] = {
+        "id": exp.id,
+        "name": exp.name,
+        "description": exp.description,
+        "status": exp.status,
+        "counts": {k: counts.by_status[k] for k in RUN_STATUS_KEYS},
+        "total_runs": exp.total_runs,
+        "progress": min(1.0, counts.done / exp.total_runs) if exp.total_runs else 1.0,
+        "created_at": iso(exp.created_at),
+        "started_at": iso(exp.started_at),
+        "finished_at": iso(exp.finished_at),
+        "links": experiment_links(exp.id),
+    }
+    if with_spec:
+        out["spec"] = json.loads(exp.spec)
+    return out
+
+
+def check_limits(spec: ExperimentSpec, settings: Settings) -> list[RunSpec]:
+    """Expand the spec, refusing what exceeds this service's limits (422 with field paths)."""
+    errors: list[dict[str, Any]] = []
+    if spec.steps > settings.max_steps_per_run:
+        errors.append(
+            {
+                "path": "steps",
+                "message": f"at most {settings.max_steps_per_run} steps per run on this service",
+            }
+        )
+    for i, problem in enumerate(spec.problems):
+        for variant in expand_model(problem):
+            n = int(variant.num_params())  # type: ignore[attr-defined]
+            if n > settings.max_params_per_problem:
+                errors.append(
+                    {
+                        "path": f"problems[{i}]",
+                        "message": f"{n} parameters; at most {settings.max_params_per_problem} "
+                        "per problem on this service",
+                    }
+                )
+                break
+    count = spec.count_runs()
+    if count > settings.max_runs_per_experiment:
+        errors.append(
+            {
+                "path": "(body)",
+                "message": f"expands to {count} runs; at most "
+                f"{settings.max_runs_per_experiment} per experiment on this service",
+            }
+        )
+    if errors:
+        raise ProblemError(
+            422, "the experiment exceeds this service's limits", kind="limit", errors=errors
+        )
+    try:
+        return expand(spec)
+    except ValueError as exc:
+        raise ProblemError(
+            422, str(exc), kind="invalid-request", errors=[{"path": "(body)", "message": str(exc)}]
+        ) from None
+
+
+def dry_run(spec: ExperimentSpec, settings: Settings) -> dict[str, Any]:
+    runs = check_limits(spec, settings)
+    return {
+        "run_count": len(runs),
+        "runs": [{"run_id": r.run_id, **r.model_dump(mode="json")} for r in runs],
+    }
+
+
+def _load(session: Session, experiment_id: str, *, with_spec: bool = True) -> dict[str, Any]:
+    exp = session.get(Experiment, experiment_id)
+    if exp is None:
+        raise not_found("experiment", experiment_id)
+    counts = run_counts(session, [exp.id])[exp.id]
+    return experiment_dict(exp, counts, with_spec=with_spec)
+
+
+def _replay(session: Session, key: str, spec_hash: str) -> dict[str, Any] | None:
+    exp = session.execute(
+        select(Experiment).where(Experiment.idempotency_key == key)
+    ).scalar_one_or_none()
+    if exp is None:
+        return None
+    if exp.spec_hash != spec_hash:
+        raise ProblemError(
+            422,
+            "this Idempotency-Key was already used with a different request body",
+            kind="idempotency-key-reused",
+            errors=[{"path": "headers.Idempotency-Key", "message": "reused with another body"}],
+        )
+    counts = run_counts(session, [exp.id])[exp.id]
+    return experiment_dict(exp, counts, with_spec=True)
+
+
+def submit(
+    db: Database,
+    publisher: Publisher,
+    settings: Settings,
+    spec: ExperimentSpec,
+    idempotency_key: str | None,
+) -> tuple[dict[str, Any], bool]:
+    """Store and enqueue an experiment; returns (experiment, created).
+
+    ``created`` is False when an ``Idempotency-Key`` replay returned the original experiment.
+    """
+    spec_hash = spec_hash_of(spec)
+    if idempotency_key is not None:
+        with db.session() as session:
+            original = _replay(session, idempotency_key, spec_hash)
+        if original is not None:
+            return original, False
+    runs = check_limits(spec, settings)
+    try:
+        with db.writer() as session:
+            exp = create_experiment(session, spec, runs, idempotency_key=idempotency_key)
+            session.commit()
+            experiment_id = exp.id
+    except IntegrityError:
+        if idempotency_key is None:
+            raise
+        # A concurrent request with the same key won the insert.
+        with db.session() as session:
+            original = _replay(session, idempotency_key, spec_hash)
+        if original is None:
+            raise
+        return original, False
+    publisher.enqueue(db, experiment_id, [(run_row_id(experiment_id, r.run_id), r) for r in runs])
+    with db.session() as session:
+        return _load(session, experiment_id), True
+
+
+def get(db: Database, experiment_id: str) -> dict[str, Any]:
+    if not valid_id(experiment_id):
+        raise not_found("experiment", experiment_id)
+    with db.session() as session:
+        return _load(session, experiment_id)
+
+
+def encode_cursor(data: dict[str, Any]) -> str:
+    raw = json.dumps(data, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> dict[str, Any]:
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
+        data = json.loads(raw)
+    except (ValueError, UnicodeDecodeError):
+        data = None
+    if not isinstance(data, dict):
+        raise ProblemError(
+            400,
+            "the cursor is not one this API returned",
+            kind="invalid-cursor",
+            errors=[{"path": "query.cursor", "message": "invalid cursor"}],
+        )
+    return data
+
+
+def list_page(
+    db: Database, *, status: str | None, name: str | None, limit: int, cursor: str | None
+) -> dict[str, Any]:
+    """Newest first (ids sort by creation time); keyset pagination on the id."""
+    query = select(Experiment).order_by(Experiment.id.desc()).limit(limit + 1)
+    if status is not None:
+        query = query.where(Experiment.status == status)
+    if name:
+        query = query.where(Experiment.name.contains(name, autoescape=True))
+    if cursor is not None:
+        after = decode_cursor(cursor).get("before")
+        if not isinstance(after, str):
+            raise ProblemError(
+                400,
+                "the cursor is not one this API returned",
+                kind="invalid-cursor",
+                errors=[{"path": "query.cursor", "message": "invalid cursor"}],
+            )
+        query = query.where(Experiment.id < after)
+    with db.session() as session:
+        rows = list(session.execute(query).scalars().all())
+        page = rows[:limit]
+        counts = run_counts(session, [e.id for e in page])
+    items = [experiment_dict(e, counts[e.id], with_spec=False) for e in page]
+    next_cursor = encode_cursor({"before": page[-1].id}) if len(rows) > limit else None
+    return {"items": items, "next_cursor": next_cursor}
+
+
+def cancel(db: Database, experiment_id: str) -> dict[str, Any]:
+    if not valid_id(experiment_id):
+        raise not_found("experiment", experiment_id)
+    with db.writer() as session:
+        exp = cancel_experiment(session, experiment_id, utcnow())
+        if exp is None:
+            raise not_found("experiment", experiment_id)
+        session.commit()
+    with db.session() as session:
+        return _load(session, experiment_id)

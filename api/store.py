@@ -1,0 +1,603 @@
+"""The run state machine and the queries the API and the worker share.
+
+A run moves ``queued → running → succeeded | failed | cancelled`` (and back to ``queued`` when its
+lease expires). Every transition is a conditional UPDATE, so concurrent actors (a redelivered
+task, the reconciler, a cancel request) cannot both win:
+
+* a task *claims* runs that are ``queued`` (or ``running`` with an expired lease), stamping a
+  fresh ``lease_token`` and bumping ``attempts``;
+* every later write of that attempt — lease renewals, checkpoints, the final results — applies only
+  to rows that still carry its token and are ``running``, so an attempt that lost its lease writes
+  nothing;
+* transactions that change run statuses lock the experiment row first (a fixed lock order, so
+  PostgreSQL never deadlocks) and end by recomputing the experiment's status from its run counts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any
+
+import numpy as np
+from sqlalchemy import and_, case, delete, func, insert, or_, select, update
+from sqlalchemy.orm import Session
+
+from api.models import TERMINAL, Experiment, Run, RunCurve, utcnow
+from engine.runner import CURVE_KEYS, METRIC_KEYS
+from engine.spec import ExperimentSpec, RunSpec
+
+#: Curves whose values are integers (packed as int64); all others are float64, NaN for ``None``.
+INT_CURVES = frozenset({"eval_steps", "update_steps"})
+RUN_STATUS_KEYS = ("queued", "running", "succeeded", "failed", "cancelled")
+
+
+def canonical_json(data: Any) -> str:
+    return json.dumps(data, sort_keys=True, separators=(",", ":"), allow_nan=False)
+
+
+def new_experiment_id() -> str:
+    """24 hex digits: 48 bits of milliseconds since the epoch, then 48 random bits.
+
+    Ids sort by creation time (to the millisecond), which keyset pagination relies on.
+    """
+    return f"{time.time_ns() // 1_000_000:012x}{os.urandom(6).hex()}"
+
+
+def run_row_id(experiment_id: str, engine_run_id: str) -> str:
+    """Experiment-scoped and deterministic: the same run in one experiment always has this id."""
+    return hashlib.sha256(f"{experiment_id}:{engine_run_id}".encode()).hexdigest()[:24]
+
+
+# --------------------------------------------------------------------------- curve codec
+
+
+def pack_curve(name: str, values: Sequence[Any]) -> bytes:
+    if name in INT_CURVES:
+        return np.asarray(values, dtype="<i8").tobytes()
+    try:
+        return np.asarray(values, dtype="<f8").tobytes()
+    except TypeError:  # a None (non-finite value) among them
+        floats = [math.nan if v is None else v for v in values]
+        return np.asarray(floats, dtype="<f8").tobytes()
+
+
+def unpack_curve(name: str, data: bytes) -> list[Any]:
+    if name in INT_CURVES:
+        return np.frombuffer(data, dtype="<i8").tolist()
+    arr = np.frombuffer(data, dtype="<f8")
+    out: list[Any] = arr.tolist()
+    for i in np.flatnonzero(~np.isfinite(arr)).tolist():
+        out[i] = None
+    return out
+
+
+def load_curves(session: Session, run_id: str) -> dict[str, list[Any]]:
+    """Every stored curve of a run, chunks joined in order (a running run: its points so far)."""
+    rows = session.execute(
+        select(RunCurve.name, RunCurve.start, RunCurve.data)
+        .where(RunCurve.run_id == run_id)
+        .order_by(RunCurve.name, RunCurve.seq)
+    ).all()
+    parts: dict[str, list[bytes]] = {}
+    lengths: dict[str, int] = {}
+    for name, start, data in rows:
+        if start != lengths.get(name, 0):
+            raise RuntimeError(f"run {run_id}: curve {name!r} has a gap at {start}")
+        parts.setdefault(name, []).append(data)
+        lengths[name] = start + len(data) // 8
+    return {name: unpack_curve(name, b"".join(chunks)) for name, chunks in parts.items()}
+
+
+# --------------------------------------------------------------------------- experiments
+
+
+def create_experiment(
+    session: Session,
+    spec: ExperimentSpec,
+    runs: Sequence[RunSpec],
+    *,
+    idempotency_key: str | None = None,
+    now: datetime | None = None,
+) -> Experiment:
+    """Insert an experiment and its runs (all ``queued``); the caller commits."""
+    now = now or utcnow()
+    spec_json = canonical_json(spec.model_dump(mode="json"))
+    experiment = Experiment(
+        id=new_experiment_id(),
+        name=spec.name,
+        description=spec.description,
+        status="queued",
+        spec=spec_json,
+        spec_hash=hashlib.sha256(spec_json.encode()).hexdigest(),
+        idempotency_key=idempotency_key,
+        total_runs=len(runs),
+        created_at=now,
+    )
+    session.add(experiment)
+    session.flush()
+    rows = [
+        {
+            "id": run_row_id(experiment.id, run.run_id),
+            "experiment_id": experiment.id,
+            "position": i,
+            "spec_hash": run.run_id,
+            "spec": run.canonical_json(),
+            "steps": run.steps,
+            "status": "queued",
+            "steps_done": 0,
+            "attempts": 0,
+            "revision": 0,
+            "created_at": now,
+        }
+        for i, run in enumerate(runs)
+    ]
+    if rows:
+        session.execute(insert(Run), rows)
+    return experiment
+
+
+def spec_hash_of(spec: ExperimentSpec) -> str:
+    return hashlib.sha256(canonical_json(spec.model_dump(mode="json")).encode()).hexdigest()
+
+
+def lock_experiment(session: Session, experiment_id: str) -> Experiment | None:
+    """The experiment row, locked for this transaction (first lock of every status change)."""
+    return session.execute(
+        select(Experiment).where(Experiment.id == experiment_id).with_for_update()
+    ).scalar_one_or_none()
+
+
+@dataclass
+class Counts:
+    by_status: dict[str, int] = field(default_factory=lambda: dict.fromkeys(RUN_STATUS_KEYS, 0))
+    #: Finished runs plus the done fraction of running ones.
+    done: float = 0.0
+
+
+def run_counts(session: Session, experiment_ids: Iterable[str]) -> dict[str, Counts]:
+    ids = list(experiment_ids)
+    out = {i: Counts() for i in ids}
+    if not ids:
+        return out
+    done = func.sum(
+        case(
+            (Run.status.in_(TERMINAL), 1.0),
+            (Run.status == "running", Run.steps_done * 1.0 / Run.steps),
+            else_=0.0,
+        )
+    )
+    rows = session.execute(
+        select(Run.experiment_id, Run.status, func.count(), done)
+        .where(Run.experiment_id.in_(ids))
+        .group_by(Run.experiment_id, Run.status)
+    ).all()
+    for experiment_id, status, n, fraction in rows:
+        counts = out[experiment_id]
+        counts.by_status[status] = int(n)
+        counts.done += float(fraction or 0.0)
+    return out
+
+
+def refresh_experiment(session: Session, experiment: Experiment, now: datetime) -> None:
+    """Derive the experiment's status and timestamps from its runs (under the experiment lock).
+
+    ``cancelled`` as soon as a cancel was requested; otherwise ``queued`` until a run is claimed,
+    ``running`` while any run is queued or running, then ``failed`` if any run failed, else
+    ``succeeded``. ``finished_at`` is set once no run is queued or running.
+    """
+    session.flush()
+    c = Counter(
+        dict(
+            session.execute(
+                select(Run.status, func.count())
+                .where(Run.experiment_id == experiment.id)
+                .group_by(Run.status)
+            ).all()
+        )
+    )
+    active = c["queued"] + c["running"]
+    touched = c["running"] + sum(c[s] for s in TERMINAL)
+    if experiment.cancel_requested_at is not None:
+        status = "cancelled"
+    elif active == 0:
+        status = "failed" if c["failed"] else "succeeded"
+    elif touched:
+        status = "running"
+    else:
+        status = "queued"
+    experiment.status = status
+    if touched and experiment.started_at is None and (c["running"] or c["succeeded"]):
+        experiment.started_at = now
+    if active == 0 and experiment.finished_at is None:
+        experiment.finished_at = now
+
+
+def cancel_experiment(session: Session, experiment_id: str, now: datetime) -> Experiment | None:
+    """Request cancellation: queued runs are cancelled now, running ones stop at a checkpoint.
+
+    A finished experiment is left as it is (cancelling is idempotent).
+    """
+    experiment = lock_experiment(session, experiment_id)
+    if experiment is None:
+        return None
+    if experiment.finished_at is None and experiment.cancel_requested_at is None:
+        experiment.cancel_requested_at = now
+        session.execute(
+            update(Run)
+            .where(Run.experiment_id == experiment_id, Run.status == "queued")
+            .values(status="cancelled", finished_at=now, revision=Run.revision + 1)
+            .execution_options(synchronize_session=False)
+        )
+        refresh_experiment(session, experiment, now)
+    return experiment
+
+
+# --------------------------------------------------------------------------- task side
+
+
+@dataclass
+class Claim:
+    #: Rows this attempt now holds: row id → run spec.
+    runs: dict[str, RunSpec]
+    #: Rows given up on (too many attempts) or cancelled instead of claimed.
+    dropped: list[str]
+
+
+_METRIC_RESET = dict.fromkeys(METRIC_KEYS)
+_METRIC_RESET["steps_done"] = 0
+
+
+def claim_runs(
+    session: Session,
+    experiment_id: str,
+    run_ids: Sequence[str],
+    *,
+    token: str,
+    now: datetime,
+    lease_s: float,
+    max_attempts: int,
+) -> Claim:
+    """Claim the claimable runs among ``run_ids`` for the attempt ``token``; the caller commits.
+
+    Claimable: ``queued``, or ``running`` with an expired lease (its worker is presumed dead).
+    An expired run that used up ``max_attempts`` is marked failed instead; under a cancelled
+    experiment claimable runs are marked cancelled. Earlier attempts' partial curves are dropped.
+    """
+    experiment = lock_experiment(session, experiment_id)
+    if experiment is None:
+        return Claim({}, [])
+    claimable = and_(
+        Run.experiment_id == experiment_id,
+        Run.id.in_(list(run_ids)),
+        or_(
+            Run.status == "queued",
+            and_(Run.status == "running", Run.lease_expires_at < now),
+        ),
+    )
+    dropped: list[str] = []
+    if experiment.cancel_requested_at is not None:
+        dropped += (
+            session.execute(
+                update(Run)
+                .where(claimable)
+                .values(
+                    status="cancelled", finished_at=now, lease_token=None, revision=Run.revision + 1
+                )
+                .returning(Run.id)
+                .execution_options(synchronize_session=False)
+            )
+            .scalars()
+            .all()
+        )
+        refresh_experiment(session, experiment, now)
+        return Claim({}, dropped)
+    dropped += (
+        session.execute(
+            update(Run)
+            .where(claimable, Run.attempts >= max_attempts)
+            .values(
+                status="failed",
+                finished_at=now,
+                lease_token=None,
+                lease_expires_at=None,
+                error=f"gave up after {max_attempts} attempts: the worker running it was lost "
+                "(killed, out of memory or past the hard time limit)",
+                revision=Run.revision + 1,
+            )
+            .returning(Run.id)
+            .execution_options(synchronize_session=False)
+        )
+        .scalars()
+        .all()
+    )
+    claimed = session.execute(
+        update(Run)
+        .where(claimable, Run.attempts < max_attempts)
+        .values(
+            status="running",
+            lease_token=token,
+            lease_expires_at=now + timedelta(seconds=lease_s),
+            attempts=Run.attempts + 1,
+            started_at=now,
+            finished_at=None,
+            error=None,
+            revision=Run.revision + 1,
+            **_METRIC_RESET,
+        )
+        .returning(Run.id, Run.spec)
+        .execution_options(synchronize_session=False)
+    ).all()
+    if claimed:
+        session.execute(delete(RunCurve).where(RunCurve.run_id.in_([r[0] for r in claimed])))
+    refresh_experiment(session, experiment, now)
+    runs = {row_id: RunSpec.model_validate_json(spec) for row_id, spec in claimed}
+    return Claim(runs, dropped)
+
+
+def renew_lease(session: Session, token: str, *, now: datetime, lease_s: float) -> set[str]:
+    """Extend the attempt's lease; returns the rows it still holds."""
+    return set(
+        session.execute(
+            update(Run)
+            .where(Run.lease_token == token, Run.status == "running")
+            .values(lease_expires_at=now + timedelta(seconds=lease_s))
+            .returning(Run.id)
+            .execution_options(synchronize_session=False)
+        )
+        .scalars()
+        .all()
+    )
+
+
+def cancel_requested(session: Session, experiment_id: str) -> bool:
+    return (
+        session.execute(
+            select(Experiment.cancel_requested_at).where(Experiment.id == experiment_id)
+        ).scalar_one_or_none()
+        is not None
+    )
+
+
+def _metrics(result: dict[str, Any]) -> dict[str, Any]:
+    return {key: result.get(key) for key in METRIC_KEYS}
+
+
+@dataclass
+class CurveLog:
+    """What one attempt has written of each curve so far: (row id, name) → (next seq, length)."""
+
+    written: dict[tuple[str, str], tuple[int, int]] = field(default_factory=dict)
+
+    def append_rows(self, row_id: str, result: dict[str, Any]) -> list[dict[str, Any]]:
+        rows = []
+        for name in CURVE_KEYS:
+            values = result.get(name)
+            if values is None:
+                continue
+            seq, length = self.written.get((row_id, name), (0, 0))
+            if len(values) <= length:
+                continue
+            rows.append(
+                {
+                    "run_id": row_id,
+                    "name": name,
+                    "seq": seq,
+                    "start": length,
+                    "length": len(values) - length,
+                    "data": pack_curve(name, values[length:]),
+                }
+            )
+            self.written[(row_id, name)] = (seq + 1, len(values))
+        return rows
+
+
+def save_checkpoint(
+    session: Session,
+    token: str,
+    partials: dict[str, dict[str, Any]],
+    log: CurveLog,
+    *,
+    now: datetime,
+    lease_s: float,
+) -> set[str]:
+    """Store partial results (row id → engine result) of runs the attempt still holds.
+
+    Metrics and ``steps_done`` are overwritten; curves get only their new tail appended. Returns
+    the rows the attempt still holds (its lease renewed); the caller commits.
+    """
+    owned = renew_lease(session, token, now=now, lease_s=lease_s)
+    mine = {row_id: res for row_id, res in partials.items() if row_id in owned}
+    if not mine:
+        return owned
+    session.execute(update(Run), [{"id": row_id, **_metrics(res)} for row_id, res in mine.items()])
+    _bump_revisions(session, list(mine))
+    chunks = [row for row_id, res in mine.items() for row in log.append_rows(row_id, res)]
+    if chunks:
+        session.execute(insert(RunCurve), chunks)
+    return owned
+
+
+def _bump_revisions(session: Session, row_ids: list[str]) -> None:
+    session.execute(
+        update(Run)
+        .where(Run.id.in_(row_ids))
+        .values(revision=Run.revision + 1)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def finish_runs(
+    session: Session,
+    experiment_id: str,
+    token: str,
+    results: dict[str, dict[str, Any]],
+    *,
+    now: datetime,
+    errors: dict[str, str] | None = None,
+) -> set[str]:
+    """Write final results (row id → engine result) and failures in one transaction.
+
+    Only rows still held by ``token`` change: a redelivered or superseded attempt writes nothing.
+    A run the engine reports ``stopped`` ends ``cancelled`` (with its partial curves); a diverged
+    run is a result like any other (``succeeded``, ``diverged: true``). Returns the rows written.
+    """
+    experiment = lock_experiment(session, experiment_id)
+    if experiment is None:
+        return set()
+    held = set(
+        session.execute(
+            select(Run.id).where(
+                Run.lease_token == token,
+                Run.status == "running",
+                Run.experiment_id == experiment_id,
+            )
+        )
+        .scalars()
+        .all()
+    )
+    errors = errors or {}
+    done = {row_id: res for row_id, res in results.items() if row_id in held}
+    failed = {r: msg for r, msg in errors.items() if r in held and r not in done}
+    updates = []
+    for row_id, res in done.items():
+        status = "cancelled" if res.get("stopped") else "succeeded"
+        updates.append({"id": row_id, "status": status, **_metrics(res)})
+    for row_id, message in failed.items():
+        updates.append({"id": row_id, "status": "failed", "error": message})
+    if not updates:
+        return set()
+    for row in updates:
+        row.update(finished_at=now, lease_token=None, lease_expires_at=None)
+    session.execute(update(Run), updates)
+    _bump_revisions(session, [row["id"] for row in updates])
+    if done:
+        session.execute(delete(RunCurve).where(RunCurve.run_id.in_(list(done))))
+        fresh = CurveLog()
+        chunks = [row for row_id, res in done.items() for row in fresh.append_rows(row_id, res)]
+        if chunks:
+            session.execute(insert(RunCurve), chunks)
+    refresh_experiment(session, experiment, now)
+    return set(done) | set(failed)
+
+
+# --------------------------------------------------------------------------- reconciler
+
+
+def expired_runs(session: Session, now: datetime) -> dict[str, list[str]]:
+    """Running runs whose lease expired, by experiment."""
+    rows = session.execute(
+        select(Run.experiment_id, Run.id)
+        .where(Run.status == "running", Run.lease_expires_at < now)
+        .order_by(Run.experiment_id, Run.position)
+    ).all()
+    out: dict[str, list[str]] = {}
+    for experiment_id, row_id in rows:
+        out.setdefault(experiment_id, []).append(row_id)
+    return out
+
+
+def requeue_expired(
+    session: Session,
+    experiment_id: str,
+    run_ids: Sequence[str],
+    *,
+    now: datetime,
+    max_attempts: int,
+) -> list[str]:
+    """Return abandoned runs to ``queued`` (or fail/cancel them); returns the rows to re-enqueue.
+
+    The UPDATE re-checks the expiry, so a run whose attempt renewed its lease meanwhile is left
+    alone, and two reconcilers never both re-enqueue the same run.
+    """
+    experiment = lock_experiment(session, experiment_id)
+    if experiment is None:
+        return []
+    expired = and_(
+        Run.experiment_id == experiment_id,
+        Run.id.in_(list(run_ids)),
+        Run.status == "running",
+        Run.lease_expires_at < now,
+    )
+    common = {"lease_token": None, "lease_expires_at": None, "revision": Run.revision + 1}
+    if experiment.cancel_requested_at is not None:
+        session.execute(
+            update(Run)
+            .where(expired)
+            .values(status="cancelled", finished_at=now, **common)
+            .execution_options(synchronize_session=False)
+        )
+        refresh_experiment(session, experiment, now)
+        return []
+    session.execute(
+        update(Run)
+        .where(expired, Run.attempts >= max_attempts)
+        .values(
+            status="failed",
+            finished_at=now,
+            error=f"gave up after {max_attempts} attempts: the worker running it was lost "
+            "(killed, out of memory or past the hard time limit)",
+            **common,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    requeued = list(
+        session.execute(
+            update(Run)
+            .where(expired, Run.attempts < max_attempts)
+            .values(status="queued", enqueued_at=now, **common)
+            .returning(Run.id)
+            .execution_options(synchronize_session=False)
+        )
+        .scalars()
+        .all()
+    )
+    refresh_experiment(session, experiment, now)
+    return requeued
+
+
+def stale_queued_runs(
+    session: Session, now: datetime, *, unsent_grace_s: float, resend_after_s: float
+) -> dict[str, list[str]]:
+    """Queued runs whose message is presumed lost, marked as re-sent now; by experiment.
+
+    Never sent (``enqueued_at`` unset ``unsent_grace_s`` after creation: the publish failed) or
+    sent more than ``resend_after_s`` ago (longer than the broker keeps an unacknowledged message
+    away). A duplicate message is harmless: the second claim finds nothing to claim.
+    """
+    unsent = and_(
+        Run.enqueued_at.is_(None), Run.created_at < now - timedelta(seconds=unsent_grace_s)
+    )
+    old = Run.enqueued_at < now - timedelta(seconds=resend_after_s)
+    rows = session.execute(
+        update(Run)
+        .where(Run.status == "queued", or_(unsent, old))
+        .values(enqueued_at=now)
+        .returning(Run.experiment_id, Run.id)
+        .execution_options(synchronize_session=False)
+    ).all()
+    out: dict[str, list[str]] = {}
+    for experiment_id, row_id in rows:
+        out.setdefault(experiment_id, []).append(row_id)
+    return out
+
+
+def mark_enqueued(session: Session, run_ids: Sequence[str], now: datetime) -> None:
+    session.execute(
+        update(Run)
+        .where(Run.id.in_(list(run_ids)), Run.status == "queued")
+        .values(enqueued_at=now)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def run_specs(session: Session, run_ids: Sequence[str]) -> dict[str, RunSpec]:
+    rows = session.execute(select(Run.id, Run.spec).where(Run.id.in_(list(run_ids)))).all()
+    return {row_id: RunSpec.model_validate_json(spec) for row_id, spec in rows}

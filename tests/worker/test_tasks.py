@@ -1,0 +1,228 @@
+"""The task function called directly against real databases (SQLite and PostgreSQL).
+
+Claims, idempotent redelivery, partial checkpoints, cancellation, lease fencing, failures and
+the attempt limit — each checked on the stored rows.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select, update
+
+from api.models import Run, RunCurve, utcnow
+from api.store import cancel_experiment
+from engine.runner import run_batch
+from engine.spec import expand, parse_experiment
+from tests.conftest import SIMPLE_SPEC, wait_for
+from tests.worker.helpers import curves, experiment, long_spec, new_experiment, runs_of
+from worker import tasks
+from worker.runtime import Runtime
+from worker.tasks import execute_chunk
+
+EXACT_KEYS = ("eval_steps", "losses", "params_x", "params_y", "lrs", "grad_norms", "update_norms")
+EXACT_METRICS = ("final_loss", "best_loss", "suboptimality", "steps_to_target", "diverged")
+
+
+def test_results_equal_the_engine_and_redelivery_is_a_no_op(rt: Runtime) -> None:
+    experiment_id, ids = new_experiment(rt.db, SIMPLE_SPEC)
+    assert execute_chunk(rt, experiment_id, ids) == {"claimed": 3, "dropped": 0, "written": 3}
+    expected = run_batch(expand(parse_experiment(SIMPLE_SPEC)))
+    stored = runs_of(rt.db, experiment_id)
+    for run, result in zip(stored, expected, strict=True):
+        assert run.status == "succeeded" and run.attempts == 1 and run.lease_token is None
+        assert run.spec_hash == result["run_id"]
+        for key in EXACT_METRICS:
+            assert getattr(run, key) == result[key], key
+        got = curves(rt.db, run.id)
+        for key in EXACT_KEYS:
+            assert got[key] == result[key], key
+    exp = experiment(rt.db, experiment_id)
+    assert exp.status == "succeeded" and exp.finished_at is not None and exp.started_at is not None
+    before = {(r.id, r.revision) for r in stored}
+
+    # The same message again (a redelivery): nothing to claim, nothing written.
+    assert execute_chunk(rt, experiment_id, ids) == {"claimed": 0, "dropped": 0, "written": 0}
+    assert {(r.id, r.revision) for r in runs_of(rt.db, experiment_id)} == before
+    with rt.db.session() as session:
+        chunks = session.execute(
+            select(func.count(), func.max(RunCurve.seq)).where(RunCurve.run_id.in_(ids))
+        ).one()
+    assert chunks == (3 * len(EXACT_KEYS) + 3, 0)  # + wall_times; one chunk per curve
+
+
+def test_running_run_shows_a_partial_curve(rt: Runtime) -> None:
+    experiment_id, [run_id] = new_experiment(rt.db, long_spec())
+    worker = threading.Thread(target=execute_chunk, args=(rt, experiment_id, [run_id]))
+    worker.start()
+
+    def partial() -> tuple[Run, dict[str, list[Any]]] | None:
+        [run] = runs_of(rt.db, experiment_id)
+        if run.status == "running" and run.steps_done > 0:
+            return run, curves(rt.db, run_id)
+        return None
+
+    run, snapshot = wait_for(partial, 30, "a checkpoint")
+    worker.join()
+    assert experiment(rt.db, experiment_id).status == "succeeded"
+    final = curves(rt.db, run_id)
+    assert 0 < len(snapshot["lrs"]) < len(final["lrs"])
+    assert run.steps_done == len(snapshot["lrs"])
+    for key in ("losses", "lrs", "grad_norms", "eval_steps"):
+        assert final[key][: len(snapshot[key])] == snapshot[key], key
+
+
+def test_cancel_stops_the_running_batch_and_skips_the_rest(rt: Runtime) -> None:
+    experiment_id, ids = new_experiment(rt.db, long_spec(steps=60_000, dims=(2, 3)))
+    worker = threading.Thread(target=execute_chunk, args=(rt, experiment_id, ids))
+    worker.start()
+    wait_for(lambda: runs_of(rt.db, experiment_id)[0].steps_done > 0, 30, "the first batch")
+    with rt.db.writer() as session:
+        cancel_experiment(session, experiment_id, utcnow())
+        session.commit()
+    started = time.monotonic()
+    worker.join()
+    assert time.monotonic() - started < 5
+    first, second = runs_of(rt.db, experiment_id)
+    assert first.status == second.status == "cancelled"
+    assert first.stopped and 0 < first.steps_done < 60_000
+    assert len(curves(rt.db, first.id)["lrs"]) == first.steps_done
+    assert second.stopped and second.steps_done == 0
+    assert curves(rt.db, second.id) == {}
+    exp = experiment(rt.db, experiment_id)
+    assert exp.status == "cancelled" and exp.finished_at is not None
+
+
+def test_an_attempt_that_lost_its_lease_writes_nothing(rt: Runtime) -> None:
+    experiment_id, [run_id] = new_experiment(rt.db, long_spec(steps=60_000))
+    worker = threading.Thread(target=execute_chunk, args=(rt, experiment_id, [run_id]))
+    worker.start()
+    wait_for(lambda: runs_of(rt.db, experiment_id)[0].steps_done > 0, 30, "a checkpoint")
+    with rt.db.writer() as session:  # another attempt takes the run over
+        session.execute(update(Run).where(Run.id == run_id).values(lease_token="x" * 32))
+        session.commit()
+    started = time.monotonic()
+    worker.join()
+    assert time.monotonic() - started < 5, "the superseded attempt must stop at a checkpoint"
+    [run] = runs_of(rt.db, experiment_id)
+    assert run.status == "running" and run.lease_token == "x" * 32
+    assert run.finished_at is None and run.steps_done < 60_000
+
+
+def test_an_expired_attempt_is_taken_over_and_restarts_clean(rt: Runtime) -> None:
+    experiment_id, ids = new_experiment(rt.db, SIMPLE_SPEC)
+    stale = utcnow() - timedelta(seconds=1)
+    with rt.db.writer() as session:  # attempt 1 died after a checkpoint
+        session.execute(
+            update(Run)
+            .where(Run.id == ids[0])
+            .values(status="running", lease_token="d" * 32, lease_expires_at=stale, attempts=1)
+        )
+        session.add(RunCurve(run_id=ids[0], name="lrs", seq=0, start=0, length=1, data=b"\0" * 8))
+        session.commit()
+    assert execute_chunk(rt, experiment_id, ids)["written"] == 3
+    expected = run_batch(expand(parse_experiment(SIMPLE_SPEC)))
+    first = runs_of(rt.db, experiment_id)[0]
+    assert first.attempts == 2 and first.status == "succeeded"
+    assert curves(rt.db, first.id)["lrs"] == expected[0]["lrs"]
+
+
+def test_a_live_lease_is_not_taken_over(rt: Runtime) -> None:
+    experiment_id, ids = new_experiment(rt.db, SIMPLE_SPEC)
+    live = utcnow() + timedelta(seconds=60)
+    with rt.db.writer() as session:
+        session.execute(
+            update(Run)
+            .where(Run.id == ids[0])
+            .values(status="running", lease_token="l" * 32, lease_expires_at=live, attempts=1)
+        )
+        session.commit()
+    assert execute_chunk(rt, experiment_id, ids) == {"claimed": 2, "dropped": 0, "written": 2}
+    first = runs_of(rt.db, experiment_id)[0]
+    assert first.status == "running" and first.lease_token == "l" * 32
+    assert experiment(rt.db, experiment_id).status == "running"
+
+
+def test_attempt_limit_fails_the_run(rt: Runtime) -> None:
+    experiment_id, ids = new_experiment(rt.db, SIMPLE_SPEC)
+    stale = utcnow() - timedelta(seconds=1)
+    with rt.db.writer() as session:
+        session.execute(
+            update(Run)
+            .where(Run.id.in_(ids))
+            .values(status="running", lease_token="d" * 32, lease_expires_at=stale, attempts=3)
+        )
+        session.commit()
+    assert execute_chunk(rt, experiment_id, ids) == {"claimed": 0, "dropped": 3, "written": 0}
+    for run in runs_of(rt.db, experiment_id):
+        assert run.status == "failed" and "gave up after 3 attempts" in (run.error or "")
+    assert experiment(rt.db, experiment_id).status == "failed"
+
+
+def test_engine_error_fails_only_its_batch(rt: Runtime, monkeypatch: pytest.MonkeyPatch) -> None:
+    spec = {**SIMPLE_SPEC, "problems": [{"name": "rosenbrock", "dim": [2, 3]}]}
+    experiment_id, ids = new_experiment(rt.db, spec)
+    real = tasks.run_batch
+
+    def flaky(runs: Any, **kw: Any) -> Any:
+        if runs[0].problem.dim == 3:
+            raise FloatingPointError("overflow in the 3-d batch")
+        return real(runs, **kw)
+
+    monkeypatch.setattr(tasks, "run_batch", flaky)
+    assert execute_chunk(rt, experiment_id, ids)["written"] == 6
+    by_dim: dict[int, list[Run]] = {}
+    for run in runs_of(rt.db, experiment_id):
+        by_dim.setdefault(2 if '"dim":2' in run.spec else 3, []).append(run)
+    assert all(r.status == "succeeded" and r.error is None for r in by_dim[2])
+    assert all(
+        r.status == "failed" and r.error == "FloatingPointError: overflow in the 3-d batch"
+        for r in by_dim[3]
+    )
+    assert experiment(rt.db, experiment_id).status == "failed"
+
+
+def test_the_celery_task_called_directly_twice(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The registered task itself (not just its body) is safe to run twice for one message."""
+    from worker import runtime as runtime_module
+
+    monkeypatch.setattr(runtime_module, "_runtime", rt)
+    experiment_id, ids = new_experiment(rt.db, SIMPLE_SPEC)
+    assert tasks.run_chunk.name == "optbench.run_chunk"
+    assert tasks.run_chunk(experiment_id, ids)["written"] == 3
+    assert tasks.run_chunk(experiment_id, ids) == {"claimed": 0, "dropped": 0, "written": 0}
+    assert experiment(rt.db, experiment_id).status == "succeeded"
+
+
+def test_soft_time_limit_fails_the_rest_of_the_chunk(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    spec = {**SIMPLE_SPEC, "problems": [{"name": "rosenbrock", "dim": [2, 3]}]}
+    experiment_id, ids = new_experiment(rt.db, spec)
+    real = tasks.run_batch
+
+    def slow(runs: Any, **kw: Any) -> Any:
+        if runs[0].problem.dim == 3:
+            raise SoftTimeLimitExceeded()  # what Celery raises in the task at the soft limit
+        return real(runs, **kw)
+
+    monkeypatch.setattr(tasks, "run_batch", slow)
+    execute_chunk(rt, experiment_id, ids)
+    statuses = {run.spec_hash: (run.status, run.error) for run in runs_of(rt.db, experiment_id)}
+    for run in expand(parse_experiment(spec)):
+        status, error = statuses[run.run_id]
+        if run.problem.dim == 2:
+            assert (status, error) == ("succeeded", None)
+        else:
+            assert status == "failed"
+            assert (
+                error == f"exceeded the task time limit of {rt.settings.task_soft_time_limit_s:g} s"
+            )
