@@ -1,0 +1,250 @@
+"""Results people act on: ``/v1/experiments/{id}/summary``, ``runs.csv`` / ``runs.json`` exports,
+and the dashboard (``/`` serves ``web/index.html``; its assets are mounted at ``/static``).
+
+The statistics are :mod:`api.services.summary` over the experiment's runs as stored (metrics and
+curves, partial while running). Every response carries an ETag derived from the runs' revisions
+(bumped by every write) and the query, so a poll of an unchanged experiment is a ``304`` without
+loading a curve.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections import OrderedDict
+from pathlib import Path
+from threading import Lock
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi.responses import FileResponse
+from fastapi.staticfiles import StaticFiles
+from sqlalchemy import func, select
+from starlette.responses import Response
+
+from api.db import Database
+from api.deps import DatabaseDep, json_response, matches
+from api.errors import ProblemError, json_body, not_found
+from api.models import Experiment, Run, RunCurve
+from api.routes.experiments import PROBLEM
+from api.services.experiments import valid_id
+from api.services.summary import (
+    GROUP_METRICS,
+    METRIC_KEYS,
+    SummaryError,
+    export_rows,
+    problem_contour,
+    summarize,
+    to_csv,
+)
+from api.store import INT_CURVES
+
+router = APIRouter(prefix="/v1/experiments", tags=["summary"])
+dashboard = APIRouter(include_in_schema=False)
+
+WEB_DIR = Path(__file__).resolve().parents[2] / "web"
+#: Bumped when the summary's shape or statistics change, so cached ETags stop matching.
+SUMMARY_VERSION = 1
+#: Curves the summary reads (the gradient and update norms are not summarised).
+SUMMARY_CURVES = ("eval_steps", "losses", "wall_times", "params_x", "params_y", "lrs")
+Metric = Literal[GROUP_METRICS]  # type: ignore[valid-type]
+
+
+def _state(db: Database, experiment_id: str) -> tuple[str, int, int]:
+    """(status, run count, revision sum): changes whenever anything the summary reads changes."""
+    if not valid_id(experiment_id):
+        raise not_found("experiment", experiment_id)
+    with db.session() as session:
+        status = session.execute(
+            select(Experiment.status).where(Experiment.id == experiment_id)
+        ).scalar_one_or_none()
+        if status is None:
+            raise not_found("experiment", experiment_id)
+        count, revisions = session.execute(
+            select(func.count(), func.coalesce(func.sum(Run.revision), 0)).where(
+                Run.experiment_id == experiment_id
+            )
+        ).one()
+    return status, int(count), int(revisions)
+
+
+def _etag(kind: str, experiment_id: str, state: tuple[str, int, int], *params: Any) -> str:
+    key = json.dumps([SUMMARY_VERSION, kind, experiment_id, state, params])
+    return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
+
+
+def _decode(name: str, data: bytes) -> np.ndarray:
+    return np.frombuffer(data, dtype="<i8" if name in INT_CURVES else "<f8")
+
+
+def load_records(
+    db: Database, experiment_id: str, *, curves: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """The experiment's runs as engine-shaped records (status added), in submission order.
+
+    ``curves`` are read in one query for all runs, decoded straight into arrays (NaN where a value
+    was not finite); a running run has the points written so far.
+    """
+    with db.session() as session:
+        runs = list(
+            session.execute(
+                select(Run).where(Run.experiment_id == experiment_id).order_by(Run.position)
+            )
+            .scalars()
+            .all()
+        )
+        chunks: dict[tuple[str, str], list[bytes]] = {}
+        if curves:
+            rows = session.execute(
+                select(RunCurve.run_id, RunCurve.name, RunCurve.data)
+                .join(Run, Run.id == RunCurve.run_id)
+                .where(Run.experiment_id == experiment_id, RunCurve.name.in_(curves))
+                .order_by(RunCurve.run_id, RunCurve.name, RunCurve.seq)
+            ).all()
+            for run_id, name, data in rows:
+                chunks.setdefault((run_id, name), []).append(data)
+    records = []
+    for run in runs:
+        record: dict[str, Any] = {key: getattr(run, key) for key in METRIC_KEYS}
+        record.update(run_id=run.spec_hash, spec=json.loads(run.spec), status=run.status)
+        for name in curves:
+            parts = chunks.get((run.id, name))
+            if parts:
+                record[name] = _decode(name, b"".join(parts))
+        records.append(record)
+    return records
+
+
+class _Cache:
+    """The last few summary bodies by ETag: a dashboard and a CLI asking for the same view share
+    one computation."""
+
+    def __init__(self, size: int = 16) -> None:
+        self.size = size
+        self.items: OrderedDict[str, bytes] = OrderedDict()
+        self.lock = Lock()
+
+    def get(self, key: str) -> bytes | None:
+        with self.lock:
+            body = self.items.get(key)
+            if body is not None:
+                self.items.move_to_end(key)
+            return body
+
+    def put(self, key: str, body: bytes) -> None:
+        with self.lock:
+            self.items[key] = body
+            self.items.move_to_end(key)
+            while len(self.items) > self.size:
+                self.items.popitem(last=False)
+
+
+_cache = _Cache()
+
+
+@router.get(
+    "/{experiment_id}/summary",
+    responses={304: {"description": "not modified"}, 404: PROBLEM, 422: PROBLEM},
+)
+def get_summary(
+    experiment_id: str,
+    request: Request,
+    db: DatabaseDep,
+    metric: Metric = "final_loss",
+    baseline: Annotated[
+        str | None,
+        Query(
+            min_length=1,
+            max_length=300,
+            description="baseline solver: its label, a unique part of it, or its id",
+        ),
+    ] = None,
+    max_points: Annotated[int, Query(ge=2, le=5000)] = 200,
+    targets: Annotated[int, Query(ge=1, le=200)] = 51,
+) -> Response:
+    """Per-group statistics over seeds, rankings (performance profiles, runtime ECDFs), pairwise
+    comparisons against a baseline solver, the tuning view and, for 2-D problems, the loss
+    landscape with each solver's trajectory. Partial while the experiment runs."""
+    state = _state(db, experiment_id)
+    etag = _etag("summary", experiment_id, state, metric, baseline, max_points, targets)
+    if matches(request, etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    body = _cache.get(etag)
+    if body is None:
+        records = load_records(db, experiment_id, curves=SUMMARY_CURVES)
+        try:
+            data = summarize(
+                records,
+                metric=metric,
+                baseline=baseline,
+                max_points=max_points,
+                n_targets=targets,
+                contour=lambda groups: problem_contour(groups, max_points=2 * max_points),
+            )
+        except SummaryError as exc:
+            raise ProblemError(
+                422,
+                str(exc),
+                kind="invalid-request",
+                errors=[{"path": "query.baseline", "message": str(exc)}],
+            ) from None
+        data["experiment_id"] = experiment_id
+        data["status"] = state[0]
+        body = json_body(data)
+        _cache.put(etag, body)
+    return Response(body, 200, {"ETag": etag}, media_type="application/json")
+
+
+def _export(
+    request: Request, db: Database, experiment_id: str, kind: Literal["csv", "json"]
+) -> Response:
+    state = _state(db, experiment_id)
+    etag = _etag(f"runs.{kind}", experiment_id, state)
+    if matches(request, etag):
+        return Response(status_code=304, headers={"ETag": etag})
+    columns, rows = export_rows(load_records(db, experiment_id, curves=("eval_steps", "losses")))
+    filename = f"optbench-{experiment_id}.{kind}"
+    headers = {"ETag": etag, "Content-Disposition": f'inline; filename="{filename}"'}
+    if kind == "csv":
+        return Response(to_csv(columns, rows), 200, headers, media_type="text/csv; charset=utf-8")
+    return json_response(
+        {"experiment_id": experiment_id, "columns": columns, "runs": rows}, headers=headers
+    )
+
+
+@router.get(
+    "/{experiment_id}/runs.csv",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/csv": {}}, "description": "one row per run"},
+        304: {"description": "not modified"},
+        404: PROBLEM,
+    },
+)
+def export_csv(experiment_id: str, request: Request, db: DatabaseDep) -> Response:
+    """One row per run: labels, the run spec with dotted hyper-parameter columns
+    (``optimizer.lr`` …), every metric and ``auc_log_subopt``. Lists are JSON text; a missing
+    value is an empty cell."""
+    return _export(request, db, experiment_id, "csv")
+
+
+@router.get(
+    "/{experiment_id}/runs.json",
+    responses={304: {"description": "not modified"}, 404: PROBLEM},
+)
+def export_json(experiment_id: str, request: Request, db: DatabaseDep) -> Response:
+    """The same rows as ``runs.csv`` as JSON (``{"experiment_id", "columns", "runs": [...]}``),
+    values typed; ``optbench gate --baseline`` reads this document."""
+    return _export(request, db, experiment_id, "json")
+
+
+@dashboard.get("/", response_class=FileResponse)
+def index() -> FileResponse:
+    return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+
+
+def mount_dashboard(app: FastAPI) -> None:
+    """Serve the dashboard: ``/`` and its static files under ``/static``."""
+    app.include_router(dashboard)
+    app.mount("/static", StaticFiles(directory=WEB_DIR), name="static")

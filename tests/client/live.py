@@ -1,0 +1,111 @@
+"""A live optbench service for client and browser tests: uvicorn + a Celery worker, real processes.
+
+Built from the shared fixtures' pieces (the session's embedded Redis, :class:`WorkerProcess`,
+``settings_env``) on a database of its own, so committed experiments never leak into the tests
+that roll back on the shared SQLite file. One service per test module.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+import pytest
+
+from api.config import Settings
+from api.launcher import migrate
+from tests.conftest import ROOT, Broker, WorkerProcess, settings_env, wait_for
+
+
+@dataclass
+class LiveService:
+    url: str
+    settings: Settings
+    worker: WorkerProcess
+    api_log: Path
+
+    def logs(self) -> str:
+        return self.api_log.read_text(errors="replace") + "\n" + self.worker.log()
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> bool:
+    if process.poll() is not None:
+        raise AssertionError(f"the API exited early:\n{log.read_text(errors='replace')}")
+    try:
+        return httpx.get(f"{url}/healthz", timeout=1.0).status_code == 200
+    except httpx.TransportError:
+        return False
+
+
+@pytest.fixture(scope="module")
+def live_service(
+    tmp_path_factory: pytest.TempPathFactory, embedded_broker: Broker
+) -> Iterator[LiveService]:
+    tmp = tmp_path_factory.mktemp("live")
+    database_url = f"sqlite:///{tmp / 'optbench.db'}"
+    migrate(database_url)
+    settings = Settings(
+        data_dir=tmp,
+        database_url=database_url,
+        broker_url=embedded_broker.url,
+        broker_key_prefix=embedded_broker.prefix,
+        queue=f"q-{uuid.uuid4().hex[:10]}",
+        checkpoint_every_s=0.2,
+        lease_s=4.0,
+        heartbeat_s=0.5,
+        reconcile_every_s=1.0,
+        task_soft_time_limit_s=60.0,
+        task_hard_time_limit_s=70.0,
+        visibility_timeout_s=75.0,
+        unacked_restore_interval_s=1.0,
+    )
+    worker = WorkerProcess(settings, tmp / "worker.log")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    api_log = tmp / "api.log"
+    with api_log.open("wb") as log:
+        api = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "api.main:create_app",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+            ],
+            cwd=ROOT,
+            env=settings_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
+    try:
+        worker.wait_ready()
+        wait_for(lambda: _healthy(url, api, api_log), 30.0, "the API to answer", interval=0.1)
+        yield LiveService(url, settings, worker, api_log)
+    finally:
+        if api.poll() is None:
+            os.killpg(api.pid, signal.SIGTERM)
+            try:
+                api.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(api.pid, signal.SIGKILL)
+                api.wait()
+        worker.stop()

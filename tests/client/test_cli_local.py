@@ -1,0 +1,158 @@
+"""``optbench submit --local`` and ``gate --local``: the engine in-process, no service."""
+
+from __future__ import annotations
+
+import io
+import json
+import xml.etree.ElementTree as ET
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from api import client
+from engine.runner import run_batch
+from engine.spec import expand, parse_experiment
+
+ROOT = Path(__file__).resolve().parents[2]
+SPEC: dict[str, Any] = {
+    "name": "cli-local",
+    "problems": [{"name": "quadratic", "dim": 5, "condition_number": 20.0}],
+    "optimizers": [{"name": "sgd", "lr": [0.02, 0.05], "momentum": 0.9}],
+    "seeds": [0, 1, 2],
+    "steps": 80,
+    "target_loss": 1e-3,
+}
+
+
+def cli(argv: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    with pytest.raises(SystemExit) as exc:
+        client.main(argv, out=out)
+    return int(exc.value.code or 0), out.getvalue()
+
+
+@pytest.fixture
+def files(tmp_path: Path) -> tuple[Path, Path]:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+    base = tmp_path / "baseline.json"
+    code, out = cli(["submit", str(spec), "--local", "--quiet", "--out", str(base)])
+    assert code == 0
+    assert len(out.splitlines()) == 2 + 6
+    return spec, base
+
+
+def test_local_results_are_the_engines(files: tuple[Path, Path]) -> None:
+    doc = json.loads(files[1].read_text())
+    expected = {r["run_id"]: r for r in run_batch(expand(parse_experiment(SPEC)))}
+    assert len(doc["runs"]) == 6
+    for row in doc["runs"]:
+        assert row["final_loss"] == expected[row["run_id"]]["final_loss"]
+        assert row["optimizer.momentum"] == 0.9
+
+
+def test_gate_local_passes_against_its_own_results(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    spec, base = files
+    saved = tmp_path / "current.json"
+    code, out = cli(
+        [
+            "gate",
+            str(spec),
+            "--baseline",
+            str(base),
+            "--local",
+            "--quiet",
+            "--save-results",
+            str(saved),
+        ]
+    )
+    assert code == 0, out
+    assert out.rstrip().endswith("PASSED: no regression in 2 groups")
+
+    def numbers(doc: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{k: v for k, v in r.items() if k != "wall_time_s"} for r in doc["runs"]]
+
+    assert numbers(json.loads(saved.read_text())) == numbers(json.loads(base.read_text()))
+
+
+def test_gate_local_fails_on_a_regression_and_writes_junit(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    spec, base = files
+    doc = json.loads(base.read_text())
+    for row in doc["runs"]:
+        if row["optimizer.lr"] == 0.02:
+            row["auc_log_subopt"] -= 1.0  # the baseline's mean log-suboptimality a decade lower
+    doctored = tmp_path / "doctored.json"
+    doctored.write_text(json.dumps(doc))
+    junit = tmp_path / "junit.xml"
+    code, out = cli(
+        [
+            "gate",
+            str(spec),
+            "--baseline",
+            str(doctored),
+            "--metric",
+            "auc_log_subopt",
+            "--local",
+            "--quiet",
+            "--junit",
+            str(junit),
+        ]
+    )
+    assert code == 1
+    (fail,) = [line for line in out.splitlines() if line.startswith("FAIL ")]
+    assert "sgd(lr=0.02) / constant" in fail and "auc_log_subopt mean" in fail
+    cases = ET.parse(junit).getroot().iter("testcase")
+    assert sorted((c.attrib["name"], c.find("failure") is not None) for c in cases) == [
+        ("sgd(lr=0.02) / constant", True),
+        ("sgd(lr=0.05) / constant", False),
+    ]
+
+
+def test_gate_local_needs_a_matching_baseline(
+    files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    base = files[1]
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**SPEC, "steps": 81}))
+    code, _ = cli(["gate", str(other), "--baseline", str(base), "--local", "--quiet"])
+    assert code == 2
+    assert "shares no group (problem, budget, optimizer, schedule)" in capsys.readouterr().err
+
+
+def test_invalid_spec_is_one_readable_message(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps({**SPEC, "problems": [{"name": "quadratic", "dimm": 3}]}))
+    code, _ = cli(["submit", str(spec), "--local"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.startswith(f"optbench: error: {spec}: invalid experiment spec — problems[0].dimm")
+    assert err.count("\n") == 1
+
+
+def test_the_github_actions_example_gate_passes() -> None:
+    """The committed example (spec + baseline) that examples/ci/github-actions.yml runs."""
+    ci = ROOT / "examples" / "ci"
+    workflow = (ci / "github-actions.yml").read_text()
+    assert "optbench gate examples/ci/gate-spec.json --baseline examples/ci/baseline.json" in (
+        " ".join(workflow.split())
+    )
+    code, out = cli(
+        [
+            "gate",
+            str(ci / "gate-spec.json"),
+            "--baseline",
+            str(ci / "baseline.json"),
+            "--max-regression",
+            "5%",
+            "--local",
+            "--quiet",
+        ]
+    )
+    assert code == 0, out

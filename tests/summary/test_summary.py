@@ -1,0 +1,308 @@
+"""Groups, rankings, comparisons, tuning, export and the regression gate on hand-made runs."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from typing import Any
+
+import pytest
+
+from api.services import summary as S
+from tests.summary.factory import record
+
+ADAM = {"name": "adam", "lr": 0.001}
+SGD = {"name": "sgd", "lr": 0.01, "momentum": 0.9}
+STEP = {"name": "step", "step_size": 100, "gamma": 0.5}
+QUAD = {"name": "quadratic", "dim": 2, "condition_number": 10.0}
+
+
+def test_groups_are_labelled_by_the_fields_that_vary() -> None:
+    recs = [
+        record({"name": "adam", "lr": lr}, seed, [1.0, 0.5], schedule=sched)
+        for lr in (0.001, 0.01)
+        for sched in ({"name": "constant"}, STEP)
+        for seed in (1, 0)
+    ] + [record(SGD, 0, [1.0, 0.9])]
+    groups = S.group_runs(recs)
+    assert [g.solver_label for g in groups] == [
+        "adam(lr=0.001) / constant",
+        "adam(lr=0.001) / step",
+        "adam(lr=0.01) / constant",
+        "adam(lr=0.01) / step",
+        "sgd / constant",
+    ]
+    assert all(g.problem_label == "rosenbrock" for g in groups)
+    assert groups[0].seeds == [0, 1]
+    assert len({g.id for g in groups}) == 5 and len({g.problem_id for g in groups}) == 1
+    two_problems = S.group_runs([record(ADAM, 0, [1.0]), record(ADAM, 0, [1.0], problem=QUAD)])
+    assert [g.problem_label for g in two_problems] == ["rosenbrock", "quadratic"]
+    rosen_dims = S.group_runs(
+        [
+            record(ADAM, 0, [1.0], problem={"name": "rosenbrock", "dim": d, "init": None})
+            for d in (2, 10)
+        ]
+    )
+    assert [g.problem_label for g in rosen_dims] == ["rosenbrock(dim=2)", "rosenbrock(dim=10)"]
+
+
+def test_group_summary_aggregates_over_seeds() -> None:
+    recs = [
+        record(ADAM, 0, [100.0, 10.0, 1.0], target=5.0),
+        record(ADAM, 1, [100.0, 50.0, 10.0], target=5.0),
+        record(ADAM, 2, [100.0, 1e3, None], target=5.0, diverged=True),
+    ]
+    out = S.summarize(recs)
+    (g,) = out["groups"]
+    assert g["n_runs"] == 3 and g["seeds"] == [0, 1, 2]
+    assert g["success_rate"] == pytest.approx(1 / 3)
+    assert g["diverged_rate"] == pytest.approx(1 / 3)
+    final = g["metrics"]["final_loss"]
+    assert (final["n"], final["n_missing"], final["mean"]) == (2, 1, 5.5)
+    assert g["metrics"]["steps_to_target"]["mean"] == 2.0
+    # AUC of log10 loss: seed 0 → (1.5 + 0.5)/2 = 1; seed 1 → (log 100 + 2 log 50 + 1)/4
+    auc1 = (2 + 2 * 1.6989700043360187 + 1) / 4
+    assert g["metrics"]["auc_log_subopt"]["mean"] == pytest.approx((1.0 + auc1) / 2)
+    loss = g["curves"]["loss"]
+    assert loss["x"] == [0, 1, 2]
+    assert loss["mean"] == pytest.approx([100.0, (10 + 50 + 1e3) / 3, 5.5])
+    assert loss["lo"] == [100.0, 10.0, 1.0] and loss["hi"] == [100.0, 1e3, 10.0]
+    assert loss["n"] == [3, 3, 2]
+    assert loss["wall_time"] == pytest.approx([0.0, 0.01, 0.02])
+    assert g["curves"]["lr"]["mean"] == [0.001, 0.001]
+    json.dumps(out, allow_nan=False)
+
+
+def two_problem_runs() -> list[dict[str, Any]]:
+    return [
+        record(ADAM, 0, [100.0, 10.0, 1.0], target=5.0),
+        record(SGD, 0, [100.0, 50.0, 10.0], target=5.0),
+        record(ADAM, 0, [10.0, 1.0, 0.1], problem=QUAD, target=5.0),
+        record(SGD, 0, [10.0, 10.0, 10.0], problem=QUAD, target=5.0),
+    ]
+
+
+def test_runtime_ecdfs_by_hand() -> None:
+    out = S.ecdfs(S.group_runs(two_problem_runs()), n_targets=2)
+    rosen, quad = out["per_problem"]
+    # rosenbrock: ladder between start 100 and best 1 → targets 10, 1
+    assert rosen["targets"] == pytest.approx([10.0, 1.0])
+    assert rosen["x"] == [0, 1, 2]
+    assert [s["y"] for s in rosen["series"]] == [[0.0, 0.5, 1.0], [0.0, 0.0, 0.5]]
+    assert quad["targets"] == pytest.approx([1.0, 0.1])
+    assert [s["y"] for s in quad["series"]] == [[0.0, 0.5, 1.0], [0.0, 0.0, 0.0]]
+    # across problems: the mean of the per-problem fractions
+    assert [s["y"] for s in out["overall"]["series"]] == [[0.0, 0.5, 1.0], [0.0, 0.0, 0.25]]
+
+
+def test_profiles_use_steps_to_target_per_problem_and_overall() -> None:
+    runs = [*two_problem_runs(), record(SGD, 1, [100.0, 4.0, 3.0], target=5.0)]
+    out = S.profiles(S.group_runs(runs), "steps_to_target")
+    rosen = out["per_problem"][0]
+    # seed 0: adam 2, sgd ∞; seed 1: sgd 1 (adam has no run: ∞)
+    assert rosen["instances"] == 2 and rosen["tau"] == [1.0]
+    assert [s["rho"] for s in rosen["series"]] == [[0.5], [0.5]]
+    overall = out["overall"]
+    # quadratic: adam reaches 5 at step 1 (sgd never) → three instances
+    assert overall["instances"] == 3
+    assert [s["rho"] for s in overall["series"]] == [[2 / 3], [1 / 3]]
+    assert [s["score"] for s in overall["series"]] == pytest.approx([2 / 3, 1 / 3])
+
+
+def test_without_any_run_at_its_target_the_profile_ranks_final_suboptimality() -> None:
+    runs = [
+        record(ADAM, 0, [10.0, 2.0], target=1.0),
+        record(SGD, 0, [10.0, 4.0], target=1.0),
+    ]
+    profile = S.summarize(runs)["rankings"]["profile"]
+    assert profile["metric"] == "final_loss"
+    assert profile["overall"]["tau"] == [1.0, 2.0]
+    assert [s["rho"] for s in profile["overall"]["series"]] == [[1.0, 1.0], [0.0, 1.0]]
+    runs.append(record(ADAM, 1, [10.0, 0.5], target=1.0))
+    assert S.summarize(runs)["rankings"]["profile"]["metric"] == "steps_to_target"
+
+
+def comparison_runs() -> list[dict[str, Any]]:
+    seeds = range(8)
+    better = [record({"name": "adam", "lr": 0.01}, s, [1.0, 0.5 - 0.01 * s]) for s in seeds]
+    base = [record({"name": "adam", "lr": 0.001}, s, [1.0, 0.8 - 0.02 * s]) for s in seeds]
+    same = [record(SGD, s, [1.0, 0.8 - 0.02 * s]) for s in seeds]
+    return better + base + same
+
+
+def test_pairwise_comparison_with_holm_inside_each_problem() -> None:
+    out = S.summarize(comparison_runs(), baseline="adam(lr=0.001)")
+    (comp,) = out["comparisons"]
+    assert comp["baseline"] == "adam(lr=0.001) / constant"
+    better, same = comp["pairs"]
+    assert better["solver"] == "adam(lr=0.01) / constant"
+    # eight negative differences: exact two-sided p = 2 / 2^8, Holm × 2
+    assert better["p_value"] == pytest.approx(2 / 256)
+    assert better["p_holm"] == pytest.approx(4 / 256)
+    assert better["effect"] == -1.0 and better["verdict"] == "better"
+    assert same["p_value"] == 1.0 and same["p_holm"] == 1.0 and same["verdict"] == "n.s."
+    # the default baseline is the best-ranked solver
+    assert S.summarize(comparison_runs())["comparisons"][0]["baseline"].startswith("adam(lr=0.01)")
+
+
+def test_resolving_a_solver_reference() -> None:
+    groups = S.group_runs(comparison_runs())
+    sgd = groups[2].solver_id
+    assert S.resolve_solver(groups, "sgd / constant") == sgd
+    assert S.resolve_solver(groups, sgd[:6]) == sgd
+    assert S.resolve_solver(groups, groups[2].id) == sgd
+    assert S.resolve_solver(groups, "SGD") == sgd
+    with pytest.raises(S.SummaryError, match="several solvers"):
+        S.resolve_solver(groups, "adam")
+    with pytest.raises(S.SummaryError, match="no solver matches 'rmsprop'; known: adam"):
+        S.resolve_solver(groups, "rmsprop")
+
+
+def test_tuning_view_marks_the_best_setting() -> None:
+    runs = [
+        record({"name": "adam", "lr": lr}, s, [1.0, v])
+        for lr, values in ((0.1, (None, None)), (0.001, (0.5, 0.7)), (0.01, (0.1, 0.2)))
+        for s, v in enumerate(values)
+    ]
+    for r in runs[:2]:
+        r["diverged"] = True
+    runs += [record(SGD, 0, [1.0, 0.3])]  # one setting only: no tuning entry
+    (view,) = S.tuning(S.group_runs(runs), "final_loss")
+    assert (view["optimizer"], view["param"], view["log_x"]) == ("adam", "lr", True)
+    assert view["best_x"] == 0.01
+    (series,) = view["series"]
+    assert series["label"] == ""
+    assert [p["x"] for p in series["points"]] == [0.001, 0.01, 0.1]
+    assert [p["median"] for p in series["points"]] == pytest.approx([0.6, 0.15, None])
+    assert [p["diverged_rate"] for p in series["points"]] == [0.0, 0.0, 1.0]
+    assert view["best_group_id"] == series["points"][1]["group_id"]
+
+
+def test_tuning_series_split_by_the_other_varying_fields() -> None:
+    runs = [
+        record({"name": "sgd", "lr": lr, "momentum": m}, 0, [1.0, lr * m], schedule=sched)
+        for lr in (0.01, 0.1)
+        for m in (0.5, 0.9)
+        for sched in ({"name": "constant"}, STEP)
+    ]
+    views = S.tuning(S.group_runs(runs), "final_loss")
+    assert [v["param"] for v in views] == ["lr", "momentum"]
+    assert [s["label"] for s in views[0]["series"]] == [
+        "momentum=0.5, constant",
+        "momentum=0.5, step",
+        "momentum=0.9, constant",
+        "momentum=0.9, step",
+    ]
+    assert [s["label"] for s in views[1]["series"]][:2] == ["lr=0.01, constant", "lr=0.01, step"]
+    assert views[0]["best_x"] == 0.01 and views[1]["best_x"] == 0.5
+    assert views[1]["log_x"] is False
+
+
+def test_export_rows_flatten_the_spec_and_round_trip() -> None:
+    runs = two_problem_runs()
+    runs[0]["status"] = "succeeded"
+    columns, rows = S.export_rows(runs)
+    assert columns[:9] == [
+        "run_id",
+        "status",
+        "problem",
+        "solver",
+        "seed",
+        "steps",
+        "target_loss",
+        "eval_every",
+        "dtype",
+    ]
+    assert (
+        columns.index("problem.name")
+        < columns.index("optimizer.lr")
+        < columns.index("schedule.name")
+        < columns.index("final_loss")
+    )
+    assert rows[0]["optimizer.lr"] == 0.001 and rows[0]["problem.init"] == [-1.5, 2.0]
+    assert rows[0]["auc_log_subopt"] == pytest.approx(1.0)
+    parsed = list(csv.reader(io.StringIO(S.to_csv(columns, rows))))
+    assert parsed[0] == columns
+    first = dict(zip(columns, parsed[1], strict=True))
+    assert first["problem.init"] == "[-1.5,2.0]" and first["diverged"] == "false"
+    assert first["status"] == "succeeded" and first["test_loss"] == ""
+    assert first["final_loss"] == "1.0" and first["optimizer.momentum"] == ""
+    # rows rebuild the records: same groups, same statistics
+    back = S.load_records({"runs": json.loads(json.dumps(rows))})
+    assert [g.id for g in S.group_runs(back)] == [g.id for g in S.group_runs(runs)]
+    assert {v.status for v in S.gate(back, runs, metric="auc_log_subopt")} == {"ok"}
+
+
+def gate_runs(final: list[float | None], **kw: Any) -> list[dict[str, Any]]:
+    return [
+        record(ADAM, s, [10.0, v], target=kw.get("target"), diverged=v is None)
+        for s, v in enumerate(final)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("current", "status"),
+    [
+        ([1.0, 1.01, 1.02], "ok"),
+        ([1.1, 1.111, 1.122], "regression"),  # every seed 10 % worse
+        ([1.0, 1.04, 1.08], "ok"),  # within 5 %
+        ([1.0, 1.01, 1.5], "ok"),  # one noisy seed: the CI reaches below the threshold
+        ([0.5, 0.505, 0.51], "improved"),
+    ],
+)
+def test_gate_on_the_metric(current: list[float], status: str) -> None:
+    (verdict,) = S.gate(gate_runs(current), gate_runs([1.0, 1.01, 1.02]), max_regression=0.05)
+    assert verdict.status == status
+    assert verdict.solver == "adam / constant"
+
+
+def test_gate_flags_divergence_and_missed_targets() -> None:
+    base = gate_runs([1.0, 1.0, 1.0], target=1.5)
+    (div,) = S.gate(gate_runs([1.0, 1.0, None], target=1.5), base)
+    assert div.status == "regression"
+    assert div.reasons[0] == "1 of 3 runs diverged (baseline: 0)"
+    (missed,) = S.gate(gate_runs([1.0, 1.0, 1.6], target=1.5), base, max_regression=1.0)
+    assert missed.status == "regression"
+    assert missed.reasons == ["target reached by 67% of runs (baseline: 100%)"]
+
+
+def test_gate_tolerance_is_absolute_plus_relative_and_mirrors_for_accuracy() -> None:
+    base = gate_runs([1e-20, 1e-20])
+    cur = gate_runs([3e-20, 3e-20])
+    assert S.gate(cur, base)[0].status == "regression"
+    assert S.gate(cur, base, abs_tol=1e-12)[0].status == "ok"
+    acc_base = gate_runs([1.0, 1.0])
+    acc_cur = gate_runs([1.0, 1.0])
+    for r, acc in zip(acc_base, (0.9, 0.92), strict=True):
+        r["test_accuracy"] = acc
+    for r, acc in zip(acc_cur, (0.8, 0.81), strict=True):
+        r["test_accuracy"] = acc
+    assert S.gate(acc_cur, acc_base, metric="test_accuracy")[0].status == "regression"
+    assert S.gate(acc_base, acc_cur, metric="test_accuracy")[0].status == "improved"
+
+
+def test_gate_reports_new_and_missing_groups() -> None:
+    cur = [*gate_runs([1.0]), record(SGD, 0, [10.0, 2.0])]
+    base = [*gate_runs([1.0]), record({"name": "adam", "lr": 0.5}, 0, [10.0, 2.0])]
+    statuses = {(v.solver, v.status) for v in S.gate(cur, base)}
+    assert statuses == {
+        ("adam(lr=0.001) / constant", "ok"),
+        ("sgd / constant", "new"),
+        ("adam(lr=0.5) / constant", "missing"),
+    }
+
+
+def test_unknown_metric_and_bad_documents_are_readable_errors() -> None:
+    with pytest.raises(S.SummaryError, match="unknown metric 'loss'; known: final_loss"):
+        S.summarize(gate_runs([1.0]), metric="loss")
+    with pytest.raises(S.SummaryError, match="'runs' list"):
+        S.load_records({"results": []})
+    with pytest.raises(S.SummaryError, match="not a run record"):
+        S.load_records([{"final_loss": 1.0}])
+
+
+def test_summary_is_deterministic_and_valid_json() -> None:
+    runs = comparison_runs() + two_problem_runs()
+    first = json.dumps(S.summarize(runs), allow_nan=False, sort_keys=True)
+    assert first == json.dumps(S.summarize(runs), allow_nan=False, sort_keys=True)
