@@ -66,17 +66,22 @@ def submit_experiment(
     return json_response(experiment, 202 if created else 200, headers)
 
 
-@router.get("", response_model=schemas.ExperimentPage, responses={400: PROBLEM, 422: PROBLEM})
+@router.get(
+    "",
+    response_model=schemas.ExperimentPage,
+    responses={304: {"description": "not modified"}, 400: PROBLEM, 422: PROBLEM},
+)
 def list_experiments(
+    request: Request,
     db: DatabaseDep,
     status: schemas.Status | None = None,
     name: Annotated[str | None, Query(max_length=200, description="substring of the name")] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> Response:
-    """Newest first."""
-    return json_response(
-        service.list_page(db, status=status, name=name, limit=limit, cursor=cursor)
+    """Newest first; ``ETag`` + ``304`` like a single experiment, for dashboards that poll."""
+    return cached_json(
+        request, service.list_page(db, status=status, name=name, limit=limit, cursor=cursor)
     )
 
 
@@ -92,10 +97,11 @@ def get_experiment(experiment_id: str, request: Request, db: DatabaseDep) -> Res
 @router.get(
     "/{experiment_id}/runs",
     response_model=schemas.RunPage,
-    responses={400: PROBLEM, 404: PROBLEM, 422: PROBLEM},
+    responses={304: {"description": "not modified"}, 400: PROBLEM, 404: PROBLEM, 422: PROBLEM},
 )
 def list_runs(
     experiment_id: str,
+    request: Request,
     db: DatabaseDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
@@ -104,10 +110,11 @@ def list_runs(
     order: Literal["asc", "desc"] = "asc",
 ) -> Response:
     """Runs without curves; ordered by ``sort`` (missing values last), else submission order."""
-    return json_response(
+    return cached_json(
+        request,
         run_service.list_page(
             db, experiment_id, limit=limit, cursor=cursor, status=status, sort=sort, order=order
-        )
+        ),
     )
 
 

@@ -14,6 +14,21 @@ import numpy as np
 
 from engine.registry import Registry
 
+#: Independent random streams of one seed (``spawn_key`` of its ``numpy.random.SeedSequence``).
+STREAM_INIT = 0  # start point / initial weights (run seed)
+STREAM_NOISE = 1  # gradient noise (run seed)
+STREAM_ORDER = 2  # minibatch order (run seed)
+STREAM_PROBLEM = 3  # the problem instance itself, e.g. a quadratic's rotation (run seed)
+STREAM_DATA = 4  # synthetic data generation (data seed)
+STREAM_SPLIT = 5  # train/test split (data seed)
+
+PlotBounds = tuple[tuple[float, float], tuple[float, float]]
+
+
+def stream_rng(seed: int, stream: int) -> np.random.Generator:
+    """The generator of one stream of ``seed``: fixed by ``(seed, stream)``; streams independent."""
+    return np.random.default_rng(np.random.SeedSequence(seed, spawn_key=(stream,)))
+
 
 class Problem(ABC):
     #: Number of parameters per run (``N``).
@@ -22,6 +37,8 @@ class Problem(ABC):
     f_star: float | None = None
     #: True when each update sees a minibatch; losses are then recorded every ``eval_every`` steps.
     minibatch: bool = False
+    #: ``((xmin, xmax), (ymin, ymax))`` of a contour plot, for two-dimensional analytic problems.
+    plot_bounds: PlotBounds | None = None
 
     def __init__(self, seeds: Sequence[int], dtype: np.dtype | type = np.float64) -> None:
         self.seeds = list(seeds)

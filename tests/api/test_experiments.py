@@ -212,6 +212,18 @@ def test_get_with_etag(client: TestClient) -> None:
     assert changed.status_code == 200 and changed.headers["etag"] != etag
 
 
+def test_lists_carry_etags_for_polling(client: TestClient) -> None:
+    created = submit(client).json()
+    for url in ("/v1/experiments", created["links"]["runs"]):
+        first = client.get(url)
+        etag = first.headers["etag"]
+        assert client.get(url, headers={"If-None-Match": etag}).status_code == 304
+    listing = client.get("/v1/experiments")
+    client.post(created["links"]["cancel"])
+    after = client.get("/v1/experiments", headers={"If-None-Match": listing.headers["etag"]})
+    assert after.status_code == 200 and after.json() != listing.json()
+
+
 @pytest.mark.parametrize("ident", ["0" * 24, "nope", "x" * 5000, "ABCDEF0123456789abcdef01"])
 def test_unknown_or_absurd_ids_are_404(client: TestClient, ident: str) -> None:
     for response in (

@@ -1,0 +1,436 @@
+"""Supervised learning problems on small data sets: linear and logistic regression and an MLP.
+
+Data (shared by every run of a problem instance):
+
+- the data set is one of the bundled real sets or a synthetic one generated from ``split_seed``
+  (:mod:`engine.data`); the train/test split is a random permutation drawn from ``split_seed``
+  (``round(test_fraction · n)`` test examples). ``split_seed`` is a spec field, fixed by default,
+  so runs that differ only in the run seed train on the same examples;
+- features are standardised with the training set's mean and standard deviation (a constant
+  feature is only centred); a regression target is standardised the same way, so losses are in
+  units of the target's training variance.
+
+Per run ``r`` the run seed drives the initial weights and the minibatch order. With ``batch_size``
+set, update ``t`` sees minibatch ``t mod K`` of epoch ``⌊t / K⌋``, ``K = ⌊n_train / batch_size⌋``:
+each epoch is a fresh permutation of the training set drawn from the run seed's order stream, cut
+into ``K`` full batches (the remainder is dropped, like ``drop_last=True``, so every update sees
+exactly ``batch_size`` examples). Without ``batch_size`` every update sees the full training set.
+
+``loss_and_grad`` evaluates in training mode (batch norm uses and updates batch statistics);
+``loss`` is the full training loss in inference mode; ``test_metrics`` gives the held-out
+``test_loss`` (data term only, without the ridge penalty) and, for classification,
+``test_accuracy``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Annotated, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from engine.data import (
+    DATASETS,
+    SYNTHETIC_DEFAULT_NOISE,
+    SYNTHETIC_DEFAULT_SAMPLES,
+    AnyDataset,
+    Classification,
+    load_bundled,
+    make_synthetic,
+)
+from engine.problems.base import (
+    PROBLEMS,
+    STREAM_DATA,
+    STREAM_ORDER,
+    STREAM_SPLIT,
+    Problem,
+    stream_rng,
+)
+from engine.problems.common import DataSeed, NonNegative, options
+from engine.problems.network import Activation, Network, Norm, count_params, with_ones
+from engine.specbase import SpecModel, Sweep
+
+MAX_WIDTH = 4096
+MAX_DEPTH = 16
+#: Examples per block when evaluating the full training or test set.
+EVAL_CHUNK = 256
+
+
+def split_sizes(n: int, test_fraction: float) -> tuple[int, int]:
+    """``(n_train, n_test)`` with ``n_test = round(test_fraction · n)`` (halves round up)."""
+    n_test = math.floor(test_fraction * n + 0.5)
+    return n - n_test, n_test
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """A standardised train/test split (float64, read-only)."""
+
+    X_train: np.ndarray  # (n_train, d)
+    y_train: np.ndarray  # (n_train,) int64 labels or float64 targets
+    X_test: np.ndarray
+    y_test: np.ndarray
+    n_outputs: int  # classes, or 1 for regression
+    regression: bool
+
+
+@lru_cache(maxsize=32)
+def prepare(
+    dataset: str,
+    split_seed: int,
+    test_fraction: float,
+    n_samples: int | None = None,
+    data_noise: float | None = None,
+) -> SplitData:
+    """Load or generate ``dataset``, split it by ``split_seed`` and standardise it."""
+    info = DATASETS[dataset]
+    if info.n_samples is None:
+        n = SYNTHETIC_DEFAULT_SAMPLES if n_samples is None else n_samples
+        noise = SYNTHETIC_DEFAULT_NOISE if data_noise is None else data_noise
+        X, y = make_synthetic(dataset, n, noise, stream_rng(split_seed, STREAM_DATA))
+    else:
+        if n_samples is not None or data_noise is not None:
+            raise ValueError(
+                f"n_samples and data_noise apply to synthetic data sets, not {dataset}"
+            )
+        X, y = load_bundled(dataset)
+    _, n_test = split_sizes(len(X), test_fraction)
+    order = stream_rng(split_seed, STREAM_SPLIT).permutation(len(X))
+    test, train = order[:n_test], order[n_test:]
+    mean = X[train].mean(axis=0)
+    std = X[train].std(axis=0)
+    std[std == 0.0] = 1.0
+    Xs = (X - mean) / std
+    if info.regression:
+        y = (y - y[train].mean()) / y[train].std()
+    X_train, y_train, X_test, y_test = Xs[train], y[train], Xs[test], y[test]
+    for arr in (X_train, y_train, X_test, y_test):
+        arr.flags.writeable = False
+    return SplitData(X_train, y_train, X_test, y_test, info.n_outputs, info.regression)
+
+
+class SupervisedProblem(Problem):
+    """A :class:`~engine.problems.network.Network` trained on a :class:`SplitData` (module doc)."""
+
+    def __init__(
+        self,
+        seeds: Sequence[int],
+        dtype: np.dtype | type,
+        data: SplitData,
+        *,
+        hidden: Sequence[int] = (),
+        activation: Activation = "relu",
+        norm: Norm | None = None,
+        l2: float = 0.0,
+        batch_size: int | None = None,
+    ) -> None:
+        super().__init__(seeds, dtype)
+        n_train = len(data.X_train)
+        if batch_size is not None and not 1 <= batch_size <= n_train:
+            raise ValueError(f"batch_size must be between 1 and {n_train} (the training set)")
+        if norm == "batchnorm" and (batch_size or n_train) < 2:
+            raise ValueError("batch normalisation needs batches of at least 2 examples")
+        self.data = data
+        self.net = Network(
+            data.X_train.shape[1],
+            hidden,
+            data.n_outputs,
+            activation=activation,
+            norm=norm,
+            regression=data.regression,
+            l2=l2,
+        )
+        self.dim = self.net.size
+        self.batch_size = batch_size
+        self.minibatch = batch_size is not None
+        self.running = self.net.new_running_stats(self.R, self.dtype)
+        dt = self.dtype
+        self._x_train = with_ones(data.X_train.astype(dt))
+        self._t_train = self._targets(data.y_train)
+        self._x_test = with_ones(data.X_test.astype(dt))
+        self._t_test = self._targets(data.y_test)
+        self._classes = np.arange(data.n_outputs)[:, None]
+        self._grad = np.zeros((self.R, self.dim), dtype=dt)
+        self._train_ws = self.net.workspace()
+        self._eval_ws = self.net.workspace()
+        if batch_size is not None:
+            self._per_epoch = n_train // batch_size
+            self._epoch = -1
+            self._perm = np.empty((self.R, n_train), dtype=np.intp)
+            self._order_rngs: list[np.random.Generator] = []
+            self._xb = np.empty((self.R, batch_size, self._x_train.shape[1]), dtype=dt)
+            target_shape = (batch_size,) if data.regression else (data.n_outputs, batch_size)
+            self._tb = np.empty((self.R, *target_shape), dtype=dt)
+
+    def _targets(self, y: np.ndarray) -> np.ndarray:
+        """Regression: the values ``(n,)``; classification: the transposed one-hot ``(C, n)``."""
+        if self.data.regression:
+            return y.astype(self.dtype)
+        return (y == np.arange(self.data.n_outputs)[:, None]).astype(self.dtype)
+
+    def init_params(self) -> np.ndarray:
+        return self.net.init(self.seeds, self.dtype)
+
+    def batch_indices(self, step: int) -> np.ndarray:
+        """``(R, batch_size)`` training-set rows of update ``step``'s minibatch."""
+        assert self.batch_size is not None
+        epoch, k = divmod(step, self._per_epoch)
+        if epoch != self._epoch:
+            if epoch < self._epoch or not self._order_rngs:
+                self._order_rngs = [stream_rng(s, STREAM_ORDER) for s in self.seeds]
+                self._epoch = -1
+            n_train = self._perm.shape[1]
+            while self._epoch < epoch:
+                for row, rng in zip(self._perm, self._order_rngs, strict=True):
+                    row[:] = rng.permutation(n_train)
+                self._epoch += 1
+        return self._perm[:, k * self.batch_size : (k + 1) * self.batch_size]
+
+    def loss_and_grad(self, params: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+        if self.batch_size is None:
+            x, target = self._x_train, self._t_train
+        else:
+            idx = self.batch_indices(step)
+            # the indices are valid; mode="clip" lets take write straight into the buffer
+            x = np.take(self._x_train, idx, axis=0, out=self._xb, mode="clip")
+            if self.data.regression:
+                target = np.take(self._t_train, idx, out=self._tb, mode="clip")
+            else:
+                labels = self.data.y_train[idx][:, None, :]
+                target = np.equal(labels, self._classes, out=self._tb)
+        ws = self._train_ws
+        out, tape = self.net.forward(params, x, training=True, running=self.running, ws=ws)
+        loss, dout = self.net.data_loss(out, target, grad=True)
+        assert dout is not None
+        self.net.backward(params, dout, tape, self._grad, ws=ws)
+        return loss + self.net.penalty(params), self._grad
+
+    def loss(self, params: np.ndarray) -> np.ndarray:
+        loss, _ = self._evaluate(params, self._x_train, self._t_train, self.data.y_train)
+        return loss + self.net.penalty(params)
+
+    def test_metrics(self, params: np.ndarray) -> dict[str, np.ndarray]:
+        if len(self._x_test) == 0:
+            return {}
+        loss, hits = self._evaluate(params, self._x_test, self._t_test, self.data.y_test)
+        if self.data.regression:
+            return {"test_loss": loss}
+        return {"test_loss": loss, "test_accuracy": hits / len(self._x_test)}
+
+    def _evaluate(
+        self, params: np.ndarray, x1: np.ndarray, target: np.ndarray, y: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Inference-mode mean data loss and number of correct predictions, ``(R,)`` each.
+
+        Runs over blocks of :data:`EVAL_CHUNK` examples so that the temporaries stay small (one
+        pass over 64 runs × 1437 digits took longer than 64 single-run passes, measured); the
+        block size does not depend on ``R``, so a run's value does not either.
+        """
+        n = len(x1)
+        total = np.zeros(self.R, dtype=self.dtype)
+        hits = np.zeros(self.R, dtype=np.int64)
+        for start in range(0, n, EVAL_CHUNK):
+            stop = min(start + EVAL_CHUNK, n)
+            out, _ = self.net.forward(
+                params, x1[start:stop], training=False, running=self.running, ws=self._eval_ws
+            )
+            if not self.data.regression:
+                hits += (out.argmax(axis=1) == y[start:stop]).sum(axis=1)
+            loss, _ = self.net.data_loss(out, target[..., start:stop], grad=False)
+            total += loss * (stop - start)
+        return total / n, hits
+
+
+# ----------------------------------------------------------------------------- spec models
+
+BatchSize = Sweep[Annotated[int, Field(ge=1)] | None]
+TestFraction = Sweep[Annotated[float, Field(ge=0.0, le=0.9)]]
+SyntheticSamples = Sweep[Annotated[int, Field(ge=20, le=100_000)] | None]
+SyntheticNoise = Sweep[Annotated[float, Field(ge=0.0, le=10.0)] | None]
+Hidden = Annotated[
+    list[Annotated[int, Field(ge=1, le=MAX_WIDTH)]], Field(min_length=1, max_length=MAX_DEPTH)
+]
+
+_BATCH = "minibatch size (the run seed orders the minibatches); null: full batch"
+_TEST = "fraction of the data held out for test metrics"
+_SPLIT = "seeds the train/test split (and generates synthetic data); same for every run seed"
+_SAMPLES = f"synthetic data sets only: number of examples (default {SYNTHETIC_DEFAULT_SAMPLES})"
+_NOISE = f"synthetic data sets only: Gaussian noise σ (default {SYNTHETIC_DEFAULT_NOISE})"
+
+
+class LearningSpec(SpecModel):
+    """Fields every learning problem has, and the checks that need the data set's size
+    (``name`` and ``dataset`` are narrowed to literals by each subclass)."""
+
+    name: str
+    dataset: str
+    batch_size: BatchSize = Field(default=None, description=_BATCH)
+    test_fraction: TestFraction = Field(default=0.2, description=_TEST)
+    split_seed: Sweep[DataSeed] = Field(default=0, description=_SPLIT)
+
+    def _synthetic_options(self) -> tuple[list[int | None], list[float | None]]:
+        return [None], [None]
+
+    def _norm(self) -> Norm | None:
+        return None
+
+    @model_validator(mode="after")
+    def _fits_the_data(self) -> LearningSpec:
+        info = DATASETS[self.dataset]
+        samples, noises = self._synthetic_options()
+        if info.n_samples is not None and (samples != [None] or noises != [None]):
+            raise ValueError(
+                f"n_samples and data_noise apply to the synthetic data sets, not {self.dataset!r}"
+            )
+        sizes = [info.n_samples] if info.n_samples is not None else samples
+        n_min = min(SYNTHETIC_DEFAULT_SAMPLES if n is None else n for n in sizes)
+        n_train = min(split_sizes(n_min, float(f))[0] for f in options(self, "test_fraction"))
+        batches = [b for b in options(self, "batch_size") if b is not None]
+        if batches and max(batches) > n_train:
+            raise ValueError(
+                f"batch_size {max(batches)} exceeds the {n_train} training examples "
+                f"of {self.dataset!r}"
+            )
+        if self._norm() == "batchnorm" and min([*batches, n_train]) < 2:
+            raise ValueError("batchnorm needs batch_size ≥ 2")
+        return self
+
+
+class SyntheticFields(LearningSpec):
+    n_samples: SyntheticSamples = Field(default=None, description=_SAMPLES)
+    data_noise: SyntheticNoise = Field(default=None, description=_NOISE)
+
+    def _synthetic_options(self) -> tuple[list[int | None], list[float | None]]:
+        return options(self, "n_samples"), options(self, "data_noise")
+
+
+class LinearRegressionSpec(LearningSpec):
+    name: Literal["linear_regression"] = "linear_regression"
+    dataset: Literal["diabetes"] = "diabetes"
+
+    def num_params(self) -> int:
+        info = DATASETS[self.dataset]
+        return count_params(info.n_features, [], 1, None)
+
+
+class LogisticRegressionSpec(SyntheticFields):
+    name: Literal["logistic_regression"] = "logistic_regression"
+    dataset: Classification = "digits"
+    l2: Sweep[NonNegative] = Field(default=0.0, description="ridge coefficient λ on the weights")
+
+    def num_params(self) -> int:
+        info = DATASETS[self.dataset]
+        return count_params(info.n_features, [], info.n_outputs, None)
+
+
+class MLPSpec(SyntheticFields):
+    name: Literal["mlp"] = "mlp"
+    dataset: AnyDataset = "digits"
+    hidden: Sweep[Hidden] = Field(default=[64], description="hidden layer widths")
+    activation: Sweep[Literal["relu", "tanh", "gelu"]] = Field(
+        default="relu", description="gelu is the tanh approximation"
+    )
+    batchnorm: bool = Field(default=False, description="batch norm before each activation")
+    layernorm: bool = Field(default=False, description="layer norm before each activation")
+
+    def _norm(self) -> Norm | None:
+        return "batchnorm" if self.batchnorm else "layernorm" if self.layernorm else None
+
+    @model_validator(mode="after")
+    def _one_norm(self) -> MLPSpec:
+        if self.batchnorm and self.layernorm:
+            raise ValueError("batchnorm and layernorm are mutually exclusive")
+        return self
+
+    def num_params(self) -> int:
+        info = DATASETS[self.dataset]
+        return max(
+            count_params(info.n_features, h, info.n_outputs, self._norm())
+            for h in options(self, "hidden")
+        )
+
+
+# ----------------------------------------------------------------------------- factories
+
+
+@PROBLEMS.register("linear_regression", LinearRegressionSpec)
+def linear_regression(
+    seeds: Sequence[int],
+    dtype: np.dtype | type = np.float64,
+    *,
+    dataset: str = "diabetes",
+    batch_size: int | None = None,
+    test_fraction: float = 0.2,
+    split_seed: int = 0,
+) -> SupervisedProblem:
+    """Least-squares linear regression ``(1/n) Σ (xᵀw + b − y)²`` on standardised data.
+
+    Convex; ``f_star`` is the least-squares optimum of the training set, in closed form.
+    """
+    data = prepare(dataset, split_seed, test_fraction)
+    problem = SupervisedProblem(seeds, dtype, data, batch_size=batch_size)
+    design = np.column_stack([data.X_train, np.ones(len(data.X_train))])
+    coef, *_ = np.linalg.lstsq(design, data.y_train, rcond=None)
+    problem.f_star = float(np.square(design @ coef - data.y_train).mean())
+    return problem
+
+
+@PROBLEMS.register("logistic_regression", LogisticRegressionSpec)
+def logistic_regression(
+    seeds: Sequence[int],
+    dtype: np.dtype | type = np.float64,
+    *,
+    dataset: str = "digits",
+    l2: float = 0.0,
+    batch_size: int | None = None,
+    test_fraction: float = 0.2,
+    split_seed: int = 0,
+    n_samples: int | None = None,
+    data_noise: float | None = None,
+) -> SupervisedProblem:
+    """Multinomial logistic regression: softmax cross-entropy of ``xᵀW + b``, plus ``(λ/2)‖W‖²``.
+
+    Convex (strictly with ``λ > 0``); ``f_star`` unknown.
+    """
+    data = prepare(dataset, split_seed, test_fraction, n_samples, data_noise)
+    return SupervisedProblem(seeds, dtype, data, l2=l2, batch_size=batch_size)
+
+
+@PROBLEMS.register("mlp", MLPSpec)
+def mlp(
+    seeds: Sequence[int],
+    dtype: np.dtype | type = np.float64,
+    *,
+    dataset: str = "digits",
+    hidden: Sequence[int] = (64,),
+    activation: Activation = "relu",
+    batchnorm: bool = False,
+    layernorm: bool = False,
+    batch_size: int | None = None,
+    test_fraction: float = 0.2,
+    split_seed: int = 0,
+    n_samples: int | None = None,
+    data_noise: float | None = None,
+) -> SupervisedProblem:
+    """Multilayer perceptron: softmax cross-entropy (classification) or squared error (diabetes).
+
+    Hidden layers ``Linear → [batch norm | layer norm] → activation``; torch's default
+    ``nn.Linear`` initialisation from the run seed. Non-convex; ``f_star`` unknown.
+    """
+    if batchnorm and layernorm:
+        raise ValueError("batchnorm and layernorm are mutually exclusive")
+    norm: Norm | None = "batchnorm" if batchnorm else "layernorm" if layernorm else None
+    data = prepare(dataset, split_seed, test_fraction, n_samples, data_noise)
+    return SupervisedProblem(
+        seeds,
+        dtype,
+        data,
+        hidden=hidden,
+        activation=activation,
+        norm=norm,
+        batch_size=batch_size,
+    )

@@ -1,0 +1,345 @@
+"""A run-batched multilayer perceptron over one flat parameter row per run.
+
+Architecture, for hidden sizes ``h_1 … h_L`` (``L = 0`` gives a linear model):
+
+    z_l = a_{l−1} W_l + b_l,   z̃_l = norm(z_l),   a_l = φ(z̃_l)        (l = 1 … L, a_0 = x)
+    out = a_L W_o + b_o
+
+``norm`` is batch normalisation (batch statistics in training mode, running statistics in
+inference mode), layer normalisation, or the identity; ``φ`` is ReLU, tanh or GELU in its tanh
+form ``½ z (1 + tanh(√(2/π)(z + 0.044715 z³)))`` (torch's ``approximate="tanh"``; chosen over
+the exact ``erf`` form because NumPy has no vectorised ``erf``).
+
+Losses, averaged over the ``B`` examples of the batch, with an optional ridge term on the weight
+matrices (never on biases or normalisation parameters):
+
+    classification: L = (1/B) Σ_b [log Σ_c exp(out_bc) − out_{b,y_b}] + (λ/2) Σ_l ‖W_l‖²
+    regression:     L = (1/B) Σ_b (out_b − y_b)²                      + (λ/2) Σ_l ‖W_l‖²
+
+Backward: ``∂L/∂out = (softmax(out) − onehot(y)) / B`` or ``2 (out − y) / B``; then per layer
+``∂W = a_{l−1}ᵀ ∂z``, ``∂b = Σ_b ∂z``, ``∂a_{l−1} = ∂z Wᵀ``, ``∂z̃ = ∂a ⊙ φ'(z̃)``, and the
+normalisation layer's backward (:mod:`engine.layers`) maps ``∂z̃`` to ``∂z``, ``∂γ``, ``∂β``.
+
+Layout of a parameter row, layer after layer: ``W_l`` (``fan_in × fan_out``, row-major) followed
+by ``b_l``, which together form one contiguous ``(fan_in + 1) × fan_out`` block ``[W_l; b_l]``, then
+``γ_l``, ``β_l`` when the layer is normalised; the output layer last. Inputs carry a trailing
+column of ones, so ``a [W; b]`` is one matrix product and ``[a 1]ᵀ ∂z`` yields ``∂W`` and ``∂b``
+together. Weight matrices are views into the row (no copies). Initialisation follows torch's
+``nn.Linear`` default: every weight and bias ``~ U(−1/√fan_in, 1/√fan_in)``; ``γ = 1``, ``β = 0``.
+
+The output layer is computed transposed, ``(R, n_out, B)``, so that the softmax reductions over
+classes run across rows instead of along short rows.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+
+from engine.layers import batchnorm, layernorm
+from engine.layers.scratch import Scratch, buffer
+from engine.problems.base import STREAM_INIT, stream_rng
+
+Activation = Literal["relu", "tanh", "gelu"]
+Norm = Literal["batchnorm", "layernorm"]
+
+_GELU_C = math.sqrt(2.0 / math.pi)
+_GELU_K = 0.044715
+
+
+@dataclass(frozen=True)
+class LayerSlots:
+    """Offsets of one linear layer's parameters inside a row."""
+
+    fan_in: int
+    fan_out: int
+    w: int
+    b: int
+    gamma: int | None  # None: not normalised (always None for the output layer)
+    beta: int | None
+
+
+@dataclass
+class LayerViews:
+    wb: np.ndarray  # (R, fan_in + 1, fan_out): the weights with the bias as last row
+    gamma: np.ndarray | None  # (R, fan_out)
+    beta: np.ndarray | None
+
+    @property
+    def w(self) -> np.ndarray:
+        return self.wb[:, :-1, :]
+
+    @property
+    def b(self) -> np.ndarray:
+        return self.wb[:, -1, :]
+
+
+def layer_sizes(n_in: int, hidden: Sequence[int], n_out: int) -> list[tuple[int, int]]:
+    return list(itertools.pairwise([n_in, *hidden, n_out]))
+
+
+def count_params(n_in: int, hidden: Sequence[int], n_out: int, norm: Norm | None) -> int:
+    """Parameters per run of :class:`Network` with these sizes (no arrays built)."""
+    linear = sum(fi * fo + fo for fi, fo in layer_sizes(n_in, hidden, n_out))
+    return linear + (2 * sum(hidden) if norm is not None else 0)
+
+
+def with_ones(x: np.ndarray) -> np.ndarray:
+    """``[x 1]``: ``x`` with a trailing column of ones (the bias input)."""
+    out = np.empty((*x.shape[:-1], x.shape[-1] + 1), dtype=x.dtype)
+    out[..., :-1] = x
+    out[..., -1] = 1.0
+    return out
+
+
+class Workspace(Scratch):
+    """Scratch buffers of one use of a :class:`Network` (e.g. training steps, or evaluation),
+    with one :class:`Scratch` per normalisation layer."""
+
+    def __init__(self, n_hidden: int) -> None:
+        super().__init__()
+        self.norms = [Scratch() for _ in range(n_hidden)]
+
+
+class Network:
+    """Parameter layout, initialisation, and forward/backward passes (see the module docstring)."""
+
+    def __init__(
+        self,
+        n_in: int,
+        hidden: Sequence[int],
+        n_out: int,
+        *,
+        activation: Activation = "relu",
+        norm: Norm | None = None,
+        regression: bool = False,
+        l2: float = 0.0,
+    ) -> None:
+        if activation not in ("relu", "tanh", "gelu"):
+            raise ValueError(f"unknown activation {activation!r}")
+        self.activation = activation
+        self.norm = norm
+        self.regression = regression
+        self.l2 = float(l2)
+        self.hidden = list(hidden)
+        self.n_out = n_out
+        slots: list[LayerSlots] = []
+        offset = 0
+        sizes = layer_sizes(n_in, hidden, n_out)
+        for i, (fi, fo) in enumerate(sizes):
+            w, b = offset, offset + fi * fo
+            offset = b + fo
+            gamma = beta = None
+            if norm is not None and i < len(sizes) - 1:
+                gamma, beta = offset, offset + fo
+                offset += 2 * fo
+            slots.append(LayerSlots(fi, fo, w, b, gamma, beta))
+        self.slots = slots
+        self.size = offset
+
+    def views(self, flat: np.ndarray) -> list[LayerViews]:
+        """Per-layer views into a ``(R, size)`` buffer (parameters or gradients)."""
+        R = flat.shape[0]
+        out = []
+        for s in self.slots:
+            wb = flat[:, s.w : s.b + s.fan_out].reshape(R, s.fan_in + 1, s.fan_out)
+            gamma = beta = None
+            if s.gamma is not None and s.beta is not None:
+                gamma = flat[:, s.gamma : s.gamma + s.fan_out]
+                beta = flat[:, s.beta : s.beta + s.fan_out]
+            out.append(LayerViews(wb, gamma, beta))
+        return out
+
+    def init(self, seeds: Sequence[int], dtype: np.dtype) -> np.ndarray:
+        """``(R, size)`` initial parameters, run ``r`` drawn from ``seeds[r]``'s init stream."""
+        rows = np.zeros((len(seeds), self.size))
+        for row, seed in zip(rows, seeds, strict=True):
+            rng = stream_rng(seed, STREAM_INIT)
+            for s in self.slots:
+                bound = 1.0 / math.sqrt(s.fan_in)
+                row[s.w : s.b] = rng.uniform(-bound, bound, s.fan_in * s.fan_out)
+                row[s.b : s.b + s.fan_out] = rng.uniform(-bound, bound, s.fan_out)
+                if s.gamma is not None:
+                    row[s.gamma : s.gamma + s.fan_out] = 1.0
+        return rows.astype(dtype)
+
+    def workspace(self) -> Workspace:
+        return Workspace(len(self.hidden))
+
+    def new_running_stats(self, R: int, dtype: np.dtype) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Batch-norm running (mean, variance) per hidden layer, torch's start values (0, 1)."""
+        if self.norm != "batchnorm":
+            return []
+        return [(np.zeros((R, h), dtype), np.ones((R, h), dtype)) for h in self.hidden]
+
+    def forward(
+        self,
+        params: np.ndarray,
+        x1: np.ndarray,
+        *,
+        training: bool,
+        running: Sequence[tuple[np.ndarray, np.ndarray]] = (),
+        ws: Workspace | None = None,
+    ) -> tuple[np.ndarray, list[Any]]:
+        """Transposed outputs ``(R, n_out, B)`` for inputs ``x1 = [x 1]``.
+
+        ``x1`` is ``(B, n_in + 1)`` (shared by all runs) or ``(R, B, n_in + 1)``. Batch norm in
+        training mode updates ``running`` in place. The second result is what :meth:`backward`
+        needs. With a workspace every result lives in its buffers, overwritten by the next call
+        with the same workspace and batch size; without, everything is freshly allocated.
+        """
+        layers = self.views(params)
+        tape: list[Any] = []
+        a1 = x1
+        R, B, dt = params.shape[0], x1.shape[-2], params.dtype
+        # ReLU and tanh can run in place on the product, written straight into the next input
+        in_place = self.norm is None and self.activation != "gelu"
+        for i, layer in enumerate(layers[:-1]):
+            H = layer.wb.shape[2]
+            nxt = buffer(ws, f"a{i}", (R, B, H + 1), dt)
+            nxt[..., -1] = 1.0
+            z = nxt[..., :-1] if in_place else buffer(ws, f"z{i}", (R, B, H), dt)
+            np.matmul(a1, layer.wb, out=z)
+            norm_cache: Any = None
+            norm_ws = None if ws is None else ws.norms[i]
+            if self.norm == "batchnorm":
+                assert layer.gamma is not None and layer.beta is not None
+                mean, var = running[i]
+                z, norm_cache = batchnorm.forward(
+                    z, layer.gamma, layer.beta, mean, var, training=training, scratch=norm_ws
+                )
+            elif self.norm == "layernorm":
+                z, norm_cache = layernorm.forward(z, layer.gamma, layer.beta, scratch=norm_ws)
+            act_cache = self._activate(z, nxt[..., :-1], ws, i)
+            tape.append((a1, norm_cache, act_cache))
+            a1 = nxt
+        C = self.n_out
+        out = buffer(ws, "out", (R, C, B), dt)
+        np.matmul(np.swapaxes(layers[-1].wb, 1, 2), np.swapaxes(a1, -1, -2), out=out)
+        tape.append((a1, None, None))
+        return out, tape
+
+    def backward(
+        self,
+        params: np.ndarray,
+        dout: np.ndarray,
+        tape: list[Any],
+        grad: np.ndarray,
+        *,
+        ws: Workspace | None = None,
+    ) -> None:
+        """Write ``∂L/∂params`` into ``grad`` (``(R, size)``) given ``∂L/∂out`` (transposed)."""
+        layers = self.views(params)
+        glayers = self.views(grad)
+        dz = np.swapaxes(dout, 1, 2)
+        for i in range(len(layers) - 1, -1, -1):
+            a1 = tape[i][0]
+            np.matmul(np.swapaxes(a1, -1, -2), dz, out=glayers[i].wb)
+            if i == 0:
+                break
+            w = layers[i].w
+            da = buffer(ws, f"da{i - 1}", (*dz.shape[:2], w.shape[1]), dz.dtype)
+            np.matmul(dz, np.swapaxes(w, 1, 2), out=da)
+            _, norm_cache, act_cache = tape[i - 1]
+            self._activate_backward(da, a1[..., :-1], act_cache, ws, i - 1)
+            dz = da
+            if self.norm is not None:
+                module = batchnorm if self.norm == "batchnorm" else layernorm
+                dz, grads = module.backward(da, norm_cache)
+                g_gamma, g_beta = glayers[i - 1].gamma, glayers[i - 1].beta
+                assert g_gamma is not None and g_beta is not None
+                g_gamma[...] = grads["gamma"]
+                g_beta[...] = grads["beta"]
+        if self.l2:
+            for layer, g in zip(layers, glayers, strict=True):
+                g.w[...] += self.l2 * layer.w
+
+    def penalty(self, params: np.ndarray) -> np.ndarray | float:
+        """``(λ/2) Σ_l ‖W_l‖²`` per run, or 0.0 without a ridge term."""
+        if not self.l2:
+            return 0.0
+        total = sum(np.square(layer.w).sum(axis=(1, 2)) for layer in self.views(params))
+        return 0.5 * self.l2 * total
+
+    def data_loss(
+        self, out: np.ndarray, target: np.ndarray, *, grad: bool
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Mean loss over the batch ``(R,)`` and, if asked, ``∂L/∂out``; consumes ``out``.
+
+        ``out`` is ``(R, n_out, B)``; ``target`` is the one-hot ``(…, C, B)`` for classification,
+        the values ``(…, B)`` for regression. The gradient is written over ``out``.
+        """
+        B = out.shape[2]
+        if self.regression:
+            resid = out[:, 0, :]
+            resid -= target
+            loss = np.square(resid).mean(axis=1)
+            if not grad:
+                return loss, None
+            resid *= 2.0 / B
+            return loss, out
+        out -= out.max(axis=1, keepdims=True)
+        picked = np.einsum("cb,rcb->rb" if target.ndim == 2 else "rcb,rcb->rb", target, out)
+        np.exp(out, out=out)
+        total = out.sum(axis=1)
+        loss = (np.log(total) - picked).mean(axis=1)
+        if not grad:
+            return loss, None
+        out /= total[:, None, :]
+        out -= target
+        out *= 1.0 / B
+        return loss, out
+
+    def _activate(self, z: np.ndarray, out: np.ndarray, ws: Scratch | None, i: int) -> Any:
+        """``out = φ(z)``; returns what :meth:`_activate_backward` needs beyond ``out``."""
+        if self.activation == "relu":
+            np.maximum(z, 0.0, out=out)
+            return None
+        if self.activation == "tanh":
+            np.tanh(z, out=out)
+            return None
+        t = buffer(ws, f"gelu_t{i}", z.shape, z.dtype)  # tanh(c (z + k z³))
+        np.multiply(z, z, out=t)
+        t *= _GELU_K
+        t += 1.0
+        t *= z
+        t *= _GELU_C
+        np.tanh(t, out=t)
+        np.add(t, 1.0, out=out)
+        out *= z
+        out *= 0.5
+        return z, t
+
+    def _activate_backward(
+        self, da: np.ndarray, a: np.ndarray, cache: Any, ws: Scratch | None, i: int
+    ) -> None:
+        """``da ← da ⊙ φ'(z)`` in place, given the activation ``a = φ(z)``."""
+        if self.activation == "relu":
+            da *= np.greater(a, 0.0, out=buffer(ws, f"mask{i}", a.shape, np.dtype(bool)))
+            return
+        u = buffer(ws, f"slope{i}", a.shape, a.dtype)
+        if self.activation == "tanh":
+            np.multiply(a, a, out=u)  # φ' = 1 − a²
+            np.subtract(1.0, u, out=u)
+            da *= u
+            return
+        # GELU: φ'(z) = ½ c z (1 + 3k z²)(1 − t²) + ½ (1 + t)
+        z, t = cache
+        np.multiply(z, z, out=u)
+        u *= 3.0 * _GELU_K
+        u += 1.0
+        u *= z
+        u *= 0.5 * _GELU_C
+        v = buffer(ws, f"slope2{i}", a.shape, a.dtype)
+        np.multiply(t, t, out=v)
+        np.subtract(1.0, v, out=v)
+        u *= v
+        np.add(t, 1.0, out=v)
+        v *= 0.5
+        u += v
+        da *= u
