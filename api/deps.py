@@ -16,7 +16,7 @@ from starlette.responses import Response
 from api.config import Settings
 from api.db import Database
 from api.errors import json_body
-from worker.publish import Publisher
+from api.services.queue import Publisher
 
 
 def _settings(request: Request) -> Settings:

@@ -15,7 +15,7 @@ from api.config import Settings, get_settings
 from api.db import Database
 from api.errors import BodyLimitMiddleware, install_error_handlers
 from api.routes import catalog, experiments, health, runs, summary
-from worker.publish import Publisher
+from api.services.queue import Publisher
 
 API_VERSION = "1.0.0"
 

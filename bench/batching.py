@@ -23,7 +23,9 @@ SWEEPS = {
     "mlp-digits": {
         "name": "bench-mlp",
         "problems": [{"name": "mlp", "dataset": "digits", "hidden": [64], "batch_size": 64}],
-        "optimizers": [{"name": "sgd", "lr": np.geomspace(1e-3, 1.0, 64).tolist(), "momentum": 0.9}],
+        "optimizers": [
+            {"name": "sgd", "lr": np.geomspace(1e-3, 1.0, 64).tolist(), "momentum": 0.9}
+        ],
         "steps": 200,
         "eval_every": 50,
     },
@@ -44,7 +46,10 @@ def _curves_equal(a: list[dict], b: list[dict]) -> bool:
 
 
 def main() -> None:
-    print(f"{'sweep':<16}{'runs':>6}{'steps':>7}{'batched s':>11}{'alone s':>10}{'speed-up':>10}  same")
+    print(
+        f"{'sweep':<16}{'runs':>6}{'steps':>7}{'batched s':>11}{'alone s':>10}"
+        f"{'speed-up':>10}  same"
+    )
     for label, doc in SWEEPS.items():
         runs = expand(parse_experiment(doc))
         t0 = time.perf_counter()

@@ -8,6 +8,7 @@ Both functions return both groups with their explicit x arrays.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -72,7 +73,7 @@ def downsample(curves: dict[str, Any], max_points: int) -> dict[str, Any]:
                 if yname not in ynames:
                     continue
                 y = _as_float(curves[yname])
-                for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+                for lo, hi in itertools.pairwise(edges):
                     seg = y[lo:hi]
                     if np.isfinite(seg).any():
                         chosen.append(np.array([lo + np.nanargmin(seg), lo + np.nanargmax(seg)]))

@@ -7,10 +7,11 @@ interact, so a run's numbers do not depend on which runs share its batch.
 
 Per run and per update ``t`` the loop records the learning rate, the gradient norm and the update
 norm; losses are recorded at *eval steps*: every step for a full-batch problem (the loss at the
-start point and after each update, ``steps + 1`` values) and every ``eval_every`` updates for a
-minibatch problem (the full training-set loss, inference mode). A run whose loss or parameters
-become non-finite, or whose loss exceeds :data:`BLOWUP_FACTOR` times its start value, is marked
-diverged and stops recording at that step.
+start point and after each update, ``steps + 1`` values, all measured the way the gradient sees the
+loss — e.g. batch statistics for a full-batch network with batchnorm) and every ``eval_every``
+updates for a minibatch problem (the full training-set loss, inference mode). A run whose loss
+or parameters become non-finite, or whose loss exceeds :data:`BLOWUP_FACTOR` times its start
+value, is marked diverged and stops recording at that step.
 """
 
 from __future__ import annotations
@@ -217,7 +218,7 @@ def _run_group(
             if minibatch and (updates % every == 0 or updates == steps):
                 rec.eval_point(updates, problem.loss(params), params, t0)
             if not minibatch and updates == steps:
-                rec.eval_point(updates, problem.loss(params), params, t0)
+                rec.eval_point(updates, problem.loss_and_grad(params, updates)[0], params, t0)
             _check_divergence(rec, alive, params, updates)
             if not alive.any():
                 break
@@ -231,7 +232,8 @@ def _run_group(
                     break
                 next_checkpoint = time.perf_counter() + checkpoint_every_s
         if stopped and (not rec.n_eval or rec.eval_steps[rec.n_eval - 1] != updates):
-            rec.eval_point(updates, problem.loss(params), params, t0)
+            final = problem.loss(params) if minibatch else problem.loss_and_grad(params, updates)[0]
+            rec.eval_point(updates, final, params, t0)
         rec.test = problem.test_metrics(params)
     results = [rec.result(r, run, f_star, updates, stopped) for r, run in enumerate(runs)]
     if on_checkpoint is not None:

@@ -33,7 +33,7 @@ def _constant_schedule() -> list[Any]:
 
 
 def is_minibatch(problem: BaseModel) -> bool:
-    """True when the problem draws a minibatch per update (its loss is then evaluated periodically)."""
+    """True when the problem draws a minibatch per update (evaluated every ``eval_every``)."""
     return getattr(problem, "batch_size", None) is not None
 
 
@@ -70,7 +70,7 @@ class ExperimentSpec(SpecModel):
     schedules: Annotated[list[ScheduleSpec], Field(min_length=1)] = Field(
         default_factory=_constant_schedule
     )
-    seeds: Annotated[list[Seed], Field(min_length=1)] = [0]
+    seeds: Annotated[list[Seed], Field(min_length=1)] = Field(default_factory=lambda: [0])
     steps: Annotated[int, Field(ge=1)]
     target_loss: float | None = None
     eval_every: Annotated[int, Field(ge=1)] | None = Field(
@@ -123,7 +123,7 @@ def expand_model(model: BaseModel) -> list[BaseModel]:
 
 
 def expand(spec: ExperimentSpec) -> list[RunSpec]:
-    """The experiment's runs in a stable order (problem, optimizer, schedule, seed), duplicates removed."""
+    """The runs in a stable order (problem, optimizer, schedule, seed), duplicates removed."""
     runs: dict[str, RunSpec] = {}
     problems = [p for spec_p in spec.problems for p in expand_model(spec_p)]
     optimizers = [o for spec_o in spec.optimizers for o in expand_model(spec_o)]
@@ -146,7 +146,7 @@ def expand(spec: ExperimentSpec) -> list[RunSpec]:
 
 
 def parse_experiment(data: Any) -> ExperimentSpec:
-    """Validate a decoded JSON document as an experiment (raises :class:`pydantic.ValidationError`)."""
+    """Validate a decoded JSON document (raises :class:`pydantic.ValidationError`)."""
     return ExperimentSpec.model_validate(data)
 
 
@@ -217,7 +217,9 @@ def describe_errors(exc: ValidationError) -> list[dict[str, Any]]:
 
 @cache
 def _tags() -> frozenset[str]:
-    return frozenset(OPTIMIZERS.names()) | frozenset(PROBLEMS.names()) | frozenset(SCHEDULES.names())
+    return (
+        frozenset(OPTIMIZERS.names()) | frozenset(PROBLEMS.names()) | frozenset(SCHEDULES.names())
+    )
 
 
 def format_errors(exc: ValidationError) -> str:

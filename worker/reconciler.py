@@ -22,8 +22,8 @@ import logging
 import threading
 
 from api.models import utcnow
+from api.services.queue import Publisher
 from api.store import expired_runs, requeue_expired, run_specs, stale_queued_runs
-from worker.publish import Publisher
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)

@@ -24,6 +24,7 @@ from celery.exceptions import SoftTimeLimitExceeded
 from celery.signals import worker_ready, worker_shutdown
 
 from api.models import utcnow
+from api.services.queue import TASK_NAME
 from api.store import (
     CurveLog,
     cancel_requested,
@@ -34,7 +35,7 @@ from api.store import (
 )
 from engine.runner import METRIC_KEYS, batch_key, run_batch
 from engine.spec import RunSpec
-from worker.celery_app import TASK_NAME, app
+from worker.celery_app import app
 from worker.reconciler import start_reconciler, stop_reconciler
 from worker.runtime import Runtime, runtime
 

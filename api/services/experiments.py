@@ -19,6 +19,7 @@ from api.config import Settings
 from api.db import Database
 from api.errors import ProblemError, not_found
 from api.models import Experiment, utcnow
+from api.services.queue import Publisher
 from api.store import (
     RUN_STATUS_KEYS,
     Counts,
@@ -29,7 +30,6 @@ from api.store import (
     spec_hash_of,
 )
 from engine.spec import ExperimentSpec, RunSpec, expand, expand_model
-from worker.publish import Publisher
 
 ID_PATTERN_LENGTH = 24
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from api.db import Database
-from worker.publish import Publisher
+from api.services.queue import Publisher
 
 
 def readiness(db: Database, publisher: Publisher) -> tuple[dict[str, str], bool]:

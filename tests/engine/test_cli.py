@@ -1,4 +1,4 @@
-"""`python -m engine`: results on stdout or a file, and exit 2 with one readable line on bad input."""
+"""`python -m engine`: results on stdout or a file; bad input exits 2 with one readable line."""
 
 from __future__ import annotations
 

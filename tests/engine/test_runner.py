@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 import numpy as np
@@ -101,7 +102,10 @@ def test_results_are_deterministic() -> None:
 def test_batched_equals_alone(problem: dict[str, Any]) -> None:
     runs = runs_of(
         problems=[problem],
-        optimizers=[{"name": "adam", "lr": [1e-3, 1e-2]}, {"name": "adam", "lr": 3e-3, "betas": [0.5, 0.9]}],
+        optimizers=[
+            {"name": "adam", "lr": [1e-3, 1e-2]},
+            {"name": "adam", "lr": 3e-3, "betas": [0.5, 0.9]},
+        ],
         schedules=[{"name": "constant"}, {"name": "cosine", "T_max": 20}],
         seeds=[0, 1],
         steps=20,
@@ -181,4 +185,4 @@ def test_plateau_schedule_reads_the_loss() -> None:
     res = run_one(run)
     lrs = res["lrs"]
     assert lrs[0] == 1.5 and min(lrs) < 1.5
-    assert all(b <= a for a, b in zip(lrs, lrs[1:], strict=False))
+    assert all(b <= a for a, b in itertools.pairwise(lrs))

@@ -16,7 +16,10 @@ ISSUE_EXAMPLE = {
         {"name": "rosenbrock", "dim": 2, "init": [-1.5, 2.0]},
         {"name": "mlp", "dataset": "digits", "hidden": [64], "batchnorm": True, "batch_size": 64},
     ],
-    "optimizers": [{"name": "adam", "lr": [0.001, 0.01]}, {"name": "sgd", "lr": 0.01, "momentum": 0.9}],
+    "optimizers": [
+        {"name": "adam", "lr": [0.001, 0.01]},
+        {"name": "sgd", "lr": 0.01, "momentum": 0.9},
+    ],
     "schedules": [{"name": "constant"}, {"name": "step", "step_size": 100, "gamma": 0.5}],
     "seeds": [0, 1, 2],
     "steps": 1000,
@@ -74,7 +77,11 @@ def test_grids_inside_nested_schedules_expand() -> None:
         "problems": [{"name": "beale"}],
         "optimizers": [{"name": "sgd", "lr": 0.01}],
         "schedules": [
-            {"name": "warmup", "warmup_steps": [5, 10], "then": {"name": "step", "step_size": [10, 20, 30]}}
+            {
+                "name": "warmup",
+                "warmup_steps": [5, 10],
+                "then": {"name": "step", "step_size": [10, 20, 30]},
+            }
         ],
         "steps": 3,
     }
@@ -106,12 +113,24 @@ def test_identical_runs_collapse_and_ids_are_content_hashes() -> None:
 
 
 def test_resolved_spec_carries_every_default() -> None:
-    run = expand(parse_experiment({"name": "x", "problems": [{"name": "beale"}],
-                                   "optimizers": [{"name": "adam"}], "steps": 5}))[0]
+    run = expand(
+        parse_experiment(
+            {
+                "name": "x",
+                "problems": [{"name": "beale"}],
+                "optimizers": [{"name": "adam"}],
+                "steps": 5,
+            }
+        )
+    )[0]
     dumped = run.model_dump(mode="json")
     assert dumped["optimizer"] == {
-        "name": "adam", "lr": 0.001, "betas": [0.9, 0.999], "eps": 1e-8,
-        "weight_decay": 0.0, "amsgrad": False,
+        "name": "adam",
+        "lr": 0.001,
+        "betas": [0.9, 0.999],
+        "eps": 1e-8,
+        "weight_decay": 0.0,
+        "amsgrad": False,
     }
     assert dumped["schedule"] == {"name": "constant"}
     assert dumped["seed"] == 0 and dumped["dtype"] == "float64"
@@ -119,7 +138,7 @@ def test_resolved_spec_carries_every_default() -> None:
 
 def test_unknown_names_list_the_allowed_ones() -> None:
     errs = errors_of(dict(ISSUE_EXAMPLE, optimizers=[{"name": "adamm"}]))
-    (path, message), = errs.items()
+    ((path, message),) = errs.items()
     assert path == "optimizers[0]"
     assert "'adamm'" in message
     for name in OPTIMIZERS.names():
@@ -146,7 +165,9 @@ def test_field_errors_name_the_exact_path() -> None:
 
 def test_format_errors_is_one_paragraph() -> None:
     with pytest.raises(ValidationError) as info:
-        parse_experiment(dict(ISSUE_EXAMPLE, steps=-5, optimizers=[{"name": "sgd", "momentum": -1}]))
+        parse_experiment(
+            dict(ISSUE_EXAMPLE, steps=-5, optimizers=[{"name": "sgd", "momentum": -1}])
+        )
     text = format_errors(info.value)
     assert "\n" not in text
     assert "steps:" in text and "optimizers[0].momentum:" in text

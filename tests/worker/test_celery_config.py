@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from api.config import Settings
-from worker.celery_app import create_celery_app
+from api.services.queue import create_celery_app
 
 
 def test_reliability_settings() -> None:

@@ -7,9 +7,9 @@ import itertools
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from api.services.planning import plan_chunks
 from engine.runner import batch_key, estimate_cost
 from engine.spec import RunSpec, expand, parse_experiment
-from worker.planning import plan_chunks
 
 
 def pool() -> list[tuple[str, RunSpec]]:

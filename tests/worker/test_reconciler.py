@@ -9,11 +9,10 @@ from datetime import timedelta
 from sqlalchemy import update
 
 from api.models import Run, utcnow
+from api.services.queue import TASK_NAME, Publisher
 from api.store import cancel_experiment
 from tests.conftest import SIMPLE_SPEC, Broker
 from tests.worker.helpers import experiment, new_experiment, runs_of
-from worker.celery_app import TASK_NAME
-from worker.publish import Publisher
 from worker.reconciler import UNSENT_GRACE_S, reconcile_once
 from worker.runtime import Runtime
 from worker.tasks import execute_chunk
