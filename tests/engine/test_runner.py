@@ -8,7 +8,15 @@ from typing import Any
 import numpy as np
 import pytest
 
-from engine.runner import CURVE_KEYS, METRIC_KEYS, batch_key, run_batch, run_one
+from engine.runner import (
+    BATCH_BYTES,
+    CURVE_KEYS,
+    METRIC_KEYS,
+    batch_capacity,
+    batch_key,
+    run_batch,
+    run_one,
+)
 from engine.spec import expand, parse_experiment
 
 
@@ -186,3 +194,22 @@ def test_plateau_schedule_reads_the_loss() -> None:
     lrs = res["lrs"]
     assert lrs[0] == 1.5 and min(lrs) < 1.5
     assert all(b <= a for a, b in itertools.pairwise(lrs))
+
+
+def test_large_groups_step_in_cache_sized_batches() -> None:
+    runs = runs_of(
+        problems=[{"name": "mlp", "dataset": "digits", "hidden": [64], "batch_size": 32}],
+        optimizers=[{"name": "sgd", "lr": [0.01, 0.02, 0.05], "momentum": 0.9}],
+        seeds=list(range(10)),
+        steps=4,
+        eval_every=2,
+    )
+    capacity = batch_capacity(runs[0])
+    assert 1 < capacity < len(runs)
+    assert capacity * runs[0].num_params() * 8 <= BATCH_BYTES
+    sizes: list[int] = []
+    batched = run_batch(runs, on_checkpoint=lambda partials: sizes.append(len(partials)))
+    assert sizes == [capacity] * (len(runs) // capacity) + [len(runs) % capacity]
+    for b, r in zip(batched, runs, strict=True):
+        assert b["run_id"] == r.run_id
+        assert without_times(b) == without_times(run_one(r))
