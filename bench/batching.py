@@ -39,7 +39,13 @@ SWEEPS = {
     "mlp-digits-bn": {
         "name": "bench-mlp-bn",
         "problems": [
-            {"name": "mlp", "dataset": "digits", "hidden": [64], "batchnorm": True, "batch_size": 64}
+            {
+                "name": "mlp",
+                "dataset": "digits",
+                "hidden": [64],
+                "batchnorm": True,
+                "batch_size": 64,
+            },
         ],
         "optimizers": [{"name": "adam", "lr": np.geomspace(1e-4, 1e-1, 64).tolist()}],
         "steps": 200,

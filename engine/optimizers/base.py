@@ -14,9 +14,10 @@ it leaves its inputs untouched and returns new arrays.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Annotated, Any, NamedTuple
 
 import numpy as np
+from pydantic import Field
 
 from engine.registry import Registry
 
@@ -33,6 +34,9 @@ def copy_state(state: State) -> State:
 class Optimizer(NamedTuple):
     init: InitFn
     update_: UpdateFn
+    #: The learning rate the spec names: the base a schedule scales, and the ``lr`` to pass to
+    #: ``update_`` for a constant-rate run (a float or an ``(R, 1)`` column).
+    lr: HParam = 1e-3
 
     def update(
         self, grads: np.ndarray, state: State, params: np.ndarray, lr: HParam
@@ -56,3 +60,18 @@ def hparam(value: Any, dtype: Any = np.float64) -> HParam:
         return float(value)
     arr = np.asarray(value, dtype=dtype)
     return arr.reshape(-1, 1)
+
+
+# Field types of the optimizers' spec models (each wrapped in ``Sweep[...]`` by the models).
+#: A finite value > 0 (learning rates, epsilons).
+Positive = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+#: A finite value >= 0 (weight decays, momentum_decay, lr_decay, accumulator start values).
+NonNegative = Annotated[float, Field(ge=0, allow_inf_nan=False)]
+#: A decay rate in [0, 1) (betas, momentum, alpha, rho).
+Rate = Annotated[float, Field(ge=0, lt=1)]
+#: A dampening factor in [0, 1].
+Fraction = Annotated[float, Field(ge=0, le=1)]
+#: ``(beta1, beta2)``.
+Betas = tuple[Rate, Rate]
+#: The length ``L`` of a sliding window (its buffers hold ``L`` copies of the parameters).
+WindowLength = Annotated[int, Field(ge=1, le=1000)]
