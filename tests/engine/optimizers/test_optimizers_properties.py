@@ -1,0 +1,163 @@
+"""Properties every optimizer keeps: the pure ``update`` never mutates its inputs and equals the
+in-place ``update_``; ``update_`` never writes to the gradients and allocates nothing after
+``init``; a zero gradient gives a zero update where the rule says so; float32 stays float32."""
+
+from __future__ import annotations
+
+import tracemalloc
+from typing import Any
+
+import numpy as np
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from engine.optimizers import OPTIMIZERS, build_optimizer, build_optimizer_batch
+from engine.optimizers.kernel import BLOCK_BYTES
+
+# Every kernel path: each optimizer at its defaults plus its flags and optional passes switched on.
+VARIANTS: list[dict[str, Any]] = [{"name": n} for n in OPTIMIZERS.names()] + [
+    {"name": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 0.1},
+    {"name": "sgd", "momentum": 0.9, "dampening": 0.5},
+    {"name": "adagrad", "lr_decay": 0.1, "weight_decay": 0.1, "initial_accumulator_value": 0.1},
+    {"name": "rmsprop", "momentum": 0.9, "centered": True, "weight_decay": 0.1},
+    {"name": "rmsprop_window", "window": 1},
+    {"name": "adadelta", "weight_decay": 0.1},
+    {"name": "adadelta_window", "window": 1},
+    {"name": "adam", "amsgrad": True, "weight_decay": 0.1},
+    {"name": "adamw", "amsgrad": True},
+    {"name": "adamax", "weight_decay": 0.1},
+    {"name": "nadam", "weight_decay": 0.1, "decoupled_weight_decay": True},
+    {"name": "radam", "weight_decay": 0.1, "betas": [0.9, 0.9]},
+    {"name": "radam", "weight_decay": 0.1, "decoupled_weight_decay": True},
+    {"name": "lion", "weight_decay": 0.1},
+]
+IDS = ["-".join(f"{k}={v}" for k, v in v.items() if k != "name") or v["name"] for v in VARIANTS]
+IDS = [f"{v['name']}:{i}" for v, i in zip(VARIANTS, IDS, strict=True)]
+
+
+def proportional(variant: dict[str, Any]) -> bool:
+    """Whether the rule's step is proportional to the current gradient (zero gradient, zero
+    step, whatever the history); rules with momentum keep moving on their velocity."""
+    if variant.get("momentum", 0.0) != 0.0:
+        return False
+    return variant["name"] in {
+        "sgd",
+        "adagrad",
+        "adadelta",
+        "rmsprop",
+        "rmsprop_window",
+        "adadelta_window",
+    }
+
+
+def read_only(a: np.ndarray) -> np.ndarray:
+    a = a.copy()
+    a.flags.writeable = False
+    return a
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    variant=st.sampled_from(VARIANTS),
+    rows=st.integers(1, 3),
+    cols=st.integers(1, 9),
+    dtype=st.sampled_from([np.float32, np.float64]),
+    seed=st.integers(0, 2**16),
+    column_lr=st.booleans(),
+)
+def test_pure_update_leaves_its_inputs_and_matches_the_in_place_one(
+    variant: dict[str, Any], rows: int, cols: int, dtype: type, seed: int, column_lr: bool
+) -> None:
+    rng = np.random.default_rng(seed)
+    opt = build_optimizer(variant)
+    params = rng.standard_normal((rows, cols)).astype(dtype)
+    state = opt.init(params)
+    twin_params, twin_state = params.copy(), {k: v.copy() for k, v in state.items()}
+    for _ in range(4):
+        grads = read_only(rng.standard_normal((rows, cols)).astype(dtype))
+        lr: Any = rng.uniform(1e-3, 1e-1, (rows, 1)) if column_lr else float(rng.uniform(1e-3, 0.1))
+        before = (params.copy(), {k: v.copy() for k, v in state.items()}, np.copy(lr))
+        new_params, new_state = opt.update(grads, state, params, lr)
+        np.testing.assert_array_equal(params, before[0])
+        for k, v in state.items():
+            np.testing.assert_array_equal(v, before[1][k])
+        np.testing.assert_array_equal(lr, before[2])
+        assert new_params is not params and all(new_state[k] is not state[k] for k in state)
+        # update_ on a copy (read-only gradients: any write raises) gives the same numbers.
+        opt.update_(grads, twin_state, twin_params, lr)
+        np.testing.assert_array_equal(twin_params, new_params)
+        for k in ("m", "v", "sum", "momentum_buffer", "delta", "mu_product"):
+            if k in state:
+                np.testing.assert_array_equal(twin_state[k], new_state[k])
+        assert new_params.dtype == dtype
+        params, state = new_params, new_state
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+def test_zero_gradient_gives_zero_update_where_the_rule_says_so(variant: dict[str, Any]) -> None:
+    if "weight_decay" in OPTIMIZERS.get(variant["name"]).spec.model_fields:
+        variant = {**variant, "weight_decay": 0.0}  # decay moves the weights by itself
+    opt = build_optimizer(variant)
+    rng = np.random.default_rng(1)
+    params = rng.standard_normal((2, 5))
+    zero = np.zeros_like(params)
+    fresh = opt.init(params)
+    start = params.copy()
+    for _ in range(3):  # no gradient yet: nothing moves
+        opt.update_(zero, fresh, params, 0.05)
+    np.testing.assert_array_equal(params, start)
+    state = opt.init(params)
+    for _ in range(5):
+        opt.update_(rng.standard_normal(params.shape), state, params, 0.05)
+    moved = params.copy()
+    opt.update_(zero, state, params, 0.05)
+    if proportional(variant):
+        np.testing.assert_array_equal(params, moved)
+    else:
+        assert np.all(params != moved)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+def test_float32_state_and_steps_stay_float32(variant: dict[str, Any]) -> None:
+    opt = build_optimizer(variant)
+    params32 = np.random.default_rng(2).standard_normal((2, 6)).astype(np.float32)
+    params64 = params32.astype(np.float64)
+    s32, s64 = opt.init(params32), opt.init(params64)
+    lr32 = np.full((2, 1), 0.01, dtype=np.float32)  # the run loop's lr column is in the run dtype
+    for t in range(20):
+        g = np.sin(1.3 * np.arange(12.0) + t + 0.5).reshape(2, 6) - 0.37 * params64
+        opt.update_(g.astype(np.float32), s32, params32, lr32)
+        opt.update_(g, s64, params64, float(lr32[0, 0]))
+    assert params32.dtype == np.float32
+    for k, v in s32.items():
+        if v.ndim == params32.ndim and v.shape[-1] == params32.shape[-1]:
+            assert v.dtype == np.float32, k
+    np.testing.assert_allclose(params32, params64, rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+def test_update_allocates_nothing_after_init(variant: dict[str, Any]) -> None:
+    """tracemalloc sees NumPy's array buffers: stepping a batch of two runs over two column
+    blocks, with per-run hyper-parameters and lr column, must not raise the traced peak by
+    anything near one block, however many steps."""
+    rows, cols = 2, BLOCK_BYTES // 8
+    specs = [variant, {**variant, "lr": 2 * build_optimizer(variant).lr}]
+    opt = build_optimizer_batch(specs)
+    rng = np.random.default_rng(3)
+    params = rng.standard_normal((rows, cols))
+    grads = rng.standard_normal((rows, cols))
+    lr = np.array([[1e-3], [2e-3]])
+    state = opt.init(params)
+    opt.update_(grads, state, params, lr)
+    tracemalloc.start()
+    try:
+        base, _ = tracemalloc.get_traced_memory()
+        tracemalloc.reset_peak()
+        for _ in range(25):
+            opt.update_(grads, state, params, lr)
+        current, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert peak - base < 16 * 1024 < BLOCK_BYTES // 16
+    assert current - base < 2 * 1024
