@@ -64,7 +64,8 @@ def _write(payload: Any, out: str | None) -> None:
 def cmd_run(args: argparse.Namespace) -> None:
     from tqdm import tqdm
 
-    from engine.runner import run_batch
+    from engine.curves import downsample
+    from engine.runner import CURVE_KEYS, run_batch
 
     spec = load_spec(args.spec)
     runs = expand(spec)
@@ -88,6 +89,11 @@ def cmd_run(args: argparse.Namespace) -> None:
             results = run_batch(runs, on_checkpoint=progress, checkpoint_every_s=0.25)
         except ValueError as exc:
             raise UsageError(f"{args.spec}: {exc}") from None
+    if args.max_points is not None:
+        for result in results:
+            result.update(
+                downsample({k: result[k] for k in CURVE_KEYS if k in result}, args.max_points)
+            )
     _write({"runs": results}, args.out)
 
 
@@ -101,6 +107,16 @@ def cmd_catalog(args: argparse.Namespace) -> None:
     _write(catalog(), args.out)
 
 
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -108,6 +124,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("spec", help="experiment spec JSON file ('-' for standard input)")
     run.add_argument("--out", help="write the results here instead of standard output")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--max-points",
+        type=_positive_int,
+        help="downsample every curve to at most N points (each bucket keeps min, max and last)",
+    )
     run.set_defaults(func=cmd_run)
     val = sub.add_parser("validate", help="check a spec and count its runs")
     val.add_argument("spec", help="experiment spec JSON file ('-' for standard input)")

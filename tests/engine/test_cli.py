@@ -46,6 +46,21 @@ def test_run_writes_results(tmp_path: Path) -> None:
     assert [r["losses"] for r in again] == [r["losses"] for r in runs]
 
 
+def test_run_downsamples_on_request(tmp_path: Path) -> None:
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(dict(SPEC, steps=400)))
+    full = json.loads(engine("run", str(spec), "--quiet").stdout)["runs"][0]
+    proc = engine("run", str(spec), "--quiet", "--max-points", "40")
+    assert proc.returncode == 0, proc.stderr
+    small = json.loads(proc.stdout)["runs"][0]
+    assert len(small["losses"]) <= 40 and len(small["lrs"]) <= 40
+    assert small["eval_steps"][0] == 0 and small["eval_steps"][-1] == 400
+    assert small["losses"][-1] == full["losses"][-1]
+    assert min(small["losses"]) == min(full["losses"])
+    assert small["update_steps"][-1] == 399
+    assert engine("run", str(spec), "--max-points", "0").returncode == 2
+
+
 def test_validate_and_catalog(tmp_path: Path) -> None:
     spec = tmp_path / "spec.json"
     spec.write_text(json.dumps(SPEC))
