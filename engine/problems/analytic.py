@@ -87,7 +87,7 @@ class AnalyticProblem(Problem):
         seeds: Sequence[int],
         dtype: np.dtype | type = np.float64,
         *,
-        dim: int,
+        dim: int = 2,
         noise: float = 0.0,
         init: Sequence[float] | None = None,
     ) -> None:
@@ -140,6 +140,20 @@ class AnalyticProblem(Problem):
                 self._noise_step += 1
             self._noise *= self.noise
         return self._noise
+
+
+class PlaneProblem(AnalyticProblem):
+    """A function of the plane only: no ``dim`` parameter."""
+
+    def __init__(
+        self,
+        seeds: Sequence[int],
+        dtype: np.dtype | type = np.float64,
+        *,
+        noise: float = 0.0,
+        init: Sequence[float] | None = None,
+    ) -> None:
+        super().__init__(seeds, dtype, dim=2, noise=noise, init=init)
 
 
 class QuadraticSpec(AnalyticSpec):
@@ -245,7 +259,7 @@ class BealeSpec(FixedPlaneSpec):
 
 
 @PROBLEMS.register("beale", BealeSpec)
-class Beale(AnalyticProblem):
+class Beale(PlaneProblem):
     """Beale's function on the plane, ``f = Σ_{k=1..3} (c_k − x + x yᵏ)²`` with
     ``c = (1.5, 2.25, 2.625)``; ``f* = 0`` at ``(3, ½)``.
 
@@ -254,16 +268,6 @@ class Beale(AnalyticProblem):
     """
 
     box = (-4.5, 4.5)
-
-    def __init__(
-        self,
-        seeds: Sequence[int],
-        dtype: np.dtype | type = np.float64,
-        *,
-        noise: float = 0.0,
-        init: Sequence[float] | None = None,
-    ) -> None:
-        super().__init__(seeds, dtype, dim=2, noise=noise, init=init)
 
     def evaluate(self, x: np.ndarray, grad: np.ndarray | None) -> np.ndarray:
         u, v = x[:, 0], x[:, 1]
@@ -286,7 +290,7 @@ class HimmelblauSpec(FixedPlaneSpec):
 
 
 @PROBLEMS.register("himmelblau", HimmelblauSpec)
-class Himmelblau(AnalyticProblem):
+class Himmelblau(PlaneProblem):
     """Himmelblau's function ``f = (x² + y − 11)² + (x + y² − 7)²``: four global minima, ``f* = 0``.
 
     ``∂f/∂x = 4x p + 2q``, ``∂f/∂y = 2p + 4y q`` with ``p = x² + y − 11``, ``q = x + y² − 7``.
@@ -294,16 +298,6 @@ class Himmelblau(AnalyticProblem):
     """
 
     box = (-5.0, 5.0)
-
-    def __init__(
-        self,
-        seeds: Sequence[int],
-        dtype: np.dtype | type = np.float64,
-        *,
-        noise: float = 0.0,
-        init: Sequence[float] | None = None,
-    ) -> None:
-        super().__init__(seeds, dtype, dim=2, noise=noise, init=init)
 
     def evaluate(self, x: np.ndarray, grad: np.ndarray | None) -> np.ndarray:
         u, v = x[:, 0], x[:, 1]
@@ -341,17 +335,6 @@ class Rastrigin(AnalyticProblem):
 
     box = (-5.12, 5.12)
 
-    def __init__(
-        self,
-        seeds: Sequence[int],
-        dtype: np.dtype | type = np.float64,
-        *,
-        dim: int = 2,
-        noise: float = 0.0,
-        init: Sequence[float] | None = None,
-    ) -> None:
-        super().__init__(seeds, dtype, dim=dim, noise=noise, init=init)
-
     def evaluate(self, x: np.ndarray, grad: np.ndarray | None) -> np.ndarray:
         phase = (2.0 * np.pi) * x
         if grad is not None:
@@ -380,17 +363,6 @@ class Ackley(AnalyticProblem):
     """
 
     box = (-5.0, 5.0)
-
-    def __init__(
-        self,
-        seeds: Sequence[int],
-        dtype: np.dtype | type = np.float64,
-        *,
-        dim: int = 2,
-        noise: float = 0.0,
-        init: Sequence[float] | None = None,
-    ) -> None:
-        super().__init__(seeds, dtype, dim=dim, noise=noise, init=init)
 
     def evaluate(self, x: np.ndarray, grad: np.ndarray | None) -> np.ndarray:
         d = self.dim
