@@ -23,6 +23,8 @@ from typing import Any, NoReturn, TextIO
 
 import httpx
 
+from engine.cli import UsageError, read_json
+
 DEFAULT_URL = "http://127.0.0.1:8000"
 TERMINAL = ("succeeded", "failed", "cancelled")
 RESULT_COLUMNS = (
@@ -116,24 +118,6 @@ class Service:
 
 
 # ------------------------------------------------------------------------------------- input
-
-
-def read_json(path: str, what: str) -> Any:
-    source = "standard input" if path == "-" else path
-    try:
-        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise CliError(f"{source}: no such file") from None
-    except IsADirectoryError:
-        raise CliError(f"{source}: is a directory, not a {what}") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise CliError(f"{source}: cannot read it ({exc})") from None
-    try:
-        return json.loads(text)
-    except json.JSONDecodeError as exc:
-        raise CliError(
-            f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
-        ) from None
 
 
 def parse_fraction(text: str) -> float:
@@ -697,6 +681,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> NoRetu
     except CliError as exc:
         print(f"optbench: error: {exc}", file=sys.stderr)
         code = exc.code
+    except UsageError as exc:
+        print(f"optbench: error: {exc}", file=sys.stderr)
+        code = 2
     except KeyboardInterrupt:
         print("optbench: interrupted", file=sys.stderr)
         code = 130

@@ -1,0 +1,157 @@
+"""``python -m engine``: run, validate or list specs locally, without the service.
+
+Its input helpers (:func:`read_json`, :class:`UsageError`) also serve the ``optbench`` client.
+
+Exit codes: 0 success; 2 bad input (unreadable file, invalid JSON, an invalid spec) with one
+readable paragraph on stderr and never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any, NoReturn
+
+from pydantic import ValidationError
+
+from engine.catalog import catalog
+from engine.spec import ExperimentSpec, expand, format_errors, parse_experiment
+
+
+class UsageError(Exception):
+    """Bad input: reported as one message with exit code 2."""
+
+
+def _fail(message: str) -> NoReturn:
+    print(f"error: {message}", file=sys.stderr)
+    raise SystemExit(2)
+
+
+def read_json(path: str, what: str) -> Any:
+    """Decode a JSON file (``-``: standard input); bad input becomes :class:`UsageError`."""
+    source = "standard input" if path == "-" else path
+    try:
+        text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise UsageError(f"{source}: no such file") from None
+    except IsADirectoryError:
+        raise UsageError(f"{source}: is a directory, not a {what}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise UsageError(f"{source}: cannot read it ({exc})") from None
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise UsageError(
+            f"{source}: invalid JSON at line {exc.lineno}, column {exc.colno}: {exc.msg}"
+        ) from None
+
+
+def load_spec(path: str) -> ExperimentSpec:
+    """Read and validate a spec file, turning every kind of bad input into :class:`UsageError`."""
+    data = read_json(path, "spec file")
+    try:
+        return parse_experiment(data)
+    except ValidationError as exc:
+        source = "standard input" if path == "-" else path
+        raise UsageError(f"{source}: {format_errors(exc)}") from None
+
+
+def _write(payload: Any, out: str | None) -> None:
+    text = json.dumps(payload, indent=None, separators=(",", ":"), allow_nan=False)
+    if out is None:
+        sys.stdout.write(text + "\n")
+        return
+    try:
+        Path(out).write_text(text + "\n", encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"{out}: cannot write it ({exc})") from None
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from tqdm import tqdm
+
+    from engine.curves import downsample
+    from engine.runner import CURVE_KEYS, run_batch
+
+    spec = load_spec(args.spec)
+    runs = expand(spec)
+    done: dict[str, int] = {}
+    with tqdm(
+        total=sum(r.steps for r in runs),
+        unit="step",
+        desc=f"{len(runs)} runs",
+        file=sys.stderr,
+        disable=args.quiet,
+        dynamic_ncols=True,
+    ) as bar:
+
+        def progress(partials: list[dict[str, Any]]) -> None:
+            for p in partials:
+                done[p["run_id"]] = p["spec"]["steps"] if p["diverged"] else p["steps_done"]
+            bar.n = sum(done.values())
+            bar.refresh()
+
+        try:
+            results = run_batch(runs, on_checkpoint=progress, checkpoint_every_s=0.25)
+        except ValueError as exc:
+            raise UsageError(f"{args.spec}: {exc}") from None
+    if args.max_points is not None:
+        for result in results:
+            result.update(
+                downsample({k: result[k] for k in CURVE_KEYS if k in result}, args.max_points)
+            )
+    _write({"runs": results}, args.out)
+
+
+def cmd_validate(args: argparse.Namespace) -> None:
+    spec = load_spec(args.spec)
+    runs = expand(spec)
+    print(f"{args.spec}: valid — {len(runs)} runs of {spec.steps} steps")
+
+
+def cmd_catalog(args: argparse.Namespace) -> None:
+    _write(catalog(), args.out)
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{value} is not at least 1")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m engine", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    run = sub.add_parser("run", help="run every run of a spec and print the results JSON")
+    run.add_argument("spec", help="experiment spec JSON file ('-' for standard input)")
+    run.add_argument("--out", help="write the results here instead of standard output")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    run.add_argument(
+        "--max-points",
+        type=_positive_int,
+        help="downsample every curve to at most N points (each bucket keeps min, max and last)",
+    )
+    run.set_defaults(func=cmd_run)
+    val = sub.add_parser("validate", help="check a spec and count its runs")
+    val.add_argument("spec", help="experiment spec JSON file ('-' for standard input)")
+    val.set_defaults(func=cmd_validate)
+    cat = sub.add_parser("catalog", help="every problem, optimizer and schedule with its schema")
+    cat.add_argument("--out", help="write the catalog here instead of standard output")
+    cat.set_defaults(func=cmd_catalog)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    try:
+        args.func(args)
+    except UsageError as exc:
+        _fail(str(exc))
+    except KeyboardInterrupt:
+        _fail("interrupted")
