@@ -61,9 +61,14 @@ def test_running_run_shows_a_partial_curve(rt: Runtime) -> None:
     worker.start()
 
     def partial() -> tuple[Run, dict[str, list[Any]]] | None:
+        # the run row and its curves are read separately: keep a snapshot only when no
+        # checkpoint landed in between (steps_done only grows while the run is running)
         [run] = runs_of(rt.db, experiment_id)
         if run.status == "running" and run.steps_done > 0:
-            return run, curves(rt.db, run_id)
+            snapshot = curves(rt.db, run_id)
+            [again] = runs_of(rt.db, experiment_id)
+            if again.steps_done == run.steps_done:
+                return run, snapshot
         return None
 
     run, snapshot = wait_for(partial, 30, "a checkpoint")
