@@ -15,7 +15,7 @@ import pytest
 from sqlalchemy import func, select, update
 
 from api.models import Run, RunCurve, utcnow
-from api.store import cancel_experiment
+from api.store import cancel_experiment, load_curves
 from engine.runner import run_batch
 from engine.spec import expand, parse_experiment
 from tests.conftest import SIMPLE_SPEC, wait_for
@@ -61,14 +61,14 @@ def test_running_run_shows_a_partial_curve(rt: Runtime) -> None:
     worker.start()
 
     def partial() -> tuple[Run, dict[str, list[Any]]] | None:
-        # the run row and its curves are read separately: keep a snapshot only when no
-        # checkpoint landed in between (steps_done only grows while the run is running)
-        [run] = runs_of(rt.db, experiment_id)
-        if run.status == "running" and run.steps_done > 0:
-            snapshot = curves(rt.db, run_id)
-            [again] = runs_of(rt.db, experiment_id)
-            if again.steps_done == run.steps_done:
-                return run, snapshot
+        # the run row and its curves from one snapshot (SQLite: one read transaction in WAL
+        # mode; PostgreSQL: REPEATABLE READ), so a checkpoint cannot land between the two reads
+        with rt.db.session() as session:
+            if session.get_bind().dialect.name == "postgresql":
+                session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            run = session.execute(select(Run).where(Run.id == run_id)).scalar_one()
+            if run.status == "running" and run.steps_done > 0:
+                return run, load_curves(session, run_id)
         return None
 
     run, snapshot = wait_for(partial, 30, "a checkpoint")
