@@ -67,6 +67,12 @@ class Database:
         self.engine = engine
         self._connection = connection
         self._write_engine = engine.execution_options(sqlite_immediate=True)
+        # SQLite's deferred read transaction already sees one snapshot (WAL mode)
+        self._snapshot_engine = (
+            engine
+            if engine.dialect.name == "sqlite"
+            else engine.execution_options(isolation_level="REPEATABLE READ")
+        )
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
@@ -93,6 +99,11 @@ class Database:
     def session(self) -> Session:
         """A session for reads (and writes that tolerate a busy retry)."""
         return self._session(self.engine)
+
+    def snapshot(self) -> Session:
+        """A session for reads that must agree with each other (a run row and its curves): every
+        statement of its transaction sees the same committed state."""
+        return self._session(self._snapshot_engine)
 
     def writer(self) -> Session:
         """A session for a write transaction (``BEGIN IMMEDIATE`` on SQLite)."""

@@ -84,9 +84,10 @@ def load_records(
     """The experiment's runs as engine-shaped records (status added), in submission order.
 
     ``curves`` are read in one query for all runs, decoded straight into arrays (NaN where a value
-    was not finite); a running run has the points written so far.
+    was not finite); a running run has the points written so far — runs and curves from one
+    snapshot, so they agree.
     """
-    with db.session() as session:
+    with db.snapshot() as session:
         runs = list(
             session.execute(
                 select(Run).where(Run.experiment_id == experiment_id).order_by(Run.position)

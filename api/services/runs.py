@@ -145,8 +145,8 @@ def run_etag(db: Database, run_id: str, max_points: int | None, since_step: int 
 def get_with_curves(
     db: Database, run_id: str, *, max_points: int | None, since_step: int | None
 ) -> tuple[dict[str, Any], str]:
-    """The run with its curves (both from one transaction) and their ETag."""
-    with db.session() as session:
+    """The run with its curves (both from one snapshot) and their ETag."""
+    with db.snapshot() as session:
         run = _find(session, run_id)
         out = run_dict(run)
         etag = _etag(run, max_points, since_step)
