@@ -11,7 +11,9 @@ start point and after each update, ``steps + 1`` values, all measured the way th
 loss — e.g. batch statistics for a full-batch network with batchnorm) and every ``eval_every``
 updates for a minibatch problem (the full training-set loss, inference mode). A run whose loss
 or parameters become non-finite, or whose loss exceeds :data:`BLOWUP_FACTOR` times its start
-value, is marked diverged and stops recording at that step.
+value, is marked diverged and stops recording at that step; its test metrics are those of the
+model at the update where the divergence was detected, which is where the run would end if it
+were stepped alone (the rows of the batch that are still alive carry on).
 """
 
 from __future__ import annotations
@@ -125,6 +127,11 @@ class _Recorder:
         self.reason: list[str | None] = [None] * self.R
         self.test: dict[str, np.ndarray] = {}
 
+    def keep_test(self, metrics: dict[str, np.ndarray], rows: np.ndarray) -> None:
+        """Record the test metrics (``(R,)`` each) of the runs in ``rows``."""
+        for key, values in metrics.items():
+            self.test.setdefault(key, np.full(self.R, np.nan))[rows] = values[rows]
+
     def eval_point(self, step: int, loss: np.ndarray, params: np.ndarray, t0: float) -> None:
         k = self.n_eval
         self.eval_steps[k] = step
@@ -205,13 +212,19 @@ def _run_group(
     alive = np.ones(len(runs), dtype=bool)
     f_star = problem.f_star
 
+    def eval_loss(step: int) -> np.ndarray:
+        """The loss recorded at eval step ``step`` where no gradient was taken at the same point:
+        the full training loss (inference mode) for a minibatch problem, the loss the gradient
+        sees for a full-batch one."""
+        return problem.loss(params) if minibatch else problem.loss_and_grad(params, step)[0]
+
     t0 = time.perf_counter()
     next_checkpoint = t0 + checkpoint_every_s
     stopped = False
     updates = 0
     with np.errstate(all="ignore"):
         if minibatch:
-            rec.eval_point(0, problem.loss(params), params, t0)
+            rec.eval_point(0, eval_loss(0), params, t0)
         for t in range(steps):
             loss, grad = problem.loss_and_grad(params, t)
             if not minibatch:
@@ -229,11 +242,11 @@ def _run_group(
             updates = t + 1
             for i in loss_driven:
                 schedules[i].observe(float(loss[i]))
-            if minibatch and (updates % every == 0 or updates == steps):
-                rec.eval_point(updates, problem.loss(params), params, t0)
-            if not minibatch and updates == steps:
-                rec.eval_point(updates, problem.loss_and_grad(params, updates)[0], params, t0)
-            _check_divergence(rec, alive, params, updates)
+            if updates == steps or (minibatch and updates % every == 0):
+                rec.eval_point(updates, eval_loss(updates), params, t0)
+            newly = _check_divergence(rec, alive, params, updates)
+            if newly.size:
+                rec.keep_test(problem.test_metrics(params), newly)
             if not alive.any():
                 break
             if time.perf_counter() >= next_checkpoint:
@@ -245,18 +258,22 @@ def _run_group(
                     stopped = True
                     break
                 next_checkpoint = time.perf_counter() + checkpoint_every_s
-        if stopped and (not rec.n_eval or rec.eval_steps[rec.n_eval - 1] != updates):
-            final = problem.loss(params) if minibatch else problem.loss_and_grad(params, updates)[0]
-            rec.eval_point(updates, final, params, t0)
-        rec.test = problem.test_metrics(params)
+        ending = np.flatnonzero(alive)
+        if stopped and rec.eval_steps[rec.n_eval - 1] != updates:
+            rec.eval_point(updates, eval_loss(updates), params, t0)
+            _check_divergence(rec, alive, params, updates)
+        if ending.size:
+            rec.keep_test(problem.test_metrics(params), ending)
     results = [rec.result(r, run, f_star, updates, stopped) for r, run in enumerate(runs)]
     if on_checkpoint is not None:
         on_checkpoint(results)
     return results
 
 
-def _check_divergence(rec: _Recorder, alive: np.ndarray, params: np.ndarray, updates: int) -> None:
-    """Mark runs whose latest loss or parameters went bad.
+def _check_divergence(
+    rec: _Recorder, alive: np.ndarray, params: np.ndarray, updates: int
+) -> np.ndarray:
+    """Mark runs whose latest loss or parameters went bad; returns their row indices.
 
     A bad loss stops the run at the eval step that recorded it; non-finite parameters (seen before
     their loss is evaluated) stop it at ``updates``.
@@ -266,8 +283,8 @@ def _check_divergence(rec: _Recorder, alive: np.ndarray, params: np.ndarray, upd
     bad_loss = ~np.isfinite(last)
     blowup = np.abs(last) > BLOWUP_FACTOR * np.maximum(1.0, np.abs(rec.losses[:, 0]))
     bad_params = ~np.isfinite(params).all(axis=1)
-    newly = alive & (bad_loss | blowup | bad_params)
-    for r in np.flatnonzero(newly):
+    newly = np.flatnonzero(alive & (bad_loss | blowup | bad_params))
+    for r in newly:
         if bad_loss[r] or blowup[r]:
             rec.stop_at[r] = rec.eval_steps[k]
             rec.reason[r] = (
@@ -278,7 +295,8 @@ def _check_divergence(rec: _Recorder, alive: np.ndarray, params: np.ndarray, upd
         else:
             rec.stop_at[r] = updates
             rec.reason[r] = "parameters became non-finite"
-    alive &= ~newly
+    alive[newly] = False
+    return newly
 
 
 def run_batch(

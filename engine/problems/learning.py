@@ -219,7 +219,9 @@ class SupervisedProblem(Problem):
         loss, hits = self._evaluate(params, self._x_test, self._t_test, self.data.y_test)
         if self.data.regression:
             return {"test_loss": loss}
-        return {"test_loss": loss, "test_accuracy": hits / len(self._x_test)}
+        # Non-finite outputs predict nothing (argmax would pick class 0 for a NaN row).
+        accuracy = np.where(np.isfinite(loss), hits / len(self._x_test), np.nan)
+        return {"test_loss": loss, "test_accuracy": accuracy}
 
     def _evaluate(
         self, params: np.ndarray, x1: np.ndarray, target: np.ndarray, y: np.ndarray

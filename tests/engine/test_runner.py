@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import itertools
+import json
 from typing import Any
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
 
+from engine.optimizers import OPTIMIZERS, build_optimizer
+from engine.problems import build_problem
 from engine.runner import (
     BATCH_BYTES,
     CURVE_KEYS,
@@ -17,7 +21,9 @@ from engine.runner import (
     run_batch,
     run_one,
 )
-from engine.spec import expand, parse_experiment
+from engine.schedules import SCHEDULES, build_schedule
+from engine.schedules.plateau import ReduceOnPlateau
+from engine.spec import describe_errors, expand, parse_experiment
 
 
 def runs_of(**doc: Any):
@@ -194,6 +200,13 @@ def test_plateau_schedule_reads_the_loss() -> None:
     lrs = res["lrs"]
     assert lrs[0] == 1.5 and min(lrs) < 1.5
     assert all(b <= a for a, b in itertools.pairwise(lrs))
+    # update t's lr is what the schedule says after seeing the losses where updates 0..t-1 started
+    replay = ReduceOnPlateau(1.5, **run.schedule.model_dump(exclude={"name"}))
+    expected = []
+    for loss in res["losses"][:-1]:
+        expected.append(replay.lr_at(len(expected)))
+        replay.observe(loss)
+    assert lrs == expected
 
 
 def test_large_groups_step_in_cache_sized_batches() -> None:
@@ -213,3 +226,190 @@ def test_large_groups_step_in_cache_sized_batches() -> None:
     for b, r in zip(batched, runs, strict=True):
         assert b["run_id"] == r.run_id
         assert without_times(b) == without_times(run_one(r))
+
+
+def test_plateau_inside_warmup_reads_only_post_warmup_losses() -> None:
+    # threshold 0.5 (rel): after its first loss, no loss of this slow run counts as an
+    # improvement, so with patience 1 the lr halves after every second post-warm-up update
+    (run,) = runs_of(
+        problems=[{"name": "quadratic", "dim": 3}],
+        optimizers=[{"name": "sgd", "lr": 0.01}],
+        schedules=[
+            {
+                "name": "warmup",
+                "warmup_steps": 3,
+                "start_factor": 0.25,
+                "then": {
+                    "name": "reduce_on_plateau",
+                    "patience": 1,
+                    "factor": 0.5,
+                    "threshold": 0.5,
+                },
+            }
+        ],
+        steps=10,
+    )
+    res = run_one(run)
+    ramp = [0.01 * (0.25 + 0.75 * t / 3) for t in range(3)]
+    # losses observed from update 3 on: 3 improves, 4 and 5 do not -> halve for update 6;
+    # 6 and 7 do not -> halve for update 8
+    np.testing.assert_allclose(
+        res["lrs"], [*ramp, 0.01, 0.01, 0.01, 0.005, 0.005, 0.0025, 0.0025], rtol=1e-15
+    )
+    assert all(b < a for a, b in itertools.pairwise(res["losses"]))
+
+
+def _schedule_docs() -> list[dict[str, Any]]:
+    """One spec per registered schedule, with parameters that make it move within 6 updates."""
+    required: dict[str, dict[str, Any]] = {
+        "step": {"step_size": 2, "gamma": 0.5},
+        "multistep": {"milestones": [1, 3], "gamma": 0.5},
+        "exponential": {"gamma": 0.8},
+        "linear": {"start_factor": 0.5, "total_iters": 4},
+        "polynomial": {"total_iters": 8},
+        "cosine": {"T_max": 4},
+        "cosine_warm_restarts": {"T_0": 2, "T_mult": 2},
+        "cyclic": {"max_lr": 0.02, "step_size_up": 2},
+        "one_cycle": {"total_steps": 6},
+        "reduce_on_plateau": {"patience": 0, "threshold": 0.5},
+        "warmup": {"warmup_steps": 2, "then": {"name": "exponential", "gamma": 0.9}},
+        "piecewise_linear": {"total_steps": 6},
+        "sawtooth": {"cycle_length": 3},
+    }
+    return [{"name": name, **required.get(name, {})} for name in SCHEDULES.names()]
+
+
+def test_every_optimizer_and_schedule_runs_through_the_loop() -> None:
+    steps = 6
+    runs = runs_of(
+        problems=[{"name": "quadratic", "dim": 3}],
+        optimizers=[{"name": name} for name in OPTIMIZERS.names()],
+        schedules=_schedule_docs(),
+        steps=steps,
+    )
+    assert len(runs) == len(OPTIMIZERS.names()) * len(SCHEDULES.names())
+    results = run_batch(runs)
+    moving: set[str] = set()
+    for run, res in zip(runs, results, strict=True):
+        label = f"{run.optimizer.name} × {run.schedule.name}"
+        assert res["steps_done"] == steps and not res["diverged"], label
+        assert res["eval_steps"] == list(range(steps + 1)), label
+        schedule = build_schedule(run.schedule, base_lr=run.optimizer.lr)
+        if not schedule.reads_loss:
+            assert res["lrs"] == schedule.preview(steps).tolist(), label
+        if len(set(res["lrs"])) > 1:
+            moving.add(run.schedule.name)
+        # the recorded curve is the optimizer stepped by hand at the recorded lrs
+        problem = build_problem(run.problem, [run.seed])
+        optimizer = build_optimizer(run.optimizer)
+        x = problem.init_params()
+        state = optimizer.init(x)
+        losses, update_norms = [], []
+        for t, lr in enumerate(res["lrs"]):
+            loss, grad = problem.loss_and_grad(x, t)
+            losses.append(float(loss[0]))
+            before = x.copy()
+            optimizer.update_(grad, state, x, lr)
+            update_norms.append(float(np.linalg.norm(x - before)))
+        losses.append(float(problem.loss(x)[0]))
+        np.testing.assert_allclose(res["losses"], losses, rtol=1e-12, err_msg=label)
+        np.testing.assert_allclose(res["update_norms"], update_norms, rtol=1e-9, err_msg=label)
+        assert res["losses"][-1] < res["losses"][0], label
+    assert moving == set(SCHEDULES.names()) - {"constant"}
+
+
+def test_float32_runs_end_to_end() -> None:
+    doc: dict[str, Any] = {
+        "problems": [
+            {"name": "rosenbrock", "dim": 2, "init": [-1.5, 2.0]},
+            {"name": "mlp", "dataset": "iris", "hidden": [8], "batchnorm": True, "batch_size": 16},
+            {"name": "logistic_regression", "dataset": "wine"},
+        ],
+        "optimizers": [{"name": "adam", "lr": [1e-3, 1e-2]}, {"name": "sgd", "momentum": 0.9}],
+        "steps": 20,
+        "eval_every": 5,
+    }
+    runs32 = runs_of(**doc, dtype="float32")
+    runs64 = runs_of(**doc)
+    single, double = run_batch(runs32), run_batch(runs64)
+    for run, r32, r64 in zip(runs32, single, double, strict=True):
+        label = f"{run.problem.name} {run.optimizer.name} {run.optimizer.lr}"
+        assert r32["spec"]["dtype"] == "float32" and r32["run_id"] != r64["run_id"]
+        assert r32["eval_steps"] == r64["eval_steps"] and not r32["diverged"], label
+        # computed in float32: every recorded loss is a float32 value, and differs from float64
+        assert all(np.float32(v) == v for v in r32["losses"]), label
+        assert r32["losses"] != r64["losses"], label
+        np.testing.assert_allclose(r32["losses"], r64["losses"], rtol=1e-2, err_msg=label)
+        assert r32["lrs"] == r64["lrs"], label
+        if run.problem.name != "rosenbrock":
+            assert r32["test_loss"] == pytest.approx(r64["test_loss"], rel=1e-2), label
+            assert r32["test_accuracy"] is not None, label
+        assert without_times(r32) == without_times(run_one(run)), label
+
+
+def test_eval_every_beyond_the_budget_evaluates_start_and_end() -> None:
+    mb, fb = runs_of(
+        problems=[
+            {"name": "mlp", "dataset": "iris", "hidden": [4], "batch_size": 10},
+            {"name": "logistic_regression", "dataset": "iris"},
+        ],
+        optimizers=[{"name": "sgd", "lr": 0.05}],
+        steps=7,
+        eval_every=100,
+    )
+    assert (mb.eval_every, fb.eval_every) == (100, 1)
+    minibatch, full = run_one(mb), run_one(fb)
+    assert minibatch["eval_steps"] == [0, 7] and len(minibatch["lrs"]) == 7
+    problem = build_problem(mb.problem, [mb.seed])
+    assert minibatch["losses"][0] == problem.loss(problem.init_params())[0]
+    assert minibatch["final_loss"] == minibatch["losses"][1] < minibatch["losses"][0]
+    assert full["eval_steps"] == list(range(8)) and len(full["losses"]) == 8
+
+
+def test_a_diverging_minibatch_run_stops_at_its_eval_and_matches_its_solo_run() -> None:
+    runs = runs_of(
+        problems=[{"name": "mlp", "dataset": "diabetes", "hidden": [16], "batch_size": 16}],
+        optimizers=[{"name": "sgd", "lr": [0.01, 50.0]}],
+        steps=60,
+        eval_every=4,
+    )
+    ok, bad = run_batch(runs)
+    assert not ok["diverged"] and ok["steps_done"] == 60 and ok["eval_steps"][-1] == 60
+    assert bad["diverged"] and bad["divergence_reason"].startswith("loss exceeded")
+    step = bad["divergence_step"]
+    assert step == bad["steps_done"] == bad["eval_steps"][-1] and 0 < step < 60 and step % 4 == 0
+    assert len(bad["lrs"]) == len(bad["grad_norms"]) == step
+    assert bad["final_loss"] == bad["losses"][-1] > 1e10 * max(1.0, bad["losses"][0])
+    assert bad["best_loss"] == bad["losses"][0]
+    # the batch steps on for the healthy run; the diverged one's numbers, test metrics included,
+    # are those of the same run stepped alone (which ends where it diverged)
+    for batched, alone in zip((ok, bad), (run_one(r) for r in runs), strict=True):
+        assert without_times(batched) == without_times(alone)
+    assert bad["test_loss"] is not None and bad["test_loss"] > 1e10
+
+
+def test_nan_or_infinite_start_points_are_rejected_with_their_path() -> None:
+    text = (
+        '{"name": "n", "steps": 5, "optimizers": [{"name": "sgd"}], '
+        '"problems": [{"name": "rosenbrock", "init": [1.0, %s]}]}'
+    )
+    for value in ("NaN", "Infinity", "-Infinity"):
+        with pytest.raises(ValidationError) as info:
+            parse_experiment(json.loads(text % value))
+        ((error,),) = [describe_errors(info.value)]
+        assert error["path"] == "problems[0].init[1]", value
+        assert "finite" in error["message"] and "'rosenbrock'" in error["message"], value
+
+
+def test_the_point_measured_when_a_run_is_stopped_is_checked_for_divergence() -> None:
+    # one huge step from the start: the loss at the first eval point is fine, the one measured
+    # when the run is stopped right after that step has blown up
+    (run,) = runs_of(
+        problems=[{"name": "rosenbrock", "dim": 2, "init": [-1.5, 2.0]}],
+        optimizers=[{"name": "sgd", "lr": 10.0}],
+        steps=100,
+    )
+    (res,) = run_batch([run], checkpoint_every_s=0.0, should_stop=lambda: True)
+    assert res["stopped"] and res["eval_steps"] == [0, 1] and len(res["lrs"]) == 1
+    assert res["losses"][1] > 1e10 * res["losses"][0]
+    assert res["diverged"] and res["divergence_step"] == res["steps_done"] == 1

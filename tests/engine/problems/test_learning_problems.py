@@ -233,6 +233,19 @@ def test_no_test_set_means_no_test_metrics() -> None:
     assert set(regression.test_metrics(regression.init_params())) == {"test_loss"}
 
 
+def test_non_finite_weights_have_no_test_accuracy() -> None:
+    problem = build({"name": "mlp", "dataset": "iris", "hidden": [4]}, [0, 1])
+    x = problem.init_params()
+    healthy = problem.test_metrics(x)
+    x[1, 0] = np.nan
+    metrics = problem.test_metrics(x)
+    assert np.isnan(metrics["test_loss"][1]) and np.isnan(metrics["test_accuracy"][1])
+    # argmax over NaN outputs would "predict" class 0: iris's test split has such examples
+    assert (problem.data.y_test == 0).any()
+    assert metrics["test_loss"][0] == healthy["test_loss"][0]
+    assert metrics["test_accuracy"][0] == healthy["test_accuracy"][0]
+
+
 def test_float32_runs() -> None:
     doc = {"name": "mlp", "dataset": "wine", "hidden": [8], "batchnorm": True, "batch_size": 16}
     p32, p64 = build(doc, [0], np.float32), build(doc, [0])
