@@ -14,6 +14,7 @@ from typing import Annotated
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
+from sqlalchemy.engine import make_url
 
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(ge=1)]
@@ -92,6 +93,14 @@ class Settings(BaseSettings):
         url = self.resolved_database_url
         if not url.startswith(("sqlite", "postgresql")):
             problems.append(f"database_url must be sqlite:// or postgresql+psycopg://, got {url!r}")
+        else:
+            try:
+                make_url(url).get_dialect().import_dbapi()
+            except Exception as exc:  # unparsable, or a driver that is not installed
+                problems.append(
+                    f"database_url is unusable ({type(exc).__name__}: {exc}); "
+                    "use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB"
+                )
         if not self.resolved_broker_url.startswith(("redis://", "rediss://", "redis+socket://")):
             problems.append("broker_url must be a redis://, rediss:// or redis+socket:// URL")
         if problems:

@@ -141,3 +141,86 @@ class Problem(_Out):
 class Health(_Out):
     status: Literal["ok", "ready"]
     checks: dict[str, str] = Field(default_factory=dict)
+
+
+# --------------------------------------------------------------------------- the summary
+# The summary's statistics are computed by api.services.summary; these models document its
+# shape. Plot-ready arrays (curves, profiles, ECDFs, contours) stay loosely typed, and every
+# level admits keys added later.
+
+
+class _Open(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class MetricStats(_Open):
+    """A metric over a group's seeds; ``None`` where no run has a value."""
+
+    n: int
+    n_missing: int
+    mean: float | None
+    median: float | None
+    q25: float | None
+    q75: float | None
+    iqr: float | None
+    min: float | None
+    max: float | None
+    ci_low: float | None = Field(description="Bootstrap 95 % confidence interval of the mean")
+    ci_high: float | None
+
+
+class SummaryProblem(_Open):
+    id: str
+    label: str
+    spec: dict[str, Any]
+    budget: dict[str, Any]
+    f_star: float | None
+    group_ids: list[str]
+    contour: dict[str, Any] | None = Field(description="2-D problems: loss surface, trajectories")
+
+
+class SummarySolver(_Open):
+    id: str
+    label: str
+
+
+class GroupRun(_Open):
+    run_id: str | None
+    seed: int
+    status: Status | None
+    steps_done: int | None
+    diverged: bool
+
+
+class SummaryGroup(_Open):
+    """One (problem, solver) pair aggregated over its seeds."""
+
+    id: str
+    problem_id: str
+    solver_id: str
+    problem: str
+    solver: str
+    spec: dict[str, Any]
+    budget: dict[str, Any]
+    seeds: list[int]
+    n_runs: int
+    runs: list[GroupRun]
+    success_rate: float | None
+    diverged_rate: float
+    metrics: dict[str, MetricStats]
+    curves: dict[str, Any] | None
+
+
+class Summary(_Open):
+    experiment_id: str
+    status: Status
+    metric: str
+    metrics: list[str]
+    n_runs: int
+    problems: list[SummaryProblem]
+    solvers: list[SummarySolver]
+    groups: list[SummaryGroup]
+    rankings: dict[str, Any] = Field(description="Performance profiles and ECDFs, plot-ready")
+    baseline_solver_id: str | None
+    comparisons: list[dict[str, Any]] = Field(description="Paired tests against the baseline")
+    tuning: list[dict[str, Any]]

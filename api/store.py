@@ -589,7 +589,9 @@ def stale_queued_runs(
     return out
 
 
-def mark_enqueued(session: Session, run_ids: Sequence[str], now: datetime) -> None:
+def mark_enqueued(session: Session, run_ids: Sequence[str], now: datetime | None) -> None:
+    """Stamp queued runs as published at ``now``; ``None`` marks them unsent (a failed publish),
+    so the reconciler re-sends them once they are older than its grace period."""
     session.execute(
         update(Run)
         .where(Run.id.in_(list(run_ids)), Run.status == "queued")

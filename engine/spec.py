@@ -45,7 +45,7 @@ class RunSpec(SpecModel):
     schedule: ScheduleSpec
     seed: Seed
     steps: Annotated[int, Field(ge=1)]
-    target_loss: float | None = None
+    target_loss: Annotated[float, Field(allow_inf_nan=False)] | None = None
     eval_every: Annotated[int, Field(ge=1)] = 1
     dtype: Dtype = "float64"
 
@@ -72,7 +72,7 @@ class ExperimentSpec(SpecModel):
     )
     seeds: Annotated[list[Seed], Field(min_length=1)] = Field(default_factory=lambda: [0])
     steps: Annotated[int, Field(ge=1)]
-    target_loss: float | None = None
+    target_loss: Annotated[float, Field(allow_inf_nan=False)] | None = None
     eval_every: Annotated[int, Field(ge=1)] | None = Field(
         default=None,
         description="Steps between full-training-set loss evaluations of minibatch problems "

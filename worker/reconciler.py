@@ -10,6 +10,9 @@ is something to execute the work it re-queues. Each tick:
 2. queued runs whose message is presumed lost (never published, or published longer ago than the
    broker's visibility timeout) are re-published.
 
+A publish that fails (broker unreachable) leaves its runs marked unsent, so the next tick retries
+them, and does not stop the pass for other experiments.
+
 A live run cannot be double-run: its heartbeat renews the lease every ``heartbeat_s`` (at most half
 the lease), the re-queue UPDATE re-checks the expiry, and if an attempt was merely slow, its next
 renewal finds its token gone and it stops without writing. Several workers' reconcilers may tick
@@ -23,7 +26,13 @@ import threading
 
 from api.models import utcnow
 from api.services.queue import Publisher
-from api.store import expired_runs, requeue_expired, run_specs, stale_queued_runs
+from api.store import (
+    expired_runs,
+    mark_enqueued,
+    requeue_expired,
+    run_specs,
+    stale_queued_runs,
+)
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -64,7 +73,15 @@ def reconcile_once(rt: Runtime, publisher: Publisher) -> dict[str, int]:
         with db.session() as session:
             specs = run_specs(session, ids)
         chunks = publisher.plan([(row_id, specs[row_id]) for row_id in ids if row_id in specs])
-        publisher.publish(experiment_id, chunks)
+        try:
+            publisher.publish(experiment_id, chunks)
+        except Exception:
+            # Stamped as sent above: unstamp them, or they would wait a whole visibility timeout.
+            log.exception("reconciler: publishing runs of experiment %s failed", experiment_id)
+            with db.writer() as session:
+                mark_enqueued(session, ids, None)
+                session.commit()
+            continue
         sent += len(ids)
     if requeued or sent:
         log.info("reconciler: %d runs re-queued, %d re-sent", requeued, sent)

@@ -94,8 +94,15 @@ class Attempt:
             self._note(owned, cancelled)
 
     def checkpoint(self, by_engine_id: dict[str, str], partials: list[dict[str, Any]]) -> None:
-        """Store the partial results; notice a lost lease or a cancel request."""
+        """Store the partial results; notice a lost lease or a cancel request.
+
+        A failed checkpoint is skipped (the next one carries the same points), except that the
+        soft time limit propagates to end the batch. Either way its transaction rolled back, so
+        the curve log forgets the chunks it had counted: the next checkpoint appends from where
+        the stored curves really end (else they would have a gap and be unreadable).
+        """
         rows = {by_engine_id[p["run_id"]]: p for p in partials}
+        written = dict(self.curves.written)
         try:
             with self.rt.db.writer() as session:
                 owned = save_checkpoint(
@@ -108,7 +115,10 @@ class Attempt:
                 )
                 cancelled = cancel_requested(session, self.experiment_id)
                 session.commit()
-        except Exception:
+        except Exception as exc:
+            self.curves.written = written
+            if isinstance(exc, SoftTimeLimitExceeded):
+                raise
             log.exception("checkpoint of experiment %s failed", self.experiment_id)
             return
         self._note(owned, cancelled)

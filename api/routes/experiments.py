@@ -36,7 +36,11 @@ SortKey = Literal[
     status_code=202,
     response_model=schemas.Experiment,
     responses={
-        200: {"model": schemas.DryRun, "description": "dry run, or an Idempotency-Key replay"},
+        200: {
+            "model": schemas.DryRun | schemas.Experiment,
+            "description": "a dry run's expansion, or the original experiment on an "
+            "Idempotency-Key replay",
+        },
         400: PROBLEM,
         413: PROBLEM,
         422: PROBLEM,
@@ -75,7 +79,10 @@ def list_experiments(
     request: Request,
     db: DatabaseDep,
     status: schemas.Status | None = None,
-    name: Annotated[str | None, Query(max_length=200, description="substring of the name")] = None,
+    name: Annotated[
+        str | None,
+        Query(max_length=200, pattern=r"^[^\x00]*$", description="substring of the name, any case"),
+    ] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> Response:

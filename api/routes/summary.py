@@ -23,6 +23,7 @@ from fastapi.staticfiles import StaticFiles
 from sqlalchemy import func, select
 from starlette.responses import Response
 
+from api import schemas
 from api.db import Database
 from api.deps import DatabaseDep, json_response, matches
 from api.errors import ProblemError, json_body, not_found
@@ -146,6 +147,7 @@ _cache = _Cache()
 
 @router.get(
     "/{experiment_id}/summary",
+    response_model=schemas.Summary,
     responses={304: {"description": "not modified"}, 404: PROBLEM, 422: PROBLEM},
 )
 def get_summary(

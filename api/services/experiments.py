@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from datetime import datetime
 from typing import Any
 
@@ -71,6 +72,29 @@ def experiment_dict(exp: Experiment, counts: Counts, *, with_spec: bool) -> dict
     return out
 
 
+def _unstorable(value: Any, path: str) -> list[dict[str, Any]]:
+    if isinstance(value, float) and not math.isfinite(value):
+        return [{"path": path, "message": f"must be a finite number, not {value}"}]
+    if isinstance(value, str) and "\x00" in value:
+        return [{"path": path, "message": "must not contain the NUL character (U+0000)"}]
+    if isinstance(value, dict):
+        return [e for k, v in value.items() for e in _unstorable(v, f"{path}.{k}" if path else k)]
+    if isinstance(value, list):
+        return [e for i, v in enumerate(value) for e in _unstorable(v, f"{path}[{i}]")]
+    return []
+
+
+def check_storable(spec: ExperimentSpec) -> None:
+    """Refuse (422, with field paths) values the spec models accept but JSON and PostgreSQL cannot
+    hold: a non-finite number (Python's JSON parser reads the non-standard ``NaN``/``Infinity``
+    literals) and a string with a NUL character (PostgreSQL text cannot contain U+0000)."""
+    errors = _unstorable(spec.model_dump(mode="json"), "")
+    if errors:
+        raise ProblemError(
+            422, "the request is invalid; see errors", kind="invalid-request", errors=errors
+        )
+
+
 def check_limits(spec: ExperimentSpec, settings: Settings) -> list[RunSpec]:
     """Expand the spec, refusing what exceeds this service's limits (422 with field paths)."""
     errors: list[dict[str, Any]] = []
@@ -115,6 +139,7 @@ def check_limits(spec: ExperimentSpec, settings: Settings) -> list[RunSpec]:
 
 
 def dry_run(spec: ExperimentSpec, settings: Settings) -> dict[str, Any]:
+    check_storable(spec)
     runs = check_limits(spec, settings)
     return {
         "run_count": len(runs),
@@ -158,6 +183,7 @@ def submit(
 
     ``created`` is False when an ``Idempotency-Key`` replay returned the original experiment.
     """
+    check_storable(spec)
     spec_hash = spec_hash_of(spec)
     if idempotency_key is not None:
         with db.session() as session:
@@ -196,6 +222,15 @@ def encode_cursor(data: dict[str, Any]) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def invalid_cursor(detail: str = "the cursor is not one this API returned") -> ProblemError:
+    return ProblemError(
+        400,
+        detail,
+        kind="invalid-cursor",
+        errors=[{"path": "query.cursor", "message": "invalid cursor"}],
+    )
+
+
 def decode_cursor(cursor: str) -> dict[str, Any]:
     try:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
@@ -203,33 +238,27 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
     except (ValueError, UnicodeDecodeError):
         data = None
     if not isinstance(data, dict):
-        raise ProblemError(
-            400,
-            "the cursor is not one this API returned",
-            kind="invalid-cursor",
-            errors=[{"path": "query.cursor", "message": "invalid cursor"}],
-        )
+        raise invalid_cursor()
     return data
 
 
 def list_page(
     db: Database, *, status: str | None, name: str | None, limit: int, cursor: str | None
 ) -> dict[str, Any]:
-    """Newest first (ids sort by creation time); keyset pagination on the id."""
+    """Newest first (ids sort by creation time); keyset pagination on the id.
+
+    ``name`` matches a substring regardless of case, alike on SQLite and PostgreSQL (whose LIKE
+    is case-sensitive).
+    """
     query = select(Experiment).order_by(Experiment.id.desc()).limit(limit + 1)
     if status is not None:
         query = query.where(Experiment.status == status)
     if name:
-        query = query.where(Experiment.name.contains(name, autoescape=True))
+        query = query.where(Experiment.name.icontains(name, autoescape=True))
     if cursor is not None:
         after = decode_cursor(cursor).get("before")
-        if not isinstance(after, str):
-            raise ProblemError(
-                400,
-                "the cursor is not one this API returned",
-                kind="invalid-cursor",
-                errors=[{"path": "query.cursor", "message": "invalid cursor"}],
-            )
+        if not isinstance(after, str) or not valid_id(after):
+            raise invalid_cursor()
         query = query.where(Experiment.id < after)
     with db.session() as session:
         rows = list(session.execute(query).scalars().all())

@@ -3,15 +3,16 @@
 from __future__ import annotations
 
 import json
+import math
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, or_, select
+from sqlalchemy import Boolean, ColumnElement, Integer, and_, or_, select
 from sqlalchemy.orm import Session
 
 from api.db import Database
-from api.errors import ProblemError, not_found
+from api.errors import not_found
 from api.models import Experiment, Run
-from api.services.experiments import decode_cursor, encode_cursor, iso, valid_id
+from api.services.experiments import decode_cursor, encode_cursor, invalid_cursor, iso, valid_id
 from api.store import load_curves
 from engine.curves import downsample, since
 from engine.runner import METRIC_KEYS
@@ -60,13 +61,23 @@ def run_dict(run: Run) -> dict[str, Any]:
     }
 
 
-def _invalid_cursor() -> ProblemError:
-    return ProblemError(
-        400,
-        "the cursor does not belong to this listing (sort and order must stay the same)",
-        kind="invalid-cursor",
-        errors=[{"path": "query.cursor", "message": "invalid cursor"}],
-    )
+#: The range of the INTEGER columns (32-bit on PostgreSQL).
+INT32 = (-(2**31), 2**31 - 1)
+
+
+def _cursor_value_fits(key: str, value: Any) -> bool:
+    """Whether ``value`` can be compared with the sort column ``key`` on every backend (a value of
+    another type or out of the column's range is an error on PostgreSQL, not an empty page)."""
+    if value is None:
+        return True
+    kind = Run.__table__.c[key].type
+    if isinstance(kind, Boolean):
+        return isinstance(value, bool)
+    if isinstance(value, bool):
+        return False
+    if isinstance(kind, Integer):
+        return isinstance(value, int) and INT32[0] <= value <= INT32[1]
+    return isinstance(value, int | float) and math.isfinite(value)
 
 
 def _after(column: Any, value: Any, last_id: str, descending: bool) -> ColumnElement[bool]:
@@ -104,12 +115,14 @@ def list_page(
         query = query.where(Run.status == status)
     if cursor is not None:
         data = decode_cursor(cursor)
-        if (
-            data.get("sort") != key
-            or data.get("order") != order
-            or not isinstance(data.get("id"), str)
+        if data.get("sort") != key or data.get("order") != order:
+            raise invalid_cursor(
+                "the cursor does not belong to this listing (sort and order must stay the same)"
+            )
+        if not (isinstance(data.get("id"), str) and valid_id(data["id"])) or (
+            not _cursor_value_fits(key, data.get("value"))
         ):
-            raise _invalid_cursor()
+            raise invalid_cursor()
         query = query.where(_after(column, data.get("value"), data["id"], descending))
     with db.session() as session:
         if session.get(Experiment, experiment_id) is None:

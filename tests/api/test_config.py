@@ -39,6 +39,8 @@ def test_environment_overrides(monkeypatch: pytest.MonkeyPatch) -> None:
         ({"visibility_timeout_s": 3000}, "visibility_timeout_s must exceed"),
         ({"lease_s": 5, "heartbeat_s": 3}, "twice heartbeat_s"),
         ({"database_url": "mysql://x"}, "database_url"),
+        ({"database_url": "postgresql+asyncpg://u@db/x"}, "No module named 'asyncpg'"),
+        ({"database_url": "postgresql+psycopg://u@db:port/x"}, "database_url is unusable"),
         ({"broker_url": "amqp://x"}, "broker_url"),
         ({"data_dir": Path("/tmp") / ("d" * 120)}, "too deep"),
         ({"max_steps_per_run": 0}, "greater than or equal to 1"),

@@ -2,17 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import base64
+import json
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
+from sqlalchemy import select
 
 from api import schemas
 from api.config import Settings
 from api.db import Database
 from api.main import create_app
-from tests.conftest import SIMPLE_SPEC
+from api.models import Experiment, utcnow
+from api.store import cancel_experiment
+from tests.conftest import SIMPLE_SPEC, Broker
 
 
 def assert_problem(response: Any, status: int) -> dict[str, Any]:
@@ -84,3 +89,93 @@ def test_bad_header_value(client: TestClient) -> None:
     )
     body = assert_problem(response, 422)
     assert body["errors"][0]["path"] == "header.Idempotency-Key"
+
+
+@pytest.fixture
+def backend_client(
+    make_settings: Callable[..., Settings], db_url: str, real_db: Database, embedded_broker: Broker
+) -> Iterator[TestClient]:
+    """The app on a committing SQLite or PostgreSQL database; what the test submitted is
+    cancelled afterwards, so no queued run is left for other tests' reconcilers to find."""
+    settings = make_settings(database_url=db_url, broker=embedded_broker)
+    started = utcnow()
+    with TestClient(create_app(settings, database=real_db), raise_server_exceptions=False) as c:
+        yield c
+    with real_db.writer() as session:
+        mine = select(Experiment.id).where(Experiment.created_at >= started)
+        for experiment_id in session.execute(mine).scalars().all():
+            cancel_experiment(session, experiment_id, utcnow())
+        session.commit()
+
+
+def cursor(data: Any) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
+
+
+@pytest.mark.parametrize(
+    ("body", "path", "fragment"),
+    [
+        (b'{"target_loss": Infinity}', "target_loss", "finite number"),
+        (b'{"name": "a\\u0000b"}', "name", "NUL"),
+        (b'{"description": "\\u0000"}', "description", "NUL"),
+    ],
+)
+@pytest.mark.parametrize("dry_run", [False, True])
+def test_values_no_database_can_store_are_a_422(
+    backend_client: TestClient, body: bytes, path: str, fragment: str, dry_run: bool
+) -> None:
+    """Python's JSON parser reads ``Infinity`` and PostgreSQL text cannot hold U+0000."""
+    spec = json.dumps(SIMPLE_SPEC).encode()[:-1] + b", " + body[1:]
+    response = backend_client.post(
+        f"/v1/experiments?dry_run={str(dry_run).lower()}",
+        content=spec,
+        headers={"content-type": "application/json"},
+    )
+    problem = assert_problem(response, 422)
+    [error] = problem["errors"]
+    assert error["path"] == path and fragment in error["message"]
+
+
+def test_hostile_queries_and_cursors_are_client_errors(backend_client: TestClient) -> None:
+    experiment_id = backend_client.post("/v1/experiments", json=SIMPLE_SPEC).json()["id"]
+    runs = f"/v1/experiments/{experiment_id}/runs"
+    problem = assert_problem(backend_client.get("/v1/experiments", params={"name": "a\0"}), 422)
+    assert problem["errors"][0]["path"] == "query.name"
+    assert_problem(
+        backend_client.get("/v1/experiments", params={"cursor": cursor({"before": 5})}), 400
+    )
+    assert_problem(
+        backend_client.get("/v1/experiments", params={"cursor": cursor({"before": "a\0"})}), 400
+    )
+    run_id = "0" * 24
+    for sort, value in [
+        ("final_loss", "abc"),
+        ("final_loss", [1.0]),
+        ("final_loss", {"x": 1}),
+        ("final_loss", True),
+        ("final_loss", 1e400),  # json reads it as inf
+        ("position", 2**40),
+        ("position", 1.5),
+        ("diverged", 0),
+    ]:
+        data = {"sort": sort, "order": "asc", "value": value, "id": run_id}
+        response = backend_client.get(runs, params={"sort": sort, "cursor": cursor(data)})
+        assert_problem(response, 400)
+    bad_id = {"sort": "position", "order": "asc", "value": 0, "id": "x\0"}
+    assert_problem(backend_client.get(runs, params={"cursor": cursor(bad_id)}), 400)
+    # A well-formed cursor of the right type still pages.
+    good = {"sort": "final_loss", "order": "asc", "value": 1.0, "id": run_id}
+    page = backend_client.get(runs, params={"sort": "final_loss", "cursor": cursor(good)})
+    assert page.status_code == 200 and len(page.json()["items"]) == 3
+
+
+def test_name_filter_ignores_case_on_both_backends(backend_client: TestClient) -> None:
+    created = backend_client.post("/v1/experiments", json={**SIMPLE_SPEC, "name": "Mixed-Case_%"})
+    experiment_id = created.json()["id"]
+
+    def found(name: str) -> bool:
+        items = backend_client.get("/v1/experiments", params={"name": name}).json()["items"]
+        return experiment_id in [e["id"] for e in items]
+
+    assert found("mixed-CASE") and found("case_%")
+    assert not found("case_x")  # % and _ are literal characters, not LIKE wildcards

@@ -259,6 +259,11 @@ def test_openapi_documents_the_spec(client: TestClient) -> None:
     ref = post["requestBody"]["content"]["application/json"]["schema"]["$ref"]
     assert ref.endswith("/ExperimentSpec")
     assert {"202", "200", "400", "413", "422"} <= set(post["responses"])
+    # 200 is a dry run's expansion or, on an Idempotency-Key replay, the original experiment.
+    replay = post["responses"]["200"]["content"]["application/json"]["schema"]["anyOf"]
+    assert {s["$ref"].rsplit("/", 1)[1] for s in replay} == {"DryRun", "Experiment"}
+    summary = doc["paths"]["/v1/experiments/{experiment_id}/summary"]["get"]["responses"]["200"]
+    assert summary["content"]["application/json"]["schema"]["$ref"].endswith("/Summary")
     assert "/v1/runs/{run_id}" in doc["paths"]
     assert client.get("/docs").status_code == 200
     assert json.dumps(doc)  # serialisable

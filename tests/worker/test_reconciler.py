@@ -102,3 +102,20 @@ def test_unsent_and_long_unclaimed_runs_are_resent(rt: Runtime, embedded_broker:
     assert sorted(published(embedded_broker, rt)) == sorted([(unsent_id, unsent), (lost_id, lost)])
     assert all(r.enqueued_at is None for r in runs_of(rt.db, fresh_id))
     assert reconcile_once(rt, publisher) == {"requeued": 0, "sent": 0}
+
+
+def test_a_failed_publish_is_retried_at_the_next_pass(rt: Runtime, embedded_broker: Broker) -> None:
+    experiment_id, ids = new_experiment(rt.db, SIMPLE_SPEC)
+    set_runs(
+        rt, ids, created_at=utcnow() - timedelta(seconds=UNSENT_GRACE_S + 1), enqueued_at=utcnow()
+    )
+    expire(rt, ids[:2])
+    # A real broker that cannot be reached (nothing listens on port 1).
+    down = Publisher(rt.settings.model_copy(update={"broker_url": "redis://127.0.0.1:1/0"}))
+    assert reconcile_once(rt, down) == {"requeued": 2, "sent": 0}
+    runs = runs_of(rt.db, experiment_id)
+    assert [(r.status, r.enqueued_at) for r in runs[:2]] == [("queued", None)] * 2
+    assert published(embedded_broker, rt) == []
+    # Marked unsent, they go out at the next pass instead of a visibility timeout later.
+    assert reconcile_once(rt, Publisher(rt.settings)) == {"requeued": 0, "sent": 2}
+    assert published(embedded_broker, rt) == [(experiment_id, ids[:2])]

@@ -13,9 +13,10 @@ from typing import Any
 
 import pytest
 from sqlalchemy import func, select, update
+from sqlalchemy.exc import OperationalError
 
 from api.models import Run, RunCurve, utcnow
-from api.store import cancel_experiment, load_curves
+from api.store import cancel_experiment, claim_runs, load_curves
 from engine.runner import run_batch
 from engine.spec import expand, parse_experiment
 from tests.conftest import SIMPLE_SPEC, wait_for
@@ -231,3 +232,58 @@ def test_soft_time_limit_fails_the_rest_of_the_chunk(
             assert (
                 error == f"exceeded the task time limit of {rt.settings.task_soft_time_limit_s:g} s"
             )
+
+
+def test_a_failed_checkpoint_leaves_no_gap_in_the_stored_curves(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    experiment_id, [run_id] = new_experiment(rt.db, long_spec(steps=40))
+    with rt.db.writer() as session:
+        claim = claim_runs(
+            session,
+            experiment_id,
+            [run_id],
+            token="a" * 32,
+            now=utcnow(),
+            lease_s=60,
+            max_attempts=3,
+        )
+        session.commit()
+    [result] = run_batch(list(claim.runs.values()))
+    attempt = tasks.Attempt(rt, experiment_id, "a" * 32, {run_id})
+    by_engine_id = {result["run_id"]: run_id}
+
+    def first(n: int) -> dict[str, Any]:
+        """The result as a checkpoint after ``n`` updates shows it."""
+        return {**result, **{k: result[k][:n] for k in (*EXACT_KEYS, "wall_times")}}
+
+    attempt.checkpoint(by_engine_id, [first(10)])
+    real = tasks.save_checkpoint
+
+    def lost_commit(*args: Any, **kwargs: Any) -> Any:
+        real(*args, **kwargs)
+        raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    monkeypatch.setattr(tasks, "save_checkpoint", lost_commit)
+    attempt.checkpoint(by_engine_id, [first(20)])  # logged and skipped; rolled back
+    monkeypatch.setattr(tasks, "save_checkpoint", real)
+    attempt.checkpoint(by_engine_id, [first(30)])
+    stored = curves(rt.db, run_id)  # raises on a gap
+    for key in EXACT_KEYS:
+        assert stored[key] == result[key][:30], key
+
+
+def test_the_soft_time_limit_during_a_checkpoint_ends_the_batch(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from celery.exceptions import SoftTimeLimitExceeded
+
+    experiment_id, ids = new_experiment(rt.db, SIMPLE_SPEC)
+
+    def out_of_time(*args: Any, **kwargs: Any) -> Any:
+        raise SoftTimeLimitExceeded()
+
+    monkeypatch.setattr(tasks, "save_checkpoint", out_of_time)
+    assert execute_chunk(rt, experiment_id, ids)["written"] == 0
+    limit = f"exceeded the task time limit of {rt.settings.task_soft_time_limit_s:g} s"
+    assert [(r.status, r.error) for r in runs_of(rt.db, experiment_id)] == [("failed", limit)] * 3
