@@ -11,24 +11,12 @@ from api import schemas
 from api.deps import DatabaseDep, PublisherDep, SettingsDep, cached_json, json_response
 from api.services import experiments as service
 from api.services import runs as run_service
+from api.services.runs import SortKey
 from engine.spec import ExperimentSpec
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
 
 PROBLEM = {"model": schemas.Problem, "content": {"application/problem+json": {}}}
-SortKey = Literal[
-    "final_loss",
-    "best_loss",
-    "suboptimality",
-    "steps_to_target",
-    "diverged",
-    "test_accuracy",
-    "test_loss",
-    "wall_time_s",
-    "steps_done",
-    "attempts",
-    "position",
-]
 
 
 @router.post(

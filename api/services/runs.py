@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import math
-from typing import Any
+from typing import Any, Literal
 
 from sqlalchemy import Boolean, ColumnElement, Integer, and_, or_, select
 from sqlalchemy.orm import Session
@@ -18,7 +18,7 @@ from engine.curves import downsample, since
 from engine.runner import METRIC_KEYS
 
 #: Run fields a list can be sorted by (all real columns).
-SORT_KEYS = (
+SortKey = Literal[
     "final_loss",
     "best_loss",
     "suboptimality",
@@ -30,7 +30,7 @@ SORT_KEYS = (
     "steps_done",
     "attempts",
     "position",
-)
+]
 CURVE_DEFAULTS = (
     "eval_steps",
     "losses",
@@ -96,7 +96,7 @@ def list_page(
     limit: int,
     cursor: str | None,
     status: str | None,
-    sort: str | None,
+    sort: SortKey | None,
     order: str,
 ) -> dict[str, Any]:
     if not valid_id(experiment_id):
