@@ -4,7 +4,6 @@ differences in both modes, the running-statistics sequence, and invariances."""
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -16,6 +15,7 @@ from hypothesis.extra.numpy import arrays
 
 from engine.layers import batchnorm
 from engine.layers.scratch import Scratch
+from tests.numeric import central_diff
 
 ROOT = Path(__file__).resolve().parents[3]
 REFERENCE = ROOT / "tests" / "data" / "layers_reference.npz"
@@ -29,20 +29,6 @@ def load_generator() -> ModuleType:
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-def central_diff(f: Callable[[], float], arr: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    """∂f/∂arr by central differences, perturbing ``arr`` in place one entry at a time."""
-    grad = np.empty_like(arr)
-    for i in np.ndindex(arr.shape):
-        old = arr[i]
-        arr[i] = old + h
-        up = f()
-        arr[i] = old - h
-        down = f()
-        arr[i] = old
-        grad[i] = (up - down) / (2 * h)
-    return grad
 
 
 def check_sequence(ref: dict[str, np.ndarray]) -> None:

@@ -4,7 +4,6 @@ differences with and without affine parameters, and invariances."""
 from __future__ import annotations
 
 import importlib.util
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -15,22 +14,10 @@ from hypothesis.extra.numpy import arrays
 
 from engine.layers import layernorm
 from engine.layers.scratch import Scratch
+from tests.numeric import central_diff
 
 ROOT = Path(__file__).resolve().parents[3]
 REFERENCE = ROOT / "tests" / "data" / "layers_reference.npz"
-
-
-def central_diff(f: Callable[[], float], arr: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    grad = np.empty_like(arr)
-    for i in np.ndindex(arr.shape):
-        old = arr[i]
-        arr[i] = old + h
-        up = f()
-        arr[i] = old - h
-        down = f()
-        arr[i] = old
-        grad[i] = (up - down) / (2 * h)
-    return grad
 
 
 def check_reference(ref: dict[str, np.ndarray]) -> None:

@@ -13,6 +13,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from engine.problems import ProblemSpec, build_problem
 from engine.problems.analytic import AnalyticProblem
+from tests.numeric import row_central_diff
 
 SPEC = TypeAdapter(ProblemSpec)
 
@@ -35,18 +36,6 @@ def build(doc: dict[str, Any], seeds: list[int], dtype: Any = np.float64) -> Ana
     return problem
 
 
-def central_diff(problem: AnalyticProblem, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    """Per-run partial derivatives of ``problem.loss``; rows are independent, so each coordinate
-    is perturbed in every run at once."""
-    grad = np.empty_like(x)
-    for i in range(x.shape[1]):
-        up, down = x.copy(), x.copy()
-        up[:, i] += h
-        down[:, i] -= h
-        grad[:, i] = (problem.loss(up) - problem.loss(down)) / (2 * h)
-    return grad
-
-
 @pytest.mark.parametrize("doc", CASES, ids=lambda d: f"{d['name']}-{d.get('dim', 2)}")
 def test_gradient_matches_finite_differences(doc: dict[str, Any]) -> None:
     problem = build(doc, [0, 1, 2, 3])
@@ -56,7 +45,8 @@ def test_gradient_matches_finite_differences(doc: dict[str, Any]) -> None:
         loss, grad = problem.loss_and_grad(x, 0)
         np.testing.assert_array_equal(loss, problem.loss(x))
         scale = 1.0 + np.abs(grad).max()
-        np.testing.assert_allclose(grad, central_diff(problem, x), rtol=1e-6, atol=1e-7 * scale)
+        numeric = row_central_diff(problem.loss, x)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-6, atol=1e-7 * scale)
 
 
 def test_hand_computed_values() -> None:

@@ -14,6 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 from engine.problems import ProblemSpec, build_problem
 from engine.problems.learning import SupervisedProblem
 from engine.problems.network import count_params
+from tests.numeric import row_central_diff
 
 SPEC = TypeAdapter(ProblemSpec)
 
@@ -22,21 +23,6 @@ def build(doc: dict[str, Any], seeds: list[int], dtype: Any = np.float64) -> Sup
     problem = build_problem(SPEC.validate_python(doc), seeds, dtype)
     assert isinstance(problem, SupervisedProblem)
     return problem
-
-
-def central_diff(
-    problem: SupervisedProblem, x: np.ndarray, step: int, h: float = 1e-6
-) -> np.ndarray:
-    """Per-run partials of the loss that ``loss_and_grad(·, step)`` reports (training mode)."""
-    grad = np.empty_like(x)
-    for i in range(x.shape[1]):
-        up, down = x.copy(), x.copy()
-        up[:, i] += h
-        down[:, i] -= h
-        grad[:, i] = (problem.loss_and_grad(up, step)[0] - problem.loss_and_grad(down, step)[0]) / (
-            2 * h
-        )
-    return grad
 
 
 GRADIENT_CASES: list[dict[str, Any]] = [
@@ -64,7 +50,9 @@ def test_gradient_matches_finite_differences(doc: dict[str, Any]) -> None:
         x += 0.3 * rng.normal(size=x.shape)  # a different point per step, away from γ = 1, β = 0
         loss, grad = problem.loss_and_grad(x, step)
         grad = grad.copy()
-        np.testing.assert_allclose(grad, central_diff(problem, x, step), rtol=1e-5, atol=1e-7)
+        # the loss that loss_and_grad(·, step) reports: that step's minibatch, training mode
+        numeric = row_central_diff(lambda p, step=step: problem.loss_and_grad(p, step)[0], x)
+        np.testing.assert_allclose(grad, numeric, rtol=1e-5, atol=1e-7)
         assert loss.shape == (3,) and np.isfinite(loss).all()
 
 
