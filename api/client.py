@@ -23,7 +23,7 @@ from typing import Any, NoReturn, TextIO
 
 import httpx
 
-from engine.cli import UsageError, read_json
+from engine.cli import UsageError, read_json, run_with_progress
 
 DEFAULT_URL = "http://127.0.0.1:8000"
 TERMINAL = ("succeeded", "failed", "cancelled")
@@ -201,36 +201,14 @@ def progress_text(exp: Mapping[str, Any]) -> str:
 def local_results(spec_doc: Any, source: str, quiet: bool) -> list[dict[str, Any]]:
     """Validate the spec and run every run in this process (the engine's own loop)."""
     from pydantic import ValidationError
-    from tqdm import tqdm
 
-    from engine.runner import run_batch
     from engine.spec import expand, format_errors, parse_experiment
 
     try:
         spec = parse_experiment(spec_doc)
     except ValidationError as exc:
         raise CliError(f"{source}: {format_errors(exc)}") from None
-    runs = expand(spec)
-    done: dict[str, int] = {}
-    with tqdm(
-        total=len(runs) * spec.steps,
-        unit="step",
-        desc=f"{len(runs)} runs",
-        file=sys.stderr,
-        disable=quiet,
-        dynamic_ncols=True,
-    ) as bar:
-
-        def progress(partials: list[dict[str, Any]]) -> None:
-            for p in partials:
-                done[p["run_id"]] = p["spec"]["steps"] if p["diverged"] else p["steps_done"]
-            bar.n = sum(done.values())
-            bar.refresh()
-
-        try:
-            return run_batch(runs, on_checkpoint=progress, checkpoint_every_s=0.25)
-        except ValueError as exc:
-            raise CliError(f"{source}: {exc}") from None
+    return run_with_progress(expand(spec), source=source, quiet=quiet)
 
 
 # ------------------------------------------------------------------------------------- service

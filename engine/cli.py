@@ -17,7 +17,7 @@ from typing import Any, NoReturn
 from pydantic import ValidationError
 
 from engine.catalog import catalog
-from engine.spec import ExperimentSpec, expand, format_errors, parse_experiment
+from engine.spec import ExperimentSpec, RunSpec, expand, format_errors, parse_experiment
 
 
 class UsageError(Exception):
@@ -69,21 +69,20 @@ def _write(payload: Any, out: str | None) -> None:
         raise UsageError(f"{out}: cannot write it ({exc})") from None
 
 
-def cmd_run(args: argparse.Namespace) -> None:
+def run_with_progress(runs: list[RunSpec], *, source: str, quiet: bool) -> list[dict[str, Any]]:
+    """Every run through the engine's loop with a progress bar (steps) on stderr; a spec the
+    engine refuses to build (``ValueError``) becomes a :class:`UsageError` naming ``source``."""
     from tqdm import tqdm
 
-    from engine.curves import downsample
-    from engine.runner import CURVE_KEYS, run_batch
+    from engine.runner import run_batch
 
-    spec = load_spec(args.spec)
-    runs = expand(spec)
     done: dict[str, int] = {}
     with tqdm(
         total=sum(r.steps for r in runs),
         unit="step",
         desc=f"{len(runs)} runs",
         file=sys.stderr,
-        disable=args.quiet,
+        disable=quiet,
         dynamic_ncols=True,
     ) as bar:
 
@@ -94,9 +93,16 @@ def cmd_run(args: argparse.Namespace) -> None:
             bar.refresh()
 
         try:
-            results = run_batch(runs, on_checkpoint=progress, checkpoint_every_s=0.25)
+            return run_batch(runs, on_checkpoint=progress, checkpoint_every_s=0.25)
         except ValueError as exc:
-            raise UsageError(f"{args.spec}: {exc}") from None
+            raise UsageError(f"{source}: {exc}") from None
+
+
+def cmd_run(args: argparse.Namespace) -> None:
+    from engine.curves import downsample
+    from engine.runner import CURVE_KEYS
+
+    results = run_with_progress(expand(load_spec(args.spec)), source=args.spec, quiet=args.quiet)
     if args.max_points is not None:
         for result in results:
             result.update(
