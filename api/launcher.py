@@ -38,6 +38,41 @@ def alembic_config(database_url: str) -> Config:
     return cfg
 
 
+def worker_command(queue: str, concurrency: int, *extra: str) -> list[str]:
+    """The Celery worker process ``make run`` starts (tests start theirs the same way)."""
+    return [
+        sys.executable,
+        "-m",
+        "celery",
+        "--app",
+        "worker.celery_app",
+        "worker",
+        "--concurrency",
+        str(concurrency),
+        "--queues",
+        queue,
+        "--without-gossip",
+        "--without-mingle",
+        *extra,
+    ]
+
+
+def api_command(host: str, port: int, *extra: str) -> list[str]:
+    """The uvicorn process serving :func:`api.main.create_app`."""
+    return [
+        sys.executable,
+        "-m",
+        "uvicorn",
+        "--factory",
+        "api.main:create_app",
+        "--host",
+        host,
+        "--port",
+        str(port),
+        *extra,
+    ]
+
+
 def migrate(database_url: str) -> None:
     command.upgrade(alembic_config(database_url), "head")
 
@@ -116,22 +151,9 @@ def main(argv: list[str] | None = None) -> int:
             (
                 "worker",
                 _spawn(
-                    [
-                        sys.executable,
-                        "-m",
-                        "celery",
-                        "--app",
-                        "worker.celery_app",
-                        "worker",
-                        "--loglevel",
-                        "INFO",
-                        "--concurrency",
-                        str(settings.worker_concurrency),
-                        "--queues",
-                        settings.queue,
-                        "--without-gossip",
-                        "--without-mingle",
-                    ],
+                    worker_command(
+                        settings.queue, settings.worker_concurrency, "--loglevel", "INFO"
+                    ),
                     env,
                 ),
             )
@@ -140,19 +162,7 @@ def main(argv: list[str] | None = None) -> int:
             (
                 "api",
                 _spawn(
-                    [
-                        sys.executable,
-                        "-m",
-                        "uvicorn",
-                        "--factory",
-                        "api.main:create_app",
-                        "--host",
-                        settings.host,
-                        "--port",
-                        str(settings.port),
-                        "--log-level",
-                        "warning",
-                    ],
+                    api_command(settings.host, settings.port, "--log-level", "warning"),
                     env,
                 ),
             )

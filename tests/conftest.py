@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -36,7 +35,7 @@ from sqlalchemy.engine import make_url
 from api.config import Settings
 from api.db import Database
 from api.embedded import EmbeddedRedis
-from api.launcher import migrate
+from api.launcher import migrate, worker_command
 
 ROOT = Path(__file__).resolve().parent.parent
 PG_BASE_URL = os.environ.get(
@@ -297,25 +296,15 @@ class WorkerProcess:
         self.log_path = log_path
         self._log = log_path.open("wb")
         self.process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "celery",
-                "--app",
-                "worker.celery_app",
-                "worker",
+            worker_command(
+                settings.queue,
+                concurrency,
                 "--loglevel",
                 "INFO",
-                "--concurrency",
-                str(concurrency),
-                "--queues",
-                settings.queue,
                 "--hostname",
                 f"w{uuid.uuid4().hex[:8]}@%h",
-                "--without-gossip",
-                "--without-mingle",
                 "--without-heartbeat",
-            ],
+            ),
             cwd=ROOT,
             env=settings_env(settings),
             stdout=self._log,

@@ -11,7 +11,6 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -21,7 +20,7 @@ import httpx
 import pytest
 
 from api.config import Settings
-from api.launcher import migrate
+from api.launcher import api_command, migrate
 from tests.conftest import ROOT, Broker, WorkerProcess, settings_env, wait_for
 
 
@@ -79,17 +78,7 @@ def live_service(
     api_log = tmp / "api.log"
     with api_log.open("wb") as log:
         api = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "uvicorn",
-                "--factory",
-                "api.main:create_app",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
+            api_command("127.0.0.1", port),
             cwd=ROOT,
             env=settings_env(settings),
             stdout=log,
