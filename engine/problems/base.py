@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 import numpy as np
 
+from engine.layout import Layout
 from engine.registry import Registry
 
 #: Independent random streams of one seed (``spawn_key`` of its ``numpy.random.SeedSequence``).
@@ -44,6 +45,11 @@ class Problem(ABC):
         self.seeds = list(seeds)
         self.R = len(self.seeds)
         self.dtype = np.dtype(dtype)
+
+    @property
+    def layout(self) -> Layout:
+        """The named tensors of a run's parameter row; one vector unless a problem says more."""
+        return Layout.vector(self.dim)
 
     @abstractmethod
     def init_params(self) -> np.ndarray:
