@@ -13,13 +13,15 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
 WORKDIR /app
 
 COPY pyproject.toml README.md ./
-RUN mkdir -p engine api worker \
-    && touch engine/__init__.py api/__init__.py worker/__init__.py \
-    && pip install . \
+RUN mkdir -p engine analysis client api worker \
+    && touch engine/__init__.py analysis/__init__.py client/__init__.py api/__init__.py \
+       worker/__init__.py \
+    && pip install '.[server]' \
     && pip uninstall -y optbench \
-    && rm -rf engine api worker build *.egg-info
+    && rm -rf engine analysis client api worker build *.egg-info
 
 COPY engine ./engine
+COPY analysis ./analysis
 COPY api ./api
 COPY worker ./worker
 COPY web ./web

@@ -144,7 +144,7 @@ class Health(_Out):
 
 
 # --------------------------------------------------------------------------- the summary
-# The summary's statistics are computed by api.services.summary; these models document its
+# The summary's statistics are computed by the analysis package; these models document its
 # shape. Plot-ready arrays (curves, profiles, ECDFs, contours) stay loosely typed, and every
 # level admits keys added later.
 

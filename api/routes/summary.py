@@ -1,10 +1,10 @@
 """Results people act on: ``/v1/experiments/{id}/summary``, ``runs.csv`` / ``runs.json`` exports,
 and the dashboard (``/`` serves ``web/index.html``; its assets are mounted at ``/static``).
 
-The statistics are :mod:`api.services.summary` over the experiment's runs as stored (metrics and
-curves, partial while running). Every response carries an ETag derived from the runs' revisions
-(bumped by every write) and the query, so a poll of an unchanged experiment is a ``304`` without
-loading a curve.
+The statistics are :mod:`analysis` over the experiment's runs as stored (read by
+:mod:`api.services.summary`: metrics and curves, partial while running). Every response carries
+an ETag derived from the runs' revisions (bumped by every write) and the query, so a poll of an
+unchanged experiment is a ``304`` without loading a curve.
 """
 
 from __future__ import annotations
@@ -16,30 +16,21 @@ from pathlib import Path
 from threading import Lock
 from typing import Annotated, Any, Literal
 
-import numpy as np
 from fastapi import APIRouter, FastAPI, Query, Request
 from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
-from sqlalchemy import func, select
 from starlette.responses import Response
 
+from analysis.curves import problem_contour
+from analysis.export import export_rows, to_csv
+from analysis.records import GROUP_METRICS, SummaryError
+from analysis.summary import summarize
 from api import schemas
 from api.db import Database
 from api.deps import DatabaseDep, json_response, matches
-from api.errors import ProblemError, json_body, not_found
-from api.models import Experiment, Run, RunCurve
+from api.errors import ProblemError, json_body
 from api.routes.experiments import PROBLEM
-from api.services.experiments import valid_id
-from api.services.summary import (
-    GROUP_METRICS,
-    METRIC_KEYS,
-    SummaryError,
-    export_rows,
-    problem_contour,
-    summarize,
-    to_csv,
-)
-from api.store import INT_CURVES
+from api.services.summary import experiment_state, load_records
 
 router = APIRouter(prefix="/v1/experiments", tags=["summary"])
 dashboard = APIRouter(include_in_schema=False)
@@ -52,70 +43,9 @@ SUMMARY_CURVES = ("eval_steps", "losses", "wall_times", "params_x", "params_y", 
 Metric = Literal[GROUP_METRICS]  # type: ignore[valid-type]
 
 
-def _state(db: Database, experiment_id: str) -> tuple[str, int, int]:
-    """(status, run count, revision sum): changes whenever anything the summary reads changes."""
-    if not valid_id(experiment_id):
-        raise not_found("experiment", experiment_id)
-    with db.session() as session:
-        status = session.execute(
-            select(Experiment.status).where(Experiment.id == experiment_id)
-        ).scalar_one_or_none()
-        if status is None:
-            raise not_found("experiment", experiment_id)
-        count, revisions = session.execute(
-            select(func.count(), func.coalesce(func.sum(Run.revision), 0)).where(
-                Run.experiment_id == experiment_id
-            )
-        ).one()
-    return status, int(count), int(revisions)
-
-
 def _etag(kind: str, experiment_id: str, state: tuple[str, int, int], *params: Any) -> str:
     key = json.dumps([SUMMARY_VERSION, kind, experiment_id, state, params])
     return '"' + hashlib.sha256(key.encode()).hexdigest()[:32] + '"'
-
-
-def _decode(name: str, data: bytes) -> np.ndarray:
-    return np.frombuffer(data, dtype="<i8" if name in INT_CURVES else "<f8")
-
-
-def load_records(
-    db: Database, experiment_id: str, *, curves: tuple[str, ...] = ()
-) -> list[dict[str, Any]]:
-    """The experiment's runs as engine-shaped records (status added), in submission order.
-
-    ``curves`` are read in one query for all runs, decoded straight into arrays (NaN where a value
-    was not finite); a running run has the points written so far — runs and curves from one
-    snapshot, so they agree.
-    """
-    with db.snapshot() as session:
-        runs = list(
-            session.execute(
-                select(Run).where(Run.experiment_id == experiment_id).order_by(Run.position)
-            )
-            .scalars()
-            .all()
-        )
-        chunks: dict[tuple[str, str], list[bytes]] = {}
-        if curves:
-            rows = session.execute(
-                select(RunCurve.run_id, RunCurve.name, RunCurve.data)
-                .join(Run, Run.id == RunCurve.run_id)
-                .where(Run.experiment_id == experiment_id, RunCurve.name.in_(curves))
-                .order_by(RunCurve.run_id, RunCurve.name, RunCurve.seq)
-            ).all()
-            for run_id, name, data in rows:
-                chunks.setdefault((run_id, name), []).append(data)
-    records = []
-    for run in runs:
-        record: dict[str, Any] = {key: getattr(run, key) for key in METRIC_KEYS}
-        record.update(run_id=run.spec_hash, spec=json.loads(run.spec), status=run.status)
-        for name in curves:
-            parts = chunks.get((run.id, name))
-            if parts:
-                record[name] = _decode(name, b"".join(parts))
-        records.append(record)
-    return records
 
 
 class _Cache:
@@ -169,7 +99,7 @@ def get_summary(
     """Per-group statistics over seeds, rankings (performance profiles, runtime ECDFs), pairwise
     comparisons against a baseline solver, the tuning view and, for 2-D problems, the loss
     landscape with each solver's trajectory. Partial while the experiment runs."""
-    state = _state(db, experiment_id)
+    state = experiment_state(db, experiment_id)
     etag = _etag("summary", experiment_id, state, metric, baseline, max_points, targets)
     if matches(request, etag):
         return Response(status_code=304, headers={"ETag": etag})
@@ -202,7 +132,7 @@ def get_summary(
 def _export(
     request: Request, db: Database, experiment_id: str, kind: Literal["csv", "json"]
 ) -> Response:
-    state = _state(db, experiment_id)
+    state = experiment_state(db, experiment_id)
     etag = _etag(f"runs.{kind}", experiment_id, state)
     if matches(request, etag):
         return Response(status_code=304, headers={"ETag": etag})

@@ -11,15 +11,18 @@ from pathlib import Path
 
 import pytest
 
-from api import client
-from api.services import summary as S
+from analysis.gate import Verdict, gate
+from client.commands import build_parser, main, parse_fraction
+from client.http import CliError, Service
+from client.junit import junit_xml
+from client.render import render_gate, table
 from tests.summary.factory import record
 
 
 def run_cli(argv: list[str]) -> tuple[int, str]:
     out = io.StringIO()
     with pytest.raises(SystemExit) as exc:
-        client.main(argv, out=out)
+        main(argv, out=out)
     return int(exc.value.code or 0), out.getvalue()
 
 
@@ -27,13 +30,13 @@ def run_cli(argv: list[str]) -> tuple[int, str]:
     ("text", "value"), [("5%", 0.05), ("0.05", 0.05), ("12.5%", 0.125), (" 0 ", 0.0)]
 )
 def test_max_regression_accepts_percentages_and_fractions(text: str, value: float) -> None:
-    assert client.parse_fraction(text) == pytest.approx(value)
+    assert parse_fraction(text) == pytest.approx(value)
 
 
 @pytest.mark.parametrize("text", ["5x", "-1%", "nan", "inf", ""])
 def test_max_regression_rejects_nonsense(text: str) -> None:
     with pytest.raises(argparse.ArgumentTypeError):
-        client.parse_fraction(text)
+        parse_fraction(text)
 
 
 def test_bad_option_is_exit_2_with_usage(capsys: pytest.CaptureFixture[str]) -> None:
@@ -89,15 +92,15 @@ def test_an_unreachable_service_is_exit_3(capsys: pytest.CaptureFixture[str]) ->
 
 def test_url_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("OPTBENCH_URL", "http://example.invalid:9")
-    assert client.build_parser().parse_args(["status", "x"]).url == "http://example.invalid:9"
-    args = client.build_parser().parse_args(["--url", "http://h:1", "status", "x"])
+    assert build_parser().parse_args(["status", "x"]).url == "http://example.invalid:9"
+    args = build_parser().parse_args(["--url", "http://h:1", "status", "x"])
     assert args.url == "http://h:1"
-    with pytest.raises(client.CliError, match="must be an http"):
-        client.Service("ftp://h")
+    with pytest.raises(CliError, match="must be an http"):
+        Service("ftp://h")
 
 
 def test_table_aligns_text_left_and_numbers_right() -> None:
-    text = client.table(("name", "loss"), [["adam", 0.5], ["sgd", 12.25], ["x", None]])
+    text = table(("name", "loss"), [["adam", 0.5], ["sgd", 12.25], ["x", None]])
     assert text.splitlines() == [
         "name   loss",
         "----  -----",
@@ -113,18 +116,18 @@ def gate_args(**kw: object) -> argparse.Namespace:
     return argparse.Namespace(**base)
 
 
-def verdicts() -> list[S.Verdict]:
+def verdicts() -> list[Verdict]:
     adam = {"name": "adam", "lr": 0.01}
     base = [record(adam, s, [1.0, v]) for s, v in enumerate([0.5, 0.51])]
     cur = [record(adam, s, [1.0, v]) for s, v in enumerate([0.7, 0.71])]
     base += [record({"name": "sgd", "lr": 0.1}, 0, [1.0, 0.3])]
     cur += [record({"name": "sgd", "lr": 0.1}, 0, [1.0, 0.3])]
     cur += [record({"name": "rmsprop", "lr": 0.1}, 0, [1.0, 0.2])]
-    return S.gate(cur, base)
+    return gate(cur, base)
 
 
 def test_gate_report_names_each_group_and_the_verdict() -> None:
-    text = client.render_gate(verdicts(), gate_args())
+    text = render_gate(verdicts(), gate_args())
     lines = text.splitlines()
     assert lines[0].startswith("gate on final_loss: a group regresses when more runs diverge")
     fail = next(line for line in lines if line.startswith("FAIL"))
@@ -135,7 +138,7 @@ def test_gate_report_names_each_group_and_the_verdict() -> None:
 
 
 def test_junit_report_has_a_failure_per_regression() -> None:
-    root = ET.fromstring(client.junit_xml(verdicts(), gate_args()).split("\n", 1)[1])
+    root = ET.fromstring(junit_xml(verdicts(), gate_args()).split("\n", 1)[1])
     (suite,) = root.findall("testsuite")
     assert suite.attrib["tests"] == "3"
     assert suite.attrib["failures"] == "1" and suite.attrib["skipped"] == "1"

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from api import client
+from client.commands import main
 from engine.runner import run_batch
 from engine.spec import expand, parse_experiment
 
@@ -28,7 +28,7 @@ SPEC: dict[str, Any] = {
 def cli(argv: list[str]) -> tuple[int, str]:
     out = io.StringIO()
     with pytest.raises(SystemExit) as exc:
-        client.main(argv, out=out)
+        main(argv, out=out)
     return int(exc.value.code or 0), out.getvalue()
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from scipy import stats
 
-from api import client
+from client.commands import main
 from engine.runner import run_batch
 from engine.spec import expand, parse_experiment
 from tests.client.live import LiveService
@@ -39,7 +39,7 @@ SPEC: dict[str, Any] = {
 def cli(argv: list[str]) -> tuple[int, str]:
     out = io.StringIO()
     with pytest.raises(SystemExit) as exc:
-        client.main(argv, out=out)
+        main(argv, out=out)
     return int(exc.value.code or 0), out.getvalue()
 
 

@@ -60,7 +60,8 @@ def test_commands_resolve(compose: dict[str, Any]) -> None:
 def test_dockerfile_copies_what_the_commands_need() -> None:
     lines = (ROOT / "Dockerfile").read_text().splitlines()
     copied = {shlex.split(line)[1] for line in lines if line.startswith("COPY ")}
-    assert {"engine", "api", "worker", "migrations", "alembic.ini"} <= copied
+    assert {"engine", "analysis", "api", "worker", "migrations", "alembic.ini"} <= copied
+    assert any("pip install '.[server]'" in line for line in lines)  # the service's extra
     ignored = (ROOT / ".dockerignore").read_text().split()
     assert ".venv" in ignored and ".data" in ignored
     # README.md is the project's readme (pyproject's `readme`), written alongside.

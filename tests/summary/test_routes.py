@@ -15,10 +15,12 @@ from typing import Any
 import pytest
 from fastapi.testclient import TestClient
 
+from analysis.curves import problem_contour
+from analysis.export import export_rows
+from analysis.summary import summarize
 from api import store
 from api.db import Database
 from api.models import Run, utcnow
-from api.services.summary import export_rows, problem_contour, summarize
 from engine.runner import run_batch
 
 SPEC: dict[str, Any] = {

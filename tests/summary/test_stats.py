@@ -10,23 +10,26 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from scipy import stats
 
-from api.services import summary as S
+from analysis.curves import band
+from analysis.rankings import first_hits, performance_profile, target_ladder
+from analysis.records import auc_log_subopt, flatten, unflatten
+from analysis.stats import bootstrap_ci, describe, holm, paired_test, rank_biserial
 
 INF = math.inf
 
 
 def test_holm_matches_a_hand_computation() -> None:
     # sorted: 0.005·4 = 0.02, 0.01·3 = 0.03, 0.03·2 = 0.06, 0.04·1 = 0.04 → max(0.06, 0.04)
-    assert S.holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
-    assert S.holm([0.5, None, 0.4]) == pytest.approx([0.8, None, 0.8])
-    assert S.holm([0.3, 0.9]) == [0.6, 0.9]
-    assert S.holm([0.6, 0.7]) == [1.0, 1.0]  # 2 · 0.6 capped at 1, carried up
-    assert S.holm([]) == []
+    assert holm([0.01, 0.04, 0.03, 0.005]) == pytest.approx([0.03, 0.06, 0.06, 0.02])
+    assert holm([0.5, None, 0.4]) == pytest.approx([0.8, None, 0.8])
+    assert holm([0.3, 0.9]) == [0.6, 0.9]
+    assert holm([0.6, 0.7]) == [1.0, 1.0]  # 2 · 0.6 capped at 1, carried up
+    assert holm([]) == []
 
 
 @given(st.lists(st.floats(min_value=0.0, max_value=1.0), min_size=1, max_size=12))
 def test_holm_properties(pvalues: list[float]) -> None:
-    adjusted = S.holm(pvalues)
+    adjusted = holm(pvalues)
     m = len(pvalues)
     order = np.argsort(pvalues, kind="stable")
     assert all(p <= a <= 1.0 for p, a in zip(pvalues, adjusted, strict=True))
@@ -40,18 +43,18 @@ def test_holm_properties(pvalues: list[float]) -> None:
 
 def test_rank_biserial_by_hand() -> None:
     # |d| ranks 1, 2, 3, 4; T+ = 1 + 3 + 4 = 8, T− = 2 → (8 − 2) / 10
-    assert S.rank_biserial([1.0, -2.0, 3.0, 4.0]) == pytest.approx(0.6)
+    assert rank_biserial([1.0, -2.0, 3.0, 4.0]) == pytest.approx(0.6)
     # ties share the average rank: 1.5, 1.5, 3 → T+ = 3 = T−
-    assert S.rank_biserial([1.0, 1.0, -2.0]) == 0.0
-    assert S.rank_biserial([0.0, -1.0, -5.0]) == -1.0  # zeros dropped
-    assert S.rank_biserial([0.0, 0.0]) is None
-    assert S.rank_biserial([INF, -1.0]) == pytest.approx((2 - 1) / 3)
+    assert rank_biserial([1.0, 1.0, -2.0]) == 0.0
+    assert rank_biserial([0.0, -1.0, -5.0]) == -1.0  # zeros dropped
+    assert rank_biserial([0.0, 0.0]) is None
+    assert rank_biserial([INF, -1.0]) == pytest.approx((2 - 1) / 3)
 
 
 def test_paired_test_is_the_exact_wilcoxon_over_common_seeds() -> None:
     group = {s: 10.0 + s for s in range(6)}
     base = {s: 10.0 + s - (s + 1) * 0.5 for s in range(6)} | {99: 1.0}
-    out = S.paired_test(group, base)
+    out = paired_test(group, base)
     # six positive differences: exact two-sided p = 2 / 2^6
     assert out["n_pairs"] == 6
     assert out["p_value"] == pytest.approx(2 / 64)
@@ -63,31 +66,31 @@ def test_paired_test_is_the_exact_wilcoxon_over_common_seeds() -> None:
 def test_paired_test_ranks_a_missing_value_as_the_worst() -> None:
     group = {0: 1.0, 1: None, 2: 3.0, 3: 2.5}
     base = {0: 2.0, 1: 5.0, 2: 1.0, 3: 2.0}
-    out = S.paired_test(group, base)
+    out = paired_test(group, base)
     # differences −1, +∞, +2, +0.5; the ∞ is the largest magnitude
     expected = stats.wilcoxon([-1.0, 10.0, 2.0, 0.5])
     assert out["p_value"] == pytest.approx(float(expected.pvalue))
     assert out["statistic"] == pytest.approx(float(expected.statistic))
     assert out["effect"] == pytest.approx((4 + 3 + 1 - 2) / 10)
-    both_missing = S.paired_test({0: None, 1: 2.0}, {0: None, 1: 2.0})
+    both_missing = paired_test({0: None, 1: 2.0}, {0: None, 1: 2.0})
     assert both_missing["n_pairs"] == 1 and both_missing["p_value"] == 1.0
     assert both_missing["effect"] is None
 
 
 def test_bootstrap_ci_is_deterministic_and_contains_the_mean() -> None:
     x = [0.3, 0.1, 0.7, 0.2, 0.45]
-    ci = S.bootstrap_ci(x)
+    ci = bootstrap_ci(x)
     assert ci is not None
-    assert ci == S.bootstrap_ci(x)
+    assert ci == bootstrap_ci(x)
     assert min(x) <= ci[0] < np.mean(x) < ci[1] <= max(x)
-    assert S.bootstrap_ci([4.0]) is None
-    assert S.bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
+    assert bootstrap_ci([4.0]) is None
+    assert bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
 
 
 @settings(max_examples=25, deadline=None)
 @given(st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), min_size=2, max_size=8))
 def test_bootstrap_ci_brackets_the_mean(values: list[float]) -> None:
-    ci = S.bootstrap_ci(values)
+    ci = bootstrap_ci(values)
     assert ci is not None
     mean = float(np.mean(values))
     tol = 1e-9 * max(1.0, max(abs(v) for v in values))
@@ -96,20 +99,20 @@ def test_bootstrap_ci_brackets_the_mean(values: list[float]) -> None:
 
 
 def test_describe_by_hand() -> None:
-    d = S.describe([1.0, 2.0, None, 3.0, 4.0])
+    d = describe([1.0, 2.0, None, 3.0, 4.0])
     assert (d["n"], d["n_missing"]) == (4, 1)
     assert d["mean"] == 2.5 and d["median"] == 2.5
     assert (d["q25"], d["q75"], d["iqr"]) == (1.75, 3.25, 1.5)
     assert (d["min"], d["max"]) == (1.0, 4.0)
     assert d["ci_low"] <= 2.5 <= d["ci_high"]
-    empty = S.describe([None, None])
+    empty = describe([None, None])
     assert empty["n"] == 0 and empty["mean"] is None and empty["ci_low"] is None
 
 
 def test_performance_profile_of_a_tiny_table_by_hand() -> None:
     costs = np.array([[1.0, 2.0, INF], [4.0, 2.0, 8.0], [3.0, 3.0, 6.0]])
     # ratios: [1, 2, ∞], [2, 1, 4], [1, 1, 2]
-    taus, rho, scores = S.performance_profile(costs)
+    taus, rho, scores = performance_profile(costs)
     assert taus == [1.0, 2.0, 4.0]
     assert rho[0] == pytest.approx([2 / 3, 1.0, 1.0])
     assert rho[1] == pytest.approx([2 / 3, 1.0, 1.0])
@@ -120,7 +123,7 @@ def test_performance_profile_of_a_tiny_table_by_hand() -> None:
 
 def test_an_instance_nobody_solves_stays_in_the_denominator() -> None:
     costs = np.array([[1.0, 2.0], [INF, INF]])
-    taus, rho, scores = S.performance_profile(costs)
+    taus, rho, scores = performance_profile(costs)
     assert taus == [1.0, 2.0]
     assert rho == [[0.5, 0.5], [0.0, 0.5]]
     assert scores == pytest.approx([0.5, (4 - 2) / (2 * 3)])
@@ -128,33 +131,33 @@ def test_an_instance_nobody_solves_stays_in_the_denominator() -> None:
 
 def test_auc_of_log_suboptimality_by_hand() -> None:
     # log10 subopt = 2, 1, 0 → trapezoid 1.5 + 0.5 = 2 over 2 steps
-    assert S.auc_log_subopt([0, 1, 2], [100.0, 10.0, 1.0], 0.0) == pytest.approx(1.0)
-    assert S.auc_log_subopt([0, 1, 2], [101.0, 11.0, 2.0], 1.0) == pytest.approx(1.0)
-    assert S.auc_log_subopt([0, 10], [1.0, 0.0], None) == pytest.approx((0 - 16) / 2)
-    assert S.auc_log_subopt([0, 1], [1.0, None], 0.0) is None
-    assert S.auc_log_subopt([5], [1000.0], 0.0) == pytest.approx(3.0)
-    assert S.auc_log_subopt([], [], 0.0) is None
+    assert auc_log_subopt([0, 1, 2], [100.0, 10.0, 1.0], 0.0) == pytest.approx(1.0)
+    assert auc_log_subopt([0, 1, 2], [101.0, 11.0, 2.0], 1.0) == pytest.approx(1.0)
+    assert auc_log_subopt([0, 10], [1.0, 0.0], None) == pytest.approx((0 - 16) / 2)
+    assert auc_log_subopt([0, 1], [1.0, None], 0.0) is None
+    assert auc_log_subopt([5], [1000.0], 0.0) == pytest.approx(3.0)
+    assert auc_log_subopt([], [], 0.0) is None
 
 
 def test_first_hits_and_the_target_ladder() -> None:
-    hits = S.first_hits([0, 10, 20, 30], [5.0, 3.0, 4.0, 1.0], np.array([4.0, 3.5, 2.0, 0.5]))
+    hits = first_hits([0, 10, 20, 30], [5.0, 3.0, 4.0, 1.0], np.array([4.0, 3.5, 2.0, 0.5]))
     assert hits.tolist() == [10.0, 10.0, 30.0, INF]
-    assert S.first_hits([0, 1, 2], [5.0, None, 1.0], np.array([2.0])).tolist() == [2.0]
-    ladder = S.target_ladder([100.0, 10.0], [1e-2, 1.0], 4)
+    assert first_hits([0, 1, 2], [5.0, None, 1.0], np.array([2.0])).tolist() == [2.0]
+    ladder = target_ladder([100.0, 10.0], [1e-2, 1.0], 4)
     np.testing.assert_allclose(ladder, [10.0, 1.0, 0.1, 0.01])
-    np.testing.assert_allclose(S.target_ladder([1.0], [0.0], 1), [1e-16])
+    np.testing.assert_allclose(target_ladder([1.0], [0.0], 1), [1e-16])
 
 
 def test_band_mean_and_envelope_across_runs() -> None:
     xs = [[0, 1, 2, 3], [0, 1, 2]]
     ys: list[list[float | None]] = [[4.0, 3.0, 2.0, 1.0], [2.0, 1.0, None]]
-    b = S.band(xs, ys, max_points=10)
+    b = band(xs, ys, max_points=10)
     assert b["x"] == [0, 1, 2, 3]
     assert b["mean"] == [3.0, 2.0, 2.0, 1.0]
     assert b["lo"] == [2.0, 1.0, 2.0, 1.0]
     assert b["hi"] == [4.0, 3.0, 2.0, 1.0]
     assert b["n"] == [2, 2, 1, 1]
-    coarse = S.band(xs, ys, max_points=2)
+    coarse = band(xs, ys, max_points=2)
     # buckets {0} and {1, 2, 3}: the point is the bucket's last, the band its envelope
     assert coarse["x"] == [0, 3]
     assert coarse["mean"] == [3.0, 1.0]
@@ -163,7 +166,7 @@ def test_band_mean_and_envelope_across_runs() -> None:
 
 def test_flatten_and_unflatten_are_inverse() -> None:
     spec = {"name": "warmup", "steps": 5, "inner": {"name": "step", "gamma": 0.5}, "m": [1, 2]}
-    flat = S.flatten(spec, "schedule.")
+    flat = flatten(spec, "schedule.")
     assert flat == {
         "schedule.name": "warmup",
         "schedule.steps": 5,
@@ -171,4 +174,4 @@ def test_flatten_and_unflatten_are_inverse() -> None:
         "schedule.inner.gamma": 0.5,
         "schedule.m": [1, 2],
     }
-    assert S.unflatten(flat, ["schedule"]) == {"schedule": spec}
+    assert unflatten(flat, ["schedule"]) == {"schedule": spec}

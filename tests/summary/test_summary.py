@@ -9,7 +9,13 @@ from typing import Any
 
 import pytest
 
-from api.services import summary as S
+from analysis.export import export_rows, to_csv
+from analysis.gate import gate
+from analysis.groups import group_runs, resolve_solver
+from analysis.rankings import ecdfs, profiles
+from analysis.records import SummaryError, load_records
+from analysis.summary import summarize
+from analysis.tuning import tuning
 from tests.summary.factory import record
 
 ADAM = {"name": "adam", "lr": 0.001}
@@ -25,7 +31,7 @@ def test_groups_are_labelled_by_the_fields_that_vary() -> None:
         for sched in ({"name": "constant"}, STEP)
         for seed in (1, 0)
     ] + [record(SGD, 0, [1.0, 0.9])]
-    groups = S.group_runs(recs)
+    groups = group_runs(recs)
     assert [g.solver_label for g in groups] == [
         "adam(lr=0.001) / constant",
         "adam(lr=0.001) / step",
@@ -36,9 +42,9 @@ def test_groups_are_labelled_by_the_fields_that_vary() -> None:
     assert all(g.problem_label == "rosenbrock" for g in groups)
     assert groups[0].seeds == [0, 1]
     assert len({g.id for g in groups}) == 5 and len({g.problem_id for g in groups}) == 1
-    two_problems = S.group_runs([record(ADAM, 0, [1.0]), record(ADAM, 0, [1.0], problem=QUAD)])
+    two_problems = group_runs([record(ADAM, 0, [1.0]), record(ADAM, 0, [1.0], problem=QUAD)])
     assert [g.problem_label for g in two_problems] == ["rosenbrock", "quadratic"]
-    rosen_dims = S.group_runs(
+    rosen_dims = group_runs(
         [
             record(ADAM, 0, [1.0], problem={"name": "rosenbrock", "dim": d, "init": None})
             for d in (2, 10)
@@ -53,7 +59,7 @@ def test_group_summary_aggregates_over_seeds() -> None:
         record(ADAM, 1, [100.0, 50.0, 10.0], target=5.0),
         record(ADAM, 2, [100.0, 1e3, None], target=5.0, diverged=True),
     ]
-    out = S.summarize(recs)
+    out = summarize(recs)
     (g,) = out["groups"]
     assert g["n_runs"] == 3 and g["seeds"] == [0, 1, 2]
     assert g["success_rate"] == pytest.approx(1 / 3)
@@ -84,7 +90,7 @@ def two_problem_runs() -> list[dict[str, Any]]:
 
 
 def test_runtime_ecdfs_by_hand() -> None:
-    out = S.ecdfs(S.group_runs(two_problem_runs()), n_targets=2)
+    out = ecdfs(group_runs(two_problem_runs()), n_targets=2)
     rosen, quad = out["per_problem"]
     # rosenbrock: ladder between start 100 and best 1 → targets 10, 1
     assert rosen["targets"] == pytest.approx([10.0, 1.0])
@@ -98,7 +104,7 @@ def test_runtime_ecdfs_by_hand() -> None:
 
 def test_profiles_use_steps_to_target_per_problem_and_overall() -> None:
     runs = [*two_problem_runs(), record(SGD, 1, [100.0, 4.0, 3.0], target=5.0)]
-    out = S.profiles(S.group_runs(runs), "steps_to_target")
+    out = profiles(group_runs(runs), "steps_to_target")
     rosen = out["per_problem"][0]
     # seed 0: adam 2, sgd ∞; seed 1: sgd 1 (adam has no run: ∞)
     assert rosen["instances"] == 2 and rosen["tau"] == [1.0]
@@ -115,12 +121,12 @@ def test_without_any_run_at_its_target_the_profile_ranks_final_suboptimality() -
         record(ADAM, 0, [10.0, 2.0], target=1.0),
         record(SGD, 0, [10.0, 4.0], target=1.0),
     ]
-    profile = S.summarize(runs)["rankings"]["profile"]
+    profile = summarize(runs)["rankings"]["profile"]
     assert profile["metric"] == "final_loss"
     assert profile["overall"]["tau"] == [1.0, 2.0]
     assert [s["rho"] for s in profile["overall"]["series"]] == [[1.0, 1.0], [0.0, 1.0]]
     runs.append(record(ADAM, 1, [10.0, 0.5], target=1.0))
-    assert S.summarize(runs)["rankings"]["profile"]["metric"] == "steps_to_target"
+    assert summarize(runs)["rankings"]["profile"]["metric"] == "steps_to_target"
 
 
 def comparison_runs() -> list[dict[str, Any]]:
@@ -132,7 +138,7 @@ def comparison_runs() -> list[dict[str, Any]]:
 
 
 def test_pairwise_comparison_with_holm_inside_each_problem() -> None:
-    out = S.summarize(comparison_runs(), baseline="adam(lr=0.001)")
+    out = summarize(comparison_runs(), baseline="adam(lr=0.001)")
     (comp,) = out["comparisons"]
     assert comp["baseline"] == "adam(lr=0.001) / constant"
     better, same = comp["pairs"]
@@ -143,20 +149,20 @@ def test_pairwise_comparison_with_holm_inside_each_problem() -> None:
     assert better["effect"] == -1.0 and better["verdict"] == "better"
     assert same["p_value"] == 1.0 and same["p_holm"] == 1.0 and same["verdict"] == "n.s."
     # the default baseline is the best-ranked solver
-    assert S.summarize(comparison_runs())["comparisons"][0]["baseline"].startswith("adam(lr=0.01)")
+    assert summarize(comparison_runs())["comparisons"][0]["baseline"].startswith("adam(lr=0.01)")
 
 
 def test_resolving_a_solver_reference() -> None:
-    groups = S.group_runs(comparison_runs())
+    groups = group_runs(comparison_runs())
     sgd = groups[2].solver_id
-    assert S.resolve_solver(groups, "sgd / constant") == sgd
-    assert S.resolve_solver(groups, sgd[:6]) == sgd
-    assert S.resolve_solver(groups, groups[2].id) == sgd
-    assert S.resolve_solver(groups, "SGD") == sgd
-    with pytest.raises(S.SummaryError, match="several solvers"):
-        S.resolve_solver(groups, "adam")
-    with pytest.raises(S.SummaryError, match="no solver matches 'rmsprop'; known: adam"):
-        S.resolve_solver(groups, "rmsprop")
+    assert resolve_solver(groups, "sgd / constant") == sgd
+    assert resolve_solver(groups, sgd[:6]) == sgd
+    assert resolve_solver(groups, groups[2].id) == sgd
+    assert resolve_solver(groups, "SGD") == sgd
+    with pytest.raises(SummaryError, match="several solvers"):
+        resolve_solver(groups, "adam")
+    with pytest.raises(SummaryError, match="no solver matches 'rmsprop'; known: adam"):
+        resolve_solver(groups, "rmsprop")
 
 
 def test_tuning_view_marks_the_best_setting() -> None:
@@ -168,7 +174,7 @@ def test_tuning_view_marks_the_best_setting() -> None:
     for r in runs[:2]:
         r["diverged"] = True
     runs += [record(SGD, 0, [1.0, 0.3])]  # one setting only: no tuning entry
-    (view,) = S.tuning(S.group_runs(runs), "final_loss")
+    (view,) = tuning(group_runs(runs), "final_loss")
     assert (view["optimizer"], view["param"], view["log_x"]) == ("adam", "lr", True)
     assert view["best_x"] == 0.01
     (series,) = view["series"]
@@ -186,7 +192,7 @@ def test_tuning_series_split_by_the_other_varying_fields() -> None:
         for m in (0.5, 0.9)
         for sched in ({"name": "constant"}, STEP)
     ]
-    views = S.tuning(S.group_runs(runs), "final_loss")
+    views = tuning(group_runs(runs), "final_loss")
     assert [v["param"] for v in views] == ["lr", "momentum"]
     assert [s["label"] for s in views[0]["series"]] == [
         "momentum=0.5, constant",
@@ -202,7 +208,7 @@ def test_tuning_series_split_by_the_other_varying_fields() -> None:
 def test_export_rows_flatten_the_spec_and_round_trip() -> None:
     runs = two_problem_runs()
     runs[0]["status"] = "succeeded"
-    columns, rows = S.export_rows(runs)
+    columns, rows = export_rows(runs)
     assert columns[:9] == [
         "run_id",
         "status",
@@ -222,16 +228,16 @@ def test_export_rows_flatten_the_spec_and_round_trip() -> None:
     )
     assert rows[0]["optimizer.lr"] == 0.001 and rows[0]["problem.init"] == [-1.5, 2.0]
     assert rows[0]["auc_log_subopt"] == pytest.approx(1.0)
-    parsed = list(csv.reader(io.StringIO(S.to_csv(columns, rows))))
+    parsed = list(csv.reader(io.StringIO(to_csv(columns, rows))))
     assert parsed[0] == columns
     first = dict(zip(columns, parsed[1], strict=True))
     assert first["problem.init"] == "[-1.5,2.0]" and first["diverged"] == "false"
     assert first["status"] == "succeeded" and first["test_loss"] == ""
     assert first["final_loss"] == "1.0" and first["optimizer.momentum"] == ""
     # rows rebuild the records: same groups, same statistics
-    back = S.load_records({"runs": json.loads(json.dumps(rows))})
-    assert [g.id for g in S.group_runs(back)] == [g.id for g in S.group_runs(runs)]
-    assert {v.status for v in S.gate(back, runs, metric="auc_log_subopt")} == {"ok"}
+    back = load_records({"runs": json.loads(json.dumps(rows))})
+    assert [g.id for g in group_runs(back)] == [g.id for g in group_runs(runs)]
+    assert {v.status for v in gate(back, runs, metric="auc_log_subopt")} == {"ok"}
 
 
 def gate_runs(final: list[float | None], **kw: Any) -> list[dict[str, Any]]:
@@ -252,17 +258,17 @@ def gate_runs(final: list[float | None], **kw: Any) -> list[dict[str, Any]]:
     ],
 )
 def test_gate_on_the_metric(current: list[float], status: str) -> None:
-    (verdict,) = S.gate(gate_runs(current), gate_runs([1.0, 1.01, 1.02]), max_regression=0.05)
+    (verdict,) = gate(gate_runs(current), gate_runs([1.0, 1.01, 1.02]), max_regression=0.05)
     assert verdict.status == status
     assert verdict.solver == "adam / constant"
 
 
 def test_gate_flags_divergence_and_missed_targets() -> None:
     base = gate_runs([1.0, 1.0, 1.0], target=1.5)
-    (div,) = S.gate(gate_runs([1.0, 1.0, None], target=1.5), base)
+    (div,) = gate(gate_runs([1.0, 1.0, None], target=1.5), base)
     assert div.status == "regression"
     assert div.reasons[0] == "1 of 3 runs diverged (baseline: 0)"
-    (missed,) = S.gate(gate_runs([1.0, 1.0, 1.6], target=1.5), base, max_regression=1.0)
+    (missed,) = gate(gate_runs([1.0, 1.0, 1.6], target=1.5), base, max_regression=1.0)
     assert missed.status == "regression"
     assert missed.reasons == ["target reached by 67% of runs (baseline: 100%)"]
 
@@ -270,22 +276,22 @@ def test_gate_flags_divergence_and_missed_targets() -> None:
 def test_gate_tolerance_is_absolute_plus_relative_and_mirrors_for_accuracy() -> None:
     base = gate_runs([1e-20, 1e-20])
     cur = gate_runs([3e-20, 3e-20])
-    assert S.gate(cur, base)[0].status == "regression"
-    assert S.gate(cur, base, abs_tol=1e-12)[0].status == "ok"
+    assert gate(cur, base)[0].status == "regression"
+    assert gate(cur, base, abs_tol=1e-12)[0].status == "ok"
     acc_base = gate_runs([1.0, 1.0])
     acc_cur = gate_runs([1.0, 1.0])
     for r, acc in zip(acc_base, (0.9, 0.92), strict=True):
         r["test_accuracy"] = acc
     for r, acc in zip(acc_cur, (0.8, 0.81), strict=True):
         r["test_accuracy"] = acc
-    assert S.gate(acc_cur, acc_base, metric="test_accuracy")[0].status == "regression"
-    assert S.gate(acc_base, acc_cur, metric="test_accuracy")[0].status == "improved"
+    assert gate(acc_cur, acc_base, metric="test_accuracy")[0].status == "regression"
+    assert gate(acc_base, acc_cur, metric="test_accuracy")[0].status == "improved"
 
 
 def test_gate_reports_new_and_missing_groups() -> None:
     cur = [*gate_runs([1.0]), record(SGD, 0, [10.0, 2.0])]
     base = [*gate_runs([1.0]), record({"name": "adam", "lr": 0.5}, 0, [10.0, 2.0])]
-    statuses = {(v.solver, v.status) for v in S.gate(cur, base)}
+    statuses = {(v.solver, v.status) for v in gate(cur, base)}
     assert statuses == {
         ("adam(lr=0.001) / constant", "ok"),
         ("sgd / constant", "new"),
@@ -294,15 +300,15 @@ def test_gate_reports_new_and_missing_groups() -> None:
 
 
 def test_unknown_metric_and_bad_documents_are_readable_errors() -> None:
-    with pytest.raises(S.SummaryError, match="unknown metric 'loss'; known: final_loss"):
-        S.summarize(gate_runs([1.0]), metric="loss")
-    with pytest.raises(S.SummaryError, match="'runs' list"):
-        S.load_records({"results": []})
-    with pytest.raises(S.SummaryError, match="not a run record"):
-        S.load_records([{"final_loss": 1.0}])
+    with pytest.raises(SummaryError, match="unknown metric 'loss'; known: final_loss"):
+        summarize(gate_runs([1.0]), metric="loss")
+    with pytest.raises(SummaryError, match="'runs' list"):
+        load_records({"results": []})
+    with pytest.raises(SummaryError, match="not a run record"):
+        load_records([{"final_loss": 1.0}])
 
 
 def test_summary_is_deterministic_and_valid_json() -> None:
     runs = comparison_runs() + two_problem_runs()
-    first = json.dumps(S.summarize(runs), allow_nan=False, sort_keys=True)
-    assert first == json.dumps(S.summarize(runs), allow_nan=False, sort_keys=True)
+    first = json.dumps(summarize(runs), allow_nan=False, sort_keys=True)
+    assert first == json.dumps(summarize(runs), allow_nan=False, sort_keys=True)

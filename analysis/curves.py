@@ -1,0 +1,180 @@
+"""Curves as drawn: a mean/median curve with its band across seeds, and 2-D loss landscapes."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from analysis.groups import Group
+from analysis.records import Curve, curve_of, floats, json_num, num_or_int
+
+
+def band(
+    xs: Sequence[Curve],
+    ys: Sequence[Curve],
+    max_points: int,
+    extra: Sequence[Curve] | None = None,
+) -> dict[str, list[Any]]:
+    """Mean curve with a min–max band across runs, on the union of their x values.
+
+    Runs that stopped early (diverged, still running) contribute only where they have points;
+    ``n`` counts the runs behind each point. Beyond ``max_points`` the grid is cut into equal
+    buckets of consecutive points: each keeps its last point (``x``, ``mean``, ``median``, ``n``
+    exactly there) and the band becomes the envelope over the whole bucket, so a spike between
+    kept points still shows. ``extra`` (e.g. wall times) is averaged across runs at the kept x.
+    """
+    arrays = [np.asarray(x, dtype=np.float64) for x in xs]
+    grid = np.unique(np.concatenate(arrays)) if arrays else np.empty(0)
+    if grid.size == 0:
+        return {"x": [], "mean": [], "median": [], "lo": [], "hi": [], "n": []}
+    m = np.full((len(xs), grid.size), np.nan)
+    e = np.full((len(xs), grid.size), np.nan) if extra is not None else None
+    for r, (x, y) in enumerate(zip(xs, ys, strict=True)):
+        pos = np.searchsorted(grid, np.asarray(x, dtype=np.float64))
+        m[r, pos] = floats(y)
+        if e is not None and extra is not None:
+            e[r, pos] = floats(extra[r])
+    finite = np.isfinite(m)
+    n = finite.sum(axis=0)
+    with np.errstate(all="ignore"):
+        safe = np.where(finite, m, 0.0)
+        mean = np.where(n > 0, safe.sum(axis=0) / np.maximum(n, 1), np.nan)
+        lo_pt = np.where(finite, m, np.inf).min(axis=0)
+        hi_pt = np.where(finite, m, -np.inf).max(axis=0)
+    if grid.size <= max_points:
+        keep = np.arange(grid.size)
+        lo, hi = lo_pt, hi_pt
+    else:
+        ends = np.linspace(0, grid.size - 1, max_points).round().astype(np.int64)
+        keep = np.unique(ends)
+        starts = np.concatenate([[0], keep[:-1] + 1])
+        lo = np.minimum.reduceat(lo_pt, starts)
+        hi = np.maximum.reduceat(hi_pt, starts)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a column no run has reached yet
+        median = np.nanmedian(m[:, keep], axis=0)
+    out: dict[str, list[Any]] = {
+        "x": [num_or_int(v) for v in grid[keep]],
+        "mean": [json_num(v) for v in mean[keep]],
+        "median": [json_num(v) for v in median],
+        "lo": [json_num(v) for v in lo],
+        "hi": [json_num(v) for v in hi],
+        "n": [int(v) for v in n[keep]],
+    }
+    if e is not None:
+        present = np.isfinite(e)
+        with np.errstate(all="ignore"):
+            avg = np.where(present, e, 0.0).sum(axis=0) / np.maximum(present.sum(axis=0), 1)
+            avg = np.where(present.any(axis=0), avg, np.nan)
+        out["extra"] = [json_num(v) for v in avg[keep]]
+    return out
+
+
+def group_curves(group: Group, max_points: int) -> dict[str, Any] | None:
+    """Loss band over eval steps (with mean wall time per point) and LR band over updates."""
+    with_curves = [r for r in group.records if curve_of(r, "eval_steps") is not None]
+    if not with_curves:
+        return None
+    loss = band(
+        [r["eval_steps"] for r in with_curves],
+        [r["losses"] for r in with_curves],
+        max_points,
+        extra=[
+            w if (w := curve_of(r, "wall_times")) is not None else [None] * len(r["eval_steps"])
+            for r in with_curves
+        ],
+    )
+    loss["wall_time"] = loss.pop("extra")
+    with_lrs = [r for r in with_curves if curve_of(r, "lrs") is not None]
+    lr = band(
+        [
+            x if (x := curve_of(r, "update_steps")) is not None else np.arange(len(r["lrs"]))
+            for r in with_lrs
+        ],
+        [r["lrs"] for r in with_lrs],
+        max_points,
+    )
+    return {"loss": loss, "lr": lr}
+
+
+# ---------------------------------------------------------------------------------------------
+# Loss landscapes of 2-D problems
+
+#: Grid points per axis of a loss landscape.
+SURFACE_POINTS = 64
+
+
+def _subsample(values: Curve, max_points: int) -> list[float | None]:
+    y = floats(values)
+    if y.size > max_points:
+        y = y[np.unique(np.linspace(0, y.size - 1, max_points).round().astype(np.int64))]
+    return [json_num(v) for v in y]
+
+
+def _span(points: np.ndarray, box: tuple[float, float] | None) -> tuple[float, float]:
+    """The 1st–99th percentile range of ``points`` (an escaping run cannot stretch the view),
+    joined with the problem's start box, padded by 5 % on each side."""
+    finite = points[np.isfinite(points)]
+    lo, hi = (
+        (float(np.percentile(finite, 1.0)), float(np.percentile(finite, 99.0)))
+        if finite.size
+        else (-1.0, 1.0)
+    )
+    if box is not None:
+        lo, hi = min(lo, box[0]), max(hi, box[1])
+    if hi - lo < 1e-12:
+        lo, hi = lo - 1.0, hi + 1.0
+    pad = 0.05 * (hi - lo)
+    return lo - pad, hi + pad
+
+
+def problem_contour(
+    groups: Sequence[Group], max_points: int = 400, n: int = SURFACE_POINTS
+) -> dict[str, Any] | None:
+    """For a 2-D problem: its noise-free loss on an ``n × n`` grid and one trajectory per group.
+
+    The landscape is the engine's own ``Problem.loss`` for the instance of the smallest seed (a
+    seeded problem, e.g. the rotated quadratic, differs between seeds), evaluated row by row on a
+    grid covering the trajectories of that seed and the problem's start box; ``z[j][i]`` is the
+    loss at ``(x[i], y[j])``. Only evaluates the closed-form loss — no optimizer runs. ``None``
+    for a problem that is not 2-D or has no trajectory yet.
+    """
+    from pydantic import TypeAdapter
+
+    from engine.problems import ProblemSpec, build_problem
+
+    first = groups[0]
+    spec = TypeAdapter(ProblemSpec).validate_python(first.problem)
+    if spec.num_params() != 2:
+        return None
+    seed = min(s for g in groups for s in g.seeds)
+    trajectories = []
+    for g in groups:
+        rec = next((r for r in g.records if int(r["spec"]["seed"]) == seed), None)
+        if rec is None or curve_of(rec, "params_x") is None or curve_of(rec, "params_y") is None:
+            continue
+        xs, ys = _subsample(rec["params_x"], max_points), _subsample(rec["params_y"], max_points)
+        trajectories.append({"group_id": g.id, "solver": g.solver_label, "x": xs, "y": ys})
+    if not trajectories:
+        return None
+    problem = build_problem(spec, [seed] * n, np.float64)
+    bounds = getattr(problem, "plot_bounds", None) or (None, None)
+    all_x = floats([v for t in trajectories for v in t["x"]])
+    all_y = floats([v for t in trajectories for v in t["y"]])
+    gx = np.linspace(*_span(all_x, bounds[0]), n)
+    gy = np.linspace(*_span(all_y, bounds[1]), n)
+    z = []
+    with np.errstate(all="ignore"):
+        for yj in gy:
+            row = problem.loss(np.column_stack([gx, np.full(n, yj)]))
+            z.append([json_num(v) for v in row])
+    return {
+        "seed": seed,
+        "x": gx.tolist(),
+        "y": gy.tolist(),
+        "z": z,
+        "trajectories": trajectories,
+    }

@@ -1,0 +1,81 @@
+"""Flat exports: one row per run (``runs.csv`` / ``runs.json``)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from analysis.groups import group_runs
+from analysis.records import (
+    AUC,
+    NESTED,
+    RUN_FIELDS,
+    canonical,
+    flatten,
+    metric_value,
+)
+from engine.runner import METRIC_KEYS
+
+
+def export_rows(records: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
+    """One flat row per run: labels, the run spec with dotted hyper-parameter columns, metrics.
+
+    Column order: ``run_id, status, problem, solver, seed, steps, target_loss, eval_every,
+    dtype``, the ``problem.*``, ``optimizer.*`` and ``schedule.*`` columns (sorted), then the
+    engine's metrics and ``auc_log_subopt``. :func:`normalize` turns a row back into a record.
+    """
+    groups = group_runs(records)
+    rows = []
+    spec_cols: set[str] = set()
+    for g in groups:
+        for rec in g.records:
+            spec = rec["spec"]
+            nested = flatten({k: spec[k] for k in NESTED})
+            spec_cols.update(nested)
+            row = {
+                "run_id": rec.get("run_id"),
+                "status": rec.get("status"),
+                "problem": g.problem_label,
+                "solver": g.solver_label,
+                **{k: spec.get(k) for k in RUN_FIELDS},
+                **nested,
+                **{k: rec.get(k) for k in METRIC_KEYS},
+                AUC: metric_value(rec, AUC),
+            }
+            rows.append(row)
+    columns = [
+        "run_id",
+        "status",
+        "problem",
+        "solver",
+        *RUN_FIELDS,
+        *sorted(spec_cols, key=lambda c: (NESTED.index(c.split(".")[0]), c)),
+        *METRIC_KEYS,
+        AUC,
+    ]
+    return columns, rows
+
+
+def to_csv(columns: Sequence[str], rows: Iterable[Mapping[str, Any]]) -> str:
+    """RFC 4180 CSV: lists as JSON text, booleans ``true``/``false``, missing values empty."""
+    buf = io.StringIO()
+    writer = csv.writer(buf, lineterminator="\r\n")
+    writer.writerow(columns)
+    for row in rows:
+        writer.writerow([_csv_cell(row.get(c)) for c in columns])
+    return buf.getvalue()
+
+
+def _csv_cell(value: Any) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, list | dict):
+        return canonical(value)
+    if isinstance(value, float):
+        return repr(value) if math.isfinite(value) else ""
+    return str(value)

@@ -1,0 +1,230 @@
+"""Run records: the one input of every statistic, whichever shape it arrived in.
+
+A record is a run in the engine's result shape (``{"run_id", "spec", <metrics>, <curves>}``);
+:func:`normalize` also accepts the API's run objects (``"spec"`` + ``"metrics"`` [+ ``"curves"``])
+and flattened export rows. Numbers that cannot be computed (no runs, a diverged run's curve) are
+``None``, never NaN, so every result is valid JSON.
+
+Vocabulary used throughout :mod:`analysis`:
+
+* **problem** — a problem spec under one budget (steps, target loss, eval cadence, dtype);
+* **solver** — an optimizer with all its hyper-parameters plus an LR schedule;
+* **group** — one (problem, solver) pair; its runs differ only by seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any, TypedDict, cast
+
+import numpy as np
+
+#: Floor under a suboptimality (or a loss, when f* is unknown) before taking its logarithm: below
+#: ~1e-16 relative to a unit-scale loss the differences are float64 rounding, not progress.
+LOG_FLOOR = 1e-16
+#: Fields of the engine's run spec besides the three nested specs.
+RUN_FIELDS = ("seed", "steps", "target_loss", "eval_every", "dtype")
+NESTED = ("problem", "optimizer", "schedule")
+#: The derived metric: mean log10 suboptimality over the run (see :func:`auc_log_subopt`).
+AUC = "auc_log_subopt"
+#: Metrics aggregated per group (numbers where a smaller value is better, except test_accuracy).
+GROUP_METRICS = (
+    "final_loss",
+    "best_loss",
+    "suboptimality",
+    "steps_to_target",
+    AUC,
+    "test_loss",
+    "test_accuracy",
+    "wall_time_s",
+)
+HIGHER_IS_BETTER = frozenset({"test_accuracy"})
+
+#: A curve as stored or sent: a list (``None`` for a non-finite value) or a float array.
+Curve = Sequence[Any] | np.ndarray
+
+
+class RunRecord(TypedDict, total=False):
+    """One run as every statistic reads it: the engine's result shape plus the stored status.
+
+    ``run_id`` identifies the run; ``spec`` is the engine's run spec (``problem``, ``optimizer``,
+    ``schedule``, ``seed`` and the budget). Metrics are ``None`` when unknown (a queued run, a
+    diverged run's test accuracy); curves are lists (``None`` for a non-finite value) or arrays.
+    """
+
+    run_id: str | None
+    spec: dict[str, Any]
+    status: str | None
+    final_loss: float | None
+    best_loss: float | None
+    f_star: float | None
+    suboptimality: float | None
+    steps_to_target: int | None
+    diverged: bool | None
+    divergence_step: int | None
+    divergence_reason: str | None
+    test_loss: float | None
+    test_accuracy: float | None
+    wall_time_s: float | None
+    steps_done: int | None
+    stopped: bool | None
+    auc_log_subopt: float | None
+    eval_steps: Curve
+    losses: Curve
+    wall_times: Curve
+    params_x: Curve
+    params_y: Curve
+    update_steps: Curve
+    lrs: Curve
+    grad_norms: Curve
+    update_norms: Curve
+
+
+class SummaryError(ValueError):
+    """Bad input to a statistic (an unknown metric or solver): a readable message for the user."""
+
+
+def canonical(value: Any) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+def digest(value: Any) -> str:
+    return hashlib.sha256(canonical(value).encode()).hexdigest()[:12]
+
+
+def flatten(value: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Nested mappings as one level with dotted keys; lists and scalars stay values."""
+    out: dict[str, Any] = {}
+    for key, item in value.items():
+        name = f"{prefix}{key}"
+        if isinstance(item, Mapping):
+            out.update(flatten(item, f"{name}."))
+        else:
+            out[name] = item
+    return out
+
+
+def unflatten(row: Mapping[str, Any], prefixes: Iterable[str]) -> dict[str, Any]:
+    """The mappings under ``prefixes`` rebuilt from dotted keys (inverse of :func:`flatten`)."""
+    out: dict[str, Any] = {}
+    heads = tuple(f"{p}." for p in prefixes)
+    for key, value in row.items():
+        if not key.startswith(heads):
+            continue
+        node = out
+        *parents, leaf = key.split(".")
+        for part in parents:
+            node = node.setdefault(part, {})
+        node[leaf] = value
+    return out
+
+
+def normalize(item: Mapping[str, Any]) -> RunRecord:
+    """One run record in the engine's result shape, whichever of the three shapes it came in.
+
+    * engine result: returned as is (a shallow copy);
+    * API run object (``"metrics"`` and optionally ``"curves"`` nested): flattened onto the top,
+      ``run_id`` taken from ``spec_hash``;
+    * export row (``"optimizer.name"`` …): the spec rebuilt from its dotted columns.
+    """
+    if "spec" in item and isinstance(item["spec"], Mapping):
+        record = {k: v for k, v in item.items() if k not in ("metrics", "curves")}
+        record.update(item.get("metrics") or {})
+        record.update(item.get("curves") or {})
+        if "spec_hash" in item:
+            record["run_id"] = item["spec_hash"]
+        return cast(RunRecord, record)
+    if "optimizer.name" in item:
+        spec = unflatten(item, NESTED)
+        spec.update({k: item[k] for k in RUN_FIELDS if k in item})
+        record = {k: v for k, v in item.items() if "." not in k and k not in RUN_FIELDS}
+        record["spec"] = spec
+        return cast(RunRecord, record)
+    raise SummaryError(
+        "not a run record: expected an engine result or API run (with 'spec') "
+        "or an export row (with 'optimizer.name')"
+    )
+
+
+def load_records(document: Any) -> list[RunRecord]:
+    """Records from a results document: ``{"runs": [...]}`` (engine / export) or a bare list."""
+    items = document.get("runs") if isinstance(document, Mapping) else document
+    if not isinstance(items, list):
+        raise SummaryError("a results document is a list of runs or an object with a 'runs' list")
+    return [normalize(item) for item in items]
+
+
+def finite(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    x = float(value)
+    return x if math.isfinite(x) else None
+
+
+def floats(values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    """Curve values as float64, ``None`` → NaN (arrays, e.g. decoded from storage, pass through)."""
+    if isinstance(values, np.ndarray):
+        return values.astype(np.float64, copy=False)
+    return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
+
+
+def curve_of(record: Mapping[str, Any], key: str) -> Any:
+    """The record's curve ``key`` when it has points, else ``None`` (lists or arrays alike)."""
+    values = record.get(key)
+    return values if values is not None and len(values) else None
+
+
+def json_num(x: float | np.floating[Any] | None) -> float | None:
+    if x is None:
+        return None
+    x = float(x)
+    return x if math.isfinite(x) else None
+
+
+def num_or_int(v: float) -> float | int:
+    return int(v) if float(v).is_integer() else float(v)
+
+
+def auc_log_subopt(
+    eval_steps: Sequence[int], losses: Sequence[float | None], f_star: float | None
+) -> float | None:
+    """Mean log10 suboptimality over the run: the area under the log curve per step.
+
+    ``(1 / (s_K − s_0)) ∫ log10(max(f(s) − f*, LOG_FLOOR)) ds`` by the trapezoidal rule over the
+    eval steps ``s_0 … s_K``; with f* unknown, ``f*`` is taken as 0 (log loss). One point gives its
+    own log value. ``None`` when there is no point or a loss is not finite (a diverged run).
+    """
+    y = floats(losses)
+    if y.size == 0 or not np.isfinite(y).all():
+        return None
+    logs = np.log10(np.maximum(y - (f_star or 0.0), LOG_FLOOR))
+    x = np.asarray(eval_steps, dtype=np.float64)
+    if y.size == 1 or x[-1] == x[0]:
+        return float(logs[-1])
+    return float(np.trapezoid(logs, x) / (x[-1] - x[0]))
+
+
+def metric_value(record: Mapping[str, Any], metric: str) -> float | None:
+    """A record's value of ``metric`` (``auc_log_subopt`` from its curve when it has one)."""
+    if metric == AUC:
+        if record.get("diverged"):
+            return None
+        if "losses" in record and "eval_steps" in record:
+            return auc_log_subopt(record["eval_steps"], record["losses"], record.get("f_star"))
+        return finite(record.get(AUC))
+    if metric == "steps_to_target" and record.get("diverged"):
+        return None
+    return finite(record.get(metric))
+
+
+def succeeded(record: Mapping[str, Any]) -> bool:
+    """Target reached and not diverged (the success of a run with a target loss)."""
+    return record.get("steps_to_target") is not None and not record.get("diverged")
+
+
+def check_metric(metric: str) -> None:
+    if metric not in GROUP_METRICS:
+        raise SummaryError(f"unknown metric {metric!r}; known: {', '.join(GROUP_METRICS)}")

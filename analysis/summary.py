@@ -1,0 +1,106 @@
+"""The summary: everything the dashboard and ``optbench compare`` show, from run records."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import Any
+
+from analysis.curves import group_curves
+from analysis.groups import Group, group_runs, problems_of, resolve_solver, solvers_of
+from analysis.rankings import ecdfs, profiles
+from analysis.records import GROUP_METRICS, check_metric, succeeded
+from analysis.stats import compare, default_baseline, describe, rates
+from analysis.tuning import tuning
+
+
+def group_summary(group: Group, metrics: Sequence[str], max_points: int) -> dict[str, Any]:
+    return {
+        "id": group.id,
+        "problem_id": group.problem_id,
+        "solver_id": group.solver_id,
+        "problem": group.problem_label,
+        "solver": group.solver_label,
+        "spec": {
+            "problem": group.problem,
+            "optimizer": group.optimizer,
+            "schedule": group.schedule,
+        },
+        "budget": group.budget,
+        "seeds": group.seeds,
+        "n_runs": len(group.records),
+        "runs": [
+            {
+                "run_id": r.get("run_id"),
+                "seed": r["spec"]["seed"],
+                "status": r.get("status"),
+                "steps_done": r.get("steps_done"),
+                "diverged": bool(r.get("diverged")),
+            }
+            for r in group.records
+        ],
+        **rates(group),
+        "metrics": {m: describe(group.values(m)) for m in metrics},
+        "curves": group_curves(group, max_points),
+    }
+
+
+def summarize(
+    records: Iterable[Mapping[str, Any]],
+    *,
+    metric: str = "final_loss",
+    baseline: str | None = None,
+    max_points: int = 200,
+    n_targets: int = 51,
+    contour: Callable[[list[Group]], dict[str, Any] | None] | None = None,
+) -> dict[str, Any]:
+    """Everything the dashboard and ``optbench compare`` show, from a list of run records.
+
+    ``metric`` drives the comparisons, the tuning view and the default baseline; the performance
+    profile's cost is steps-to-target when some run reached its target loss, else the final
+    suboptimality. ``baseline`` names a solver (see :func:`resolve_solver`); by default the
+    best-ranked one. ``contour`` (optional) adds a 2-D loss surface per problem.
+    """
+    check_metric(metric)
+    groups = group_runs(records)
+    present = [m for m in GROUP_METRICS if any(v is not None for g in groups for v in g.values(m))]
+    metrics = list(dict.fromkeys([metric, *present]))
+    reached = any(succeeded(r) for g in groups for r in g.records)
+    profile_metric = "steps_to_target" if reached else "final_loss"
+    baseline_sid = (
+        resolve_solver(groups, baseline) if baseline else default_baseline(groups, metric)
+    )
+    problems = []
+    for pid, plabel, pgroups in problems_of(groups):
+        entry: dict[str, Any] = {
+            "id": pid,
+            "label": plabel,
+            "spec": pgroups[0].problem,
+            "budget": pgroups[0].budget,
+            "f_star": next(
+                (
+                    r.get("f_star")
+                    for g in pgroups
+                    for r in g.records
+                    if r.get("f_star") is not None
+                ),
+                None,
+            ),
+            "group_ids": [g.id for g in pgroups],
+            "contour": contour(pgroups) if contour else None,
+        }
+        problems.append(entry)
+    return {
+        "metric": metric,
+        "metrics": metrics,
+        "n_runs": sum(len(g.records) for g in groups),
+        "problems": problems,
+        "solvers": [{"id": sid, "label": label} for sid, label in solvers_of(groups)],
+        "groups": [group_summary(g, metrics, max_points) for g in groups],
+        "rankings": {
+            "profile": profiles(groups, profile_metric) if groups else None,
+            "ecdf": ecdfs(groups, n_targets=n_targets, max_points=max_points),
+        },
+        "baseline_solver_id": baseline_sid,
+        "comparisons": compare(groups, baseline_sid, metric) if baseline_sid else [],
+        "tuning": tuning(groups, metric),
+    }

@@ -1,0 +1,86 @@
+"""The tuning view: a metric against each swept hyper-parameter."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+from analysis.groups import Group, fmt_value, problems_of
+from analysis.records import canonical, check_metric, flatten
+from analysis.stats import describe, median_or_worst, rates
+
+
+def tuning(groups: Sequence[Group], metric: str) -> list[dict[str, Any]]:
+    """Metric vs each swept numeric hyper-parameter, per problem and optimizer (DeepOBS-style).
+
+    A hyper-parameter is swept when it takes more than one value among the groups of that
+    optimizer on that problem. Each series holds the groups that agree on every other varying
+    field (other hyper-parameters, the schedule); each point carries the group's mean, median and
+    CI of the metric and its success / divergence rates. ``best`` is the group with the best median
+    among all of that optimizer's groups on the problem.
+    """
+    check_metric(metric)
+    out = []
+    for pid, plabel, pgroups in problems_of(groups):
+        by_opt: dict[str, list[Group]] = {}
+        for g in pgroups:
+            by_opt.setdefault(str(g.optimizer.get("name")), []).append(g)
+        for opt_name, ogroups in by_opt.items():
+            flats = [flatten({"optimizer": g.optimizer, "schedule": g.schedule}) for g in ogroups]
+            keys = sorted({k for f in flats for k in f})
+            varying = [k for k in keys if len({canonical(f.get(k)) for f in flats}) > 1]
+            numeric = [
+                k
+                for k in varying
+                if k.startswith("optimizer.")
+                and all(
+                    isinstance(f.get(k), int | float) and not isinstance(f.get(k), bool)
+                    for f in flats
+                )
+            ]
+            if not numeric:
+                continue
+            best = min(ogroups, key=lambda g: median_or_worst(g, metric))
+            has_best = math.isfinite(median_or_worst(best, metric))
+            for param in numeric:
+                others = [k for k in varying if k != param and k.startswith("optimizer.")]
+                schedules_vary = any(k.startswith("schedule.") for k in varying)
+                series: dict[str, list[dict[str, Any]]] = {}
+                for g, f in zip(ogroups, flats, strict=True):
+                    parts = [
+                        f"{k.removeprefix('optimizer.')}={fmt_value(f.get(k))}" for k in others
+                    ]
+                    if schedules_vary:
+                        parts.append(g.solver_label.rsplit(" / ", 1)[1])
+                    label = ", ".join(parts)
+                    stats_ = describe(g.values(metric))
+                    series.setdefault(label, []).append(
+                        {
+                            "x": f[param],
+                            "group_id": g.id,
+                            "mean": stats_["mean"],
+                            "median": stats_["median"],
+                            "ci_low": stats_["ci_low"],
+                            "ci_high": stats_["ci_high"],
+                            **rates(g),
+                        }
+                    )
+                xs = [float(f[param]) for f in flats]
+                ordered: list[dict[str, Any]] = [
+                    {"label": label, "points": sorted(points, key=lambda p: float(p["x"]))}
+                    for label, points in series.items()
+                ]
+                out.append(
+                    {
+                        "problem_id": pid,
+                        "problem": plabel,
+                        "optimizer": opt_name,
+                        "param": param.split(".", 1)[1],
+                        "log_x": min(xs) > 0 and max(xs) / min(xs) >= 10,
+                        "best_group_id": best.id if has_best else None,
+                        "best_x": best.optimizer.get(param.split(".", 1)[1]) if has_best else None,
+                        "series": ordered,
+                    }
+                )
+    return out

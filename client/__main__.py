@@ -1,0 +1,3 @@
+from client.commands import main
+
+main()
