@@ -95,24 +95,38 @@ class ExperimentSpec(SpecModel):
         return self.eval_every if self.eval_every is not None else max(1, self.steps // 100)
 
 
+def _nested(value: Any) -> list[BaseModel] | None:
+    """The spec models a field holds: one nested spec, or a list of them (``sequential``)."""
+    if isinstance(value, BaseModel):
+        return [value]
+    if isinstance(value, list) and value and all(isinstance(v, BaseModel) for v in value):
+        return value
+    return None
+
+
 def _count(model: BaseModel) -> int:
     n = math.prod(len(v) for v in grid_fields(model).values())
     for name in type(model).model_fields:
-        value = getattr(model, name)
-        if isinstance(value, BaseModel):
-            n *= _count(value)
+        for inner in _nested(getattr(model, name)) or []:
+            n *= _count(inner)
     return n
 
 
 def expand_model(model: BaseModel) -> list[BaseModel]:
-    """Every grid-free variant of ``model``: the product over its grid fields and nested specs."""
+    """Every grid-free variant of ``model``: the product over its grid fields and nested specs
+    (a list of nested specs expands to the product of its members' variants)."""
     options: dict[str, list[Any]] = dict(grid_fields(model))
     for name in type(model).model_fields:
         value = getattr(model, name)
-        if isinstance(value, BaseModel) and name not in options:
-            variants = expand_model(value)
-            if len(variants) > 1:
-                options[name] = variants
+        inner = _nested(value)
+        if inner is None or name in options:
+            continue
+        if isinstance(value, BaseModel):
+            variants: list[Any] = expand_model(value)
+        else:
+            variants = [list(c) for c in itertools.product(*(expand_model(v) for v in inner))]
+        if len(variants) > 1:
+            options[name] = variants
     if not options:
         return [model]
     keys = list(options)

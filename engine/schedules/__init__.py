@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeAlias
 
-from engine.schedules import cosine, cyclic, decay, piecewise, plateau, warmup
+from engine.schedules import cosine, cyclic, decay, piecewise, plateau, sequential, warmup, wsd
 from engine.schedules.base import SCHEDULES, ClosedForm, Schedule, build_schedule
 from engine.specbase import SpecModel, union_of
 
@@ -16,7 +16,8 @@ if TYPE_CHECKING:
     ScheduleSpec: TypeAlias = SpecModel
 else:
     ScheduleSpec = union_of(SCHEDULES.specs())
-    warmup.WarmupSpec.model_rebuild(_types_namespace={"ScheduleSpec": ScheduleSpec})
+    for _nested in (warmup.WarmupSpec, sequential.SequentialSpec):
+        _nested.model_rebuild(_types_namespace={"ScheduleSpec": ScheduleSpec})
 
 __all__ = [
     "SCHEDULES",
@@ -29,5 +30,7 @@ __all__ = [
     "decay",
     "piecewise",
     "plateau",
+    "sequential",
     "warmup",
+    "wsd",
 ]

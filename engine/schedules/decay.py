@@ -1,6 +1,6 @@
-"""Monotone decays relative to the optimizer's lr: constant, step, multistep, exponential, linear
-and polynomial (PyTorch's ``StepLR``, ``MultiStepLR``, ``ExponentialLR``, ``LinearLR`` and
-``PolynomialLR``).
+"""Monotone decays relative to the optimizer's lr: constant, constant_factor, step, multistep,
+exponential, linear and polynomial (PyTorch's ``ConstantLR``, ``StepLR``, ``MultiStepLR``,
+``ExponentialLR``, ``LinearLR`` and ``PolynomialLR``).
 
 Each is the closed form of its PyTorch counterpart (``_get_closed_form_lr``); PyTorch's own
 ``step()`` multiplies the previous lr recursively, which agrees with these to rounding.
@@ -32,6 +32,12 @@ Milestones = Annotated[list[PositiveInt], Field(min_length=1), AfterValidator(_s
 
 class ConstantSpec(SpecModel):
     name: Literal["constant"] = "constant"
+
+
+class ConstantFactorSpec(SpecModel):
+    name: Literal["constant_factor"] = "constant_factor"
+    factor: Sweep[Annotated[float, Field(ge=0, le=1)]] = 1.0 / 3
+    total_iters: Sweep[PositiveInt] = 5
 
 
 class StepSpec(SpecModel):
@@ -73,6 +79,25 @@ class Constant(ClosedForm):
 
     def lrs_at(self, t: np.ndarray) -> np.ndarray:
         return np.full(np.shape(t), self.lr, dtype=np.float64)
+
+
+@SCHEDULES.register("constant_factor", ConstantFactorSpec)
+class ConstantFactor(ClosedForm):
+    """A lowered lr for the first ``total_iters`` updates: ``lr · factor`` for ``t < total_iters``,
+    then ``lr`` (PyTorch's ``ConstantLR``).
+
+    A one-step jump where ``linear`` ramps; ``warmup`` with ``start_factor = factor`` reaches the
+    same end without the jump. ``factor = 0`` (a pause) is allowed; PyTorch's recursive
+    ``step()`` divides by the factor there.
+    """
+
+    def __init__(self, lr: float, /, *, factor: float, total_iters: int) -> None:
+        if total_iters < 1:
+            raise ValueError(f"total_iters must be >= 1, got {total_iters}")
+        self.lr, self.factor, self.total_iters = float(lr), float(factor), int(total_iters)
+
+    def lrs_at(self, t: np.ndarray) -> np.ndarray:
+        return np.where(t < self.total_iters, self.lr * self.factor, self.lr)
 
 
 @SCHEDULES.register("step", StepSpec)

@@ -7,7 +7,11 @@ that spec names and :func:`torch_lrs` records the lr of each optimizer step in t
 ``lr_t = group["lr"]; opt.step(); sched.step()`` (``sched.step(loss_t)`` for
 ``reduce_on_plateau``, fed the case's loss sequence). ``cyclic`` and ``one_cycle`` use
 ``cycle_momentum=False``: our schedules never touch the optimizer's momentum. ``warmup`` is
-``SequentialLR([LinearLR(start_factor, 1.0, warmup_steps), <then>], milestones=[warmup_steps])``.
+``SequentialLR([LinearLR(start_factor, 1.0, warmup_steps), <then>], milestones=[warmup_steps])``;
+``sequential`` is ``SequentialLR`` over the schedulers of its members; ``wsd`` (no PyTorch class) is
+``SequentialLR([LinearLR(s, 1, W), ConstantLR(1.0), LinearLR(1, e, D) | CosineAnnealingLR(D, lr·e)
+| LambdaLR(e + (1 − e)(1 − √(min(k, D)/D)))], milestones=[W, W + S])``; a cosine case ends where
+the decay ends (past it ``CosineAnnealingLR`` rises again while ``wsd`` holds ``lr·e``).
 
 The npz holds ``cases`` (JSON: id, spec, base_lr, steps) and per case ``lrs__<id>`` and, for
 loss-reading cases, ``losses__<id>``.
@@ -16,6 +20,7 @@ loss-reading cases, ``losses__<id>``.
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -260,6 +265,88 @@ CASES: list[dict[str, Any]] = [
         0.1,
         230,
     ),
+    _case("constant_factor_default", {"name": "constant_factor"}, 0.1, 200),
+    _case(
+        "constant_factor_long",
+        {"name": "constant_factor", "factor": 0.05, "total_iters": 80},
+        0.3,
+        210,
+    ),
+    _case(
+        "sequential_three",
+        {
+            "name": "sequential",
+            "schedulers": [
+                {"name": "constant_factor", "factor": 0.1, "total_iters": 20},
+                {"name": "exponential", "gamma": 0.97},
+                {"name": "cosine", "T_max": 60, "eta_min": 1e-4},
+            ],
+            "milestones": [30, 110],
+        },
+        0.1,
+        240,
+    ),
+    _case(
+        "sequential_cycles",
+        {
+            "name": "sequential",
+            "schedulers": [
+                {"name": "linear", "start_factor": 0.01, "total_iters": 40},
+                {"name": "cyclic", "max_lr": 0.5, "step_size_up": 15},
+                {"name": "multistep", "milestones": [9, 30], "gamma": 0.5},
+                {"name": "polynomial", "total_iters": 30, "power": 2.0},
+            ],
+            "milestones": [40, 100, 170],
+        },
+        0.2,
+        230,
+    ),
+    _case(
+        "sequential_one",
+        {"name": "sequential", "schedulers": [{"name": "step", "step_size": 33}], "milestones": []},
+        0.5,
+        200,
+    ),
+    _case(
+        "wsd_linear",
+        {
+            "name": "wsd",
+            "warmup_steps": 20,
+            "stable_steps": 120,
+            "decay_steps": 60,
+            "start_factor": 0.1,
+        },
+        0.1,
+        230,
+    ),
+    _case(
+        "wsd_cosine",
+        {
+            "name": "wsd",
+            "warmup_steps": 11,
+            "stable_steps": 77,
+            "decay_steps": 112,
+            "decay": "cosine",
+            "start_factor": 0.3,
+            "end_factor": 0.05,
+        },
+        0.4,
+        201,
+    ),
+    _case(
+        "wsd_sqrt",
+        {
+            "name": "wsd",
+            "warmup_steps": 25,
+            "stable_steps": 100,
+            "decay_steps": 50,
+            "decay": "sqrt",
+            "start_factor": 0.02,
+            "end_factor": 0.1,
+        },
+        0.05,
+        210,
+    ),
     _case(
         "warmup_sgdr",
         {
@@ -315,7 +402,28 @@ def torch_scheduler(spec: dict[str, Any], opt: torch.optim.Optimizer, base_lr: f
         )
         then = torch_scheduler(kw["then"], opt, base_lr)
         return tls.SequentialLR(opt, [ramp, then], milestones=[kw["warmup_steps"]])
+    if name == "constant_factor":
+        return tls.ConstantLR(opt, **kw)
+    if name == "sequential":
+        parts = [torch_scheduler(part, opt, base_lr) for part in kw["schedulers"]]
+        return tls.SequentialLR(opt, parts, milestones=kw["milestones"])
+    if name == "wsd":
+        return torch_wsd(kw, opt, base_lr)
     raise ValueError(f"no PyTorch scheduler for {name!r}")
+
+
+def torch_wsd(kw: dict[str, Any], opt: torch.optim.Optimizer, base_lr: float) -> Any:
+    """``wsd`` as three PyTorch schedulers in sequence (warm-up and stable phases must be > 0)."""
+    W, S, D, e = kw["warmup_steps"], kw["stable_steps"], kw["decay_steps"], kw["end_factor"]
+    ramp = tls.LinearLR(opt, start_factor=kw["start_factor"], end_factor=1.0, total_iters=W)
+    hold = tls.ConstantLR(opt, factor=1.0, total_iters=S)
+    if kw["decay"] == "linear":
+        decay: Any = tls.LinearLR(opt, start_factor=1.0, end_factor=e, total_iters=D)
+    elif kw["decay"] == "cosine":
+        decay = tls.CosineAnnealingLR(opt, T_max=D, eta_min=base_lr * e)
+    else:
+        decay = tls.LambdaLR(opt, lambda k: e + (1.0 - e) * (1.0 - math.sqrt(min(k, D) / D)))
+    return tls.SequentialLR(opt, [ramp, hold, decay], milestones=[W, W + S])
 
 
 def torch_lrs(

@@ -81,6 +81,33 @@ SAMPLES: list[dict[str, Any]] = [
 ]
 
 
+SAMPLES += [
+    {"name": "constant_factor", "factor": 0.25, "total_iters": 17},
+    {"name": "wsd", "stable_steps": 50, "decay_steps": 100},
+    {
+        "name": "wsd",
+        "warmup_steps": 13,
+        "stable_steps": 0,
+        "decay_steps": 77,
+        "decay": "cosine",
+        "start_factor": 0.5,
+        "end_factor": 0.1,
+    },
+    {"name": "wsd", "warmup_steps": 9, "stable_steps": 31, "decay_steps": 3, "decay": "sqrt"},
+    {"name": "inverse_sqrt"},
+    {"name": "inverse_sqrt", "warmup_steps": 40},
+    {
+        "name": "sequential",
+        "schedulers": [
+            {"name": "linear", "start_factor": 0.1, "total_iters": 10},
+            {"name": "cosine_warm_restarts", "T_0": 7, "T_mult": 2},
+            {"name": "wsd", "stable_steps": 5, "decay_steps": 50, "decay": "sqrt"},
+        ],
+        "milestones": [10, 130],
+    },
+]
+
+
 def sample_id(doc: dict[str, Any]) -> str:
     inner = doc.get("then", {}).get("name")
     return doc["name"] + (f"+{inner}" if inner else "")
@@ -239,6 +266,58 @@ def rec_warmup(lr: float, steps: int, start: float, then: Iterator[float]) -> It
     yield from then
 
 
+def rec_constant_factor(lr: float, factor: float, total: int) -> Iterator[float]:
+    for _ in range(total):
+        yield lr * factor
+    while True:
+        yield lr
+
+
+def rec_wsd(
+    lr: float, warm: int, stable: int, decay: int, shape: str, start: float, end: float
+) -> Iterator[float]:
+    """Warm-up by increments, a flat stretch, then the decay's progress advanced one step at a
+    time (the cosine by the angle-addition recursion of cos(π k/D))."""
+    yield from rec_warmup(lr, warm, start, iter(()))
+    for _ in range(stable):
+        yield lr
+    cos_k, sin_k = 1.0, 0.0
+    c, s = math.cos(math.pi / decay), math.sin(math.pi / decay)
+    for k in range(decay + 1):
+        u = k / decay
+        factor = {
+            "linear": 1.0 - (1.0 - end) * u,
+            "cosine": end + (1.0 - end) * (1.0 + cos_k) / 2,
+            "sqrt": end + (1.0 - end) * (1.0 - math.sqrt(u)),
+        }[shape]
+        yield lr * factor
+        cos_k, sin_k = cos_k * c - sin_k * s, sin_k * c + cos_k * s
+    while True:
+        yield lr * end
+
+
+def rec_inverse_sqrt(lr: float, warm: int) -> Iterator[float]:
+    """Up by ``lr/W`` per step to the peak, then each step multiplies by ``√(n/(n+1))``."""
+    value, n = 0.0, 0
+    while n < warm:
+        value += lr / warm
+        n += 1
+        yield value
+    value = lr
+    while True:
+        value *= math.sqrt(n / (n + 1))
+        n += 1
+        yield value
+
+
+def rec_sequential(parts: list[Iterator[float]], milestones: list[int]) -> Iterator[float]:
+    bounds = [0, *milestones]
+    for part, start, stop in zip(parts[:-1], bounds[:-1], milestones, strict=True):
+        for _ in range(stop - start):
+            yield next(part)
+    yield from parts[-1]
+
+
 ORACLES: list[tuple[dict[str, Any], Callable[[float], Iterator[float]]]] = [
     ({"name": "step", "step_size": 7, "gamma": 0.5}, lambda lr: rec_step(lr, 7, 0.5)),
     ({"name": "step", "step_size": 1, "gamma": 0.93}, lambda lr: rec_step(lr, 1, 0.93)),
@@ -342,6 +421,53 @@ ORACLES: list[tuple[dict[str, Any], Callable[[float], Iterator[float]]]] = [
             "then": {"name": "cosine", "T_max": 100},
         },
         lambda lr: rec_warmup(lr, 12, 0.1, rec_cosine(lr, 100, 0.0)),
+    ),
+    (
+        {"name": "constant_factor", "factor": 0.25, "total_iters": 17},
+        lambda lr: rec_constant_factor(lr, 0.25, 17),
+    ),
+    (
+        {"name": "wsd", "warmup_steps": 20, "stable_steps": 100, "decay_steps": 80},
+        lambda lr: rec_wsd(lr, 20, 100, 80, "linear", 0.0, 0.0),
+    ),
+    (
+        {
+            "name": "wsd",
+            "warmup_steps": 7,
+            "stable_steps": 30,
+            "decay_steps": 200,
+            "decay": "cosine",
+            "start_factor": 0.2,
+            "end_factor": 0.01,
+        },
+        lambda lr: rec_wsd(lr, 7, 30, 200, "cosine", 0.2, 0.01),
+    ),
+    (
+        {
+            "name": "wsd",
+            "stable_steps": 250,
+            "decay_steps": 60,
+            "decay": "sqrt",
+            "end_factor": 0.3,
+        },
+        lambda lr: rec_wsd(lr, 0, 250, 60, "sqrt", 0.0, 0.3),
+    ),
+    ({"name": "inverse_sqrt"}, lambda lr: rec_inverse_sqrt(lr, 1)),
+    ({"name": "inverse_sqrt", "warmup_steps": 64}, lambda lr: rec_inverse_sqrt(lr, 64)),
+    (
+        {
+            "name": "sequential",
+            "schedulers": [
+                {"name": "constant_factor", "factor": 0.5, "total_iters": 3},
+                {"name": "step", "step_size": 7, "gamma": 0.5},
+                {"name": "cosine", "T_max": 64, "eta_min": 0.002},
+            ],
+            "milestones": [40, 150],
+        },
+        lambda lr: rec_sequential(
+            [rec_constant_factor(lr, 0.5, 3), rec_step(lr, 7, 0.5), rec_cosine(lr, 64, 0.002)],
+            [40, 150],
+        ),
     ),
 ]
 
@@ -545,3 +671,66 @@ def test_warmup_then_constant_is_linear_to_one() -> None:
     warm = build({"name": "warmup", "warmup_steps": 23, "start_factor": 0.2}, 0.7)
     lin = build({"name": "linear", "start_factor": 0.2, "end_factor": 1.0, "total_iters": 23}, 0.7)
     np.testing.assert_allclose(warm.preview(80), lin.preview(80), rtol=1e-15)
+
+
+def test_wsd_phase_boundaries() -> None:
+    doc = {"name": "wsd", "warmup_steps": 10, "stable_steps": 20, "decay_steps": 30}
+    for shape in ("linear", "cosine", "sqrt"):
+        lrs = build({**doc, "decay": shape, "end_factor": 0.1}, 2.0).preview(100)
+        assert lrs[0] == 0.0 and lrs[5] == 1.0  # warm-up from 0: lr·t/W
+        assert np.all(lrs[10:31] == 2.0)  # stable, and the decay's first value is lr itself
+        assert np.all(np.diff(lrs[30:61]) < 0)
+        np.testing.assert_allclose(lrs[60:], 0.2, rtol=1e-15)
+    sqrt = build({**doc, "decay": "sqrt"}, 1.0).preview(61)
+    assert sqrt[30 + 30 // 4 + 0] == 1.0 - math.sqrt((30 // 4) / 30)
+
+
+def test_inverse_sqrt_peaks_at_warmup_and_never_reaches_zero() -> None:
+    lrs = build({"name": "inverse_sqrt", "warmup_steps": 25}, 0.5).preview(10_001)
+    assert lrs.argmax() == 24 and lrs[24] == 0.5 and lrs[0] == 0.5 / 25
+    assert lrs[99] == 0.5 * math.sqrt(25 / 100) and lrs[-1] > 0
+    plain = build({"name": "inverse_sqrt"}, 1.0).preview(4)
+    np.testing.assert_allclose(plain, [1.0, 1 / math.sqrt(2), 1 / math.sqrt(3), 0.5], rtol=1e-15)
+
+
+def test_sequential_of_a_ramp_and_then_equals_warmup() -> None:
+    seq = build(
+        {
+            "name": "sequential",
+            "schedulers": [
+                {"name": "linear", "start_factor": 0.1, "end_factor": 1.0, "total_iters": 12},
+                {"name": "cosine", "T_max": 90},
+            ],
+            "milestones": [12],
+        },
+        0.3,
+    )
+    warm = build(
+        {
+            "name": "warmup",
+            "warmup_steps": 12,
+            "start_factor": 0.1,
+            "then": {"name": "cosine", "T_max": 90},
+        },
+        0.3,
+    )
+    np.testing.assert_array_equal(seq.preview(200), warm.preview(200))
+
+
+def test_sequential_routes_losses_to_the_schedule_that_is_running() -> None:
+    doc = {
+        "name": "sequential",
+        "schedulers": [
+            {"name": "constant_factor", "factor": 0.5, "total_iters": 100},
+            {"name": "reduce_on_plateau", "patience": 1, "factor": 0.5},
+        ],
+        "milestones": [5],
+    }
+    schedule = build(doc, 1.0)
+    assert schedule.reads_loss
+    seen = []
+    for t in range(12):
+        seen.append(schedule.lr_at(t))
+        schedule.observe(1.0)  # never improves after the first loss the plateau sees
+    # 5 updates at 0.5; the plateau starts fresh at t = 5: best set at t = 5, bad at 6, 7 → halve
+    assert seen == [0.5] * 5 + [1.0, 1.0, 1.0, 0.5, 0.5, 0.25, 0.25]

@@ -32,6 +32,10 @@ REQUIRED: dict[str, dict[str, Any]] = {
     "warmup": {"warmup_steps": 5},
     "piecewise_linear": {"total_steps": 100},
     "sawtooth": {},
+    "constant_factor": {},
+    "sequential": {"schedulers": [{"name": "constant"}], "milestones": []},
+    "wsd": {"stable_steps": 10, "decay_steps": 20},
+    "inverse_sqrt": {},
 }
 
 

@@ -39,6 +39,8 @@ TORCH_CLASSES = {
     "cyclic": "CyclicLR",
     "one_cycle": "OneCycleLR",
     "reduce_on_plateau": "ReduceLROnPlateau",
+    "constant_factor": "ConstantLR",
+    "sequential": "SequentialLR",
 }
 
 
@@ -80,7 +82,9 @@ def test_the_reference_covers_every_setting_that_matters() -> None:
     by_name: dict[str, list[dict[str, Any]]] = {}
     for s in specs:
         by_name.setdefault(s["name"], []).append(s)
-    assert set(TORCH_CLASSES) | {"constant", "warmup"} <= set(by_name)
+    assert set(TORCH_CLASSES) | {"constant", "warmup", "wsd"} <= set(by_name)
+    assert {s["decay"] for s in by_name["wsd"]} == {"linear", "cosine", "sqrt"}
+    assert {len(s["schedulers"]) for s in by_name["sequential"]} >= {1, 3, 4}
     assert all(len(by_name[n]) >= 2 for n in TORCH_CLASSES)
     assert all(c["steps"] >= 200 for c in CASES)
     assert {s["mode"] for s in by_name["cyclic"]} == {"triangular", "triangular2", "exp_range"}
@@ -171,11 +175,58 @@ def one_cycle(draw: st.DrawFn) -> dict[str, Any]:
     }
 
 
+@st.composite
+def wsd(draw: st.DrawFn) -> dict[str, Any]:
+    """Positive warm-up and stable phases (PyTorch's pieces need them); a cosine decay ends by
+    step 200, since past its end ``CosineAnnealingLR`` rises again while ``wsd`` holds."""
+    warm, stable = draw(st.integers(1, 50)), draw(st.integers(1, 100))
+    shape = draw(st.sampled_from(["linear", "cosine", "sqrt"]))
+    decay = 200 - warm - stable if shape == "cosine" else draw(st.integers(1, 120))
+    return {
+        "name": "wsd",
+        "warmup_steps": warm,
+        "stable_steps": stable,
+        "decay_steps": decay,
+        "decay": shape,
+        "start_factor": draw(unit),
+        "end_factor": draw(st.floats(0.0, 1.0)),
+    }
+
+
+MEMBERS = [
+    {"name": "constant"},
+    {"name": "constant_factor", "factor": 0.2, "total_iters": 9},
+    {"name": "exponential", "gamma": 0.98},
+    {"name": "multistep", "milestones": [4, 30]},
+    {"name": "linear", "start_factor": 0.1, "total_iters": 25},
+    {"name": "cosine", "T_max": 40, "eta_min": 1e-4},
+    {"name": "cosine_warm_restarts", "T_0": 6, "T_mult": 2},
+    {"name": "cyclic", "max_lr": 0.9, "step_size_up": 7},
+]
+
+
+@st.composite
+def sequential(draw: st.DrawFn) -> dict[str, Any]:
+    parts = draw(st.lists(st.sampled_from(MEMBERS), min_size=1, max_size=4))
+    cuts = draw(st.lists(st.integers(1, 199), min_size=len(parts) - 1, max_size=len(parts) - 1))
+    milestones = sorted(set(cuts))
+    return {
+        "name": "sequential",
+        "schedulers": parts[: len(milestones) + 1],
+        "milestones": milestones,
+    }
+
+
 def dicts(name: str, **fields: Any) -> st.SearchStrategy[dict[str, Any]]:
     return st.fixed_dictionaries({"name": st.just(name), **fields})
 
 
 LIVE: dict[str, st.SearchStrategy[dict[str, Any]]] = {
+    "constant_factor": dicts(
+        "constant_factor", factor=st.floats(0.01, 1.0), total_iters=st.integers(1, 300)
+    ),
+    "wsd": wsd(),
+    "sequential": sequential(),
     "step": dicts("step", step_size=st.integers(1, 60), gamma=st.floats(0.05, 1.5)),
     "multistep": multistep(),
     "exponential": dicts("exponential", gamma=st.floats(0.9, 1.01)),
