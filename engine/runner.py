@@ -14,6 +14,10 @@ or parameters become non-finite, or whose loss exceeds :data:`BLOWUP_FACTOR` tim
 value, is marked diverged and stops recording at that step; its test metrics are those of the
 model at the update where the divergence was detected, which is where the run would end if it
 were stepped alone (the rows of the batch that are still alive carry on).
+
+With ``schedule_unit: "epoch"`` a schedule's ``t`` counts passes over the training data: every
+update of epoch ``k`` uses ``lr_at(k)``, and a loss-reading schedule observes once per epoch the
+mean of that epoch's minibatch losses (a full-batch problem's epoch is one update).
 """
 
 from __future__ import annotations
@@ -28,7 +32,7 @@ import numpy as np
 from engine.optimizers import batch_key as optimizer_batch_key
 from engine.optimizers import build_optimizer_batch
 from engine.problems import build_problem
-from engine.schedules import build_schedule
+from engine.schedules import Schedule, build_schedule
 from engine.spec import RunSpec, is_minibatch
 
 METRIC_KEYS = (
@@ -200,7 +204,9 @@ def _run_group(
     optimizer = build_optimizer_batch([r.optimizer for r in runs])
     schedules = [build_schedule(r.schedule, base_lr=r.optimizer.lr) for r in runs]
     loss_driven = [i for i, s in enumerate(schedules) if s.reads_loss]
-    lr_table = np.stack([s.preview(steps) for s in schedules]).astype(np.float64)
+    period = [problem.steps_per_epoch if r.schedule_unit == "epoch" else 1 for r in runs]
+    lr_table = np.stack([_lrs(s, steps, p) for s, p in zip(schedules, period, strict=True)])
+    period_loss = np.zeros(len(runs))
     lr_col = np.empty((len(runs), 1), dtype=dtype)
 
     n_evals = steps + 1 if not minibatch else steps // every + 1 + (steps % every != 0)
@@ -231,7 +237,7 @@ def _run_group(
                 rec.eval_point(t, loss, params, t0)
             if loss_driven:
                 for i in loss_driven:
-                    lr_table[i, t] = schedules[i].lr_at(t)
+                    lr_table[i, t] = schedules[i].lr_at(t // period[i])
             lr_col[:, 0] = lr_table[:, t]
             rec.lrs[:, t] = lr_table[:, t]
             rec.gnorm[:, t] = np.sqrt(np.einsum("ij,ij->i", grad, grad))
@@ -241,7 +247,10 @@ def _run_group(
             rec.unorm[:, t] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
             updates = t + 1
             for i in loss_driven:
-                schedules[i].observe(float(loss[i]))
+                period_loss[i] += loss[i]
+                if updates % period[i] == 0:
+                    schedules[i].observe(float(period_loss[i] / period[i]))
+                    period_loss[i] = 0.0
             if updates == steps or (minibatch and updates % every == 0):
                 rec.eval_point(updates, eval_loss(updates), params, t0)
             newly = _check_divergence(rec, alive, params, updates)
@@ -268,6 +277,14 @@ def _run_group(
     if on_checkpoint is not None:
         on_checkpoint(results)
     return results
+
+
+def _lrs(schedule: Schedule, steps: int, period: int) -> np.ndarray:
+    """The lrs of updates ``0 .. steps-1`` when the schedule's ``t`` counts blocks of ``period``
+    updates (epochs): every update of block ``k`` uses ``lr_at(k)``."""
+    if period == 1:
+        return schedule.preview(steps).astype(np.float64)
+    return np.repeat(schedule.preview(-(-steps // period)), period)[:steps].astype(np.float64)
 
 
 def _check_divergence(

@@ -25,6 +25,17 @@ from engine.schedules import SCHEDULES, ScheduleSpec
 from engine.specbase import SpecModel, grid_fields
 
 Dtype = Literal["float64", "float32"]
+#: What a schedule's ``t`` counts: optimizer updates, or epochs (passes over the training data;
+#: every update of an epoch uses the lr of that epoch, as the seed's formulas index them).
+ScheduleUnit = Literal["step", "epoch"]
+_UNIT = (
+    "what a schedule's t counts: updates (step) or passes over the training data (epoch; a "
+    "full-batch problem's epoch is one update)"
+)
+
+#: Fields added after run ids were first issued, with the default that leaves a run unchanged:
+#: left out of the canonical JSON at that default, so the ids of earlier runs stay valid.
+_LATER_FIELDS = {"schedule_unit": "step"}
 Seed = Annotated[int, Field(ge=0, lt=2**32)]
 
 
@@ -48,9 +59,14 @@ class RunSpec(SpecModel):
     target_loss: Annotated[float, Field(allow_inf_nan=False)] | None = None
     eval_every: Annotated[int, Field(ge=1)] = 1
     dtype: Dtype = "float64"
+    schedule_unit: ScheduleUnit = Field(default="step", description=_UNIT)
 
     def canonical_json(self) -> str:
-        return json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        doc = self.model_dump(mode="json")
+        for name, default in _LATER_FIELDS.items():
+            if doc[name] == default:
+                del doc[name]
+        return json.dumps(doc, sort_keys=True, separators=(",", ":"))
 
     @cached_property
     def run_id(self) -> str:
@@ -79,6 +95,7 @@ class ExperimentSpec(SpecModel):
         "(default: steps // 100, at least 1). Full-batch problems record every step.",
     )
     dtype: Dtype = "float64"
+    schedule_unit: ScheduleUnit = Field(default="step", description=_UNIT)
 
     def count_runs(self) -> int:
         """Number of runs before duplicates collapse, without expanding anything."""
@@ -154,6 +171,7 @@ def expand(spec: ExperimentSpec) -> list[RunSpec]:
             target_loss=spec.target_loss,
             eval_every=spec.resolved_eval_every(problem),
             dtype=spec.dtype,
+            schedule_unit=spec.schedule_unit,
         )
         runs.setdefault(run.run_id, run)
     return list(runs.values())

@@ -38,6 +38,9 @@ class Problem(ABC):
     f_star: float | None = None
     #: True when each update sees a minibatch; losses are then recorded every ``eval_every`` steps.
     minibatch: bool = False
+    #: Updates per pass over the training data (1 for a full-batch problem): the length of an
+    #: epoch for schedules stepped per epoch (``schedule_unit: "epoch"``).
+    steps_per_epoch: int = 1
     #: ``((xmin, xmax), (ymin, ymax))`` of a contour plot, for two-dimensional analytic problems.
     plot_bounds: PlotBounds | None = None
 

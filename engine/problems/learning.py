@@ -158,7 +158,7 @@ class SupervisedProblem(Problem):
         self._train_ws = self.net.workspace()
         self._eval_ws = self.net.workspace()
         if batch_size is not None:
-            self._per_epoch = n_train // batch_size
+            self._per_epoch = self.steps_per_epoch = n_train // batch_size
             self._epoch = -1
             self._perm = np.empty((self.R, n_train), dtype=np.intp)
             self._order_rngs: list[np.random.Generator] = []

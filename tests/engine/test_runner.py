@@ -275,6 +275,12 @@ def _schedule_docs() -> list[dict[str, Any]]:
         "warmup": {"warmup_steps": 2, "then": {"name": "exponential", "gamma": 0.9}},
         "piecewise_linear": {"total_steps": 6},
         "sawtooth": {"cycle_length": 3},
+        "constant_factor": {"factor": 0.5, "total_iters": 2},
+        "sequential": {
+            "schedulers": [{"name": "constant"}, {"name": "exponential", "gamma": 0.8}],
+            "milestones": [2],
+        },
+        "wsd": {"warmup_steps": 1, "stable_steps": 1, "decay_steps": 3, "start_factor": 0.5},
     }
     return [{"name": name, **required.get(name, {})} for name in SCHEDULES.names()]
 
@@ -413,3 +419,66 @@ def test_the_point_measured_when_a_run_is_stopped_is_checked_for_divergence() ->
     assert res["stopped"] and res["eval_steps"] == [0, 1] and len(res["lrs"]) == 1
     assert res["losses"][1] > 1e10 * res["losses"][0]
     assert res["diverged"] and res["divergence_step"] == res["steps_done"] == 1
+
+
+def test_epoch_schedules_hold_each_epochs_lr_for_all_its_updates() -> None:
+    # iris: 150 examples, 120 for training; batches of 40 → 3 updates per epoch
+    problem = {"name": "mlp", "dataset": "iris", "hidden": [4], "batch_size": 40}
+    schedule = {"name": "step", "step_size": 2, "gamma": 0.5}
+    doc: dict[str, Any] = {
+        "problems": [problem],
+        "optimizers": [{"name": "sgd", "lr": 0.1}],
+        "schedules": [schedule],
+        "steps": 14,
+        "eval_every": 7,
+    }
+    (per_epoch,) = runs_of(**doc, schedule_unit="epoch")
+    (per_step,) = runs_of(**doc)
+    assert per_epoch.run_id != per_step.run_id
+    assert json.loads(per_step.canonical_json()).keys() == per_step.model_dump().keys() - {
+        "schedule_unit"
+    }
+    lrs = run_one(per_epoch)["lrs"]
+    epochs = [t // 3 for t in range(14)]  # the seed's η(epoch): γ^⌊epoch/2⌋ η
+    assert lrs == [0.1 * 0.5 ** (e // 2) for e in epochs]
+    assert run_one(per_step)["lrs"] == [0.1 * 0.5 ** (t // 2) for t in range(14)]
+
+
+def test_a_loss_reading_epoch_schedule_sees_each_epochs_mean_minibatch_loss() -> None:
+    problem = build_problem(
+        parse_experiment(
+            {
+                "name": "t",
+                "steps": 1,
+                "problems": [{"name": "mlp", "dataset": "iris", "hidden": [4], "batch_size": 40}],
+                "optimizers": [{"name": "sgd"}],
+            }
+        ).problems[0],
+        [0],
+    )
+    (run,) = runs_of(
+        problems=[{"name": "mlp", "dataset": "iris", "hidden": [4], "batch_size": 40}],
+        optimizers=[{"name": "sgd", "lr": 0.5}],
+        schedules=[{"name": "reduce_on_plateau", "patience": 0, "threshold": 0.5}],
+        steps=12,
+        eval_every=12,
+        schedule_unit="epoch",
+    )
+    res = run_one(run)
+    # replay by hand: the epoch mean of the minibatch losses decides the next epoch's lr
+    optimizer = build_optimizer(run.optimizer)
+    x = problem.init_params()
+    state = optimizer.init(x)
+    replay = ReduceOnPlateau(0.5, **run.schedule.model_dump(exclude={"name"}))
+    expected, epoch_losses = [], []
+    for t in range(12):
+        lr = replay.lr_at(t // 3)
+        expected.append(lr)
+        loss, grad = problem.loss_and_grad(x, t)
+        epoch_losses.append(float(loss[0]))
+        optimizer.update_(grad, state, x, lr)
+        if len(epoch_losses) == 3:
+            replay.observe(sum(epoch_losses) / 3)
+            epoch_losses = []
+    np.testing.assert_allclose(res["lrs"], expected, rtol=1e-15)
+    assert len(set(expected)) > 1 and all(len(set(expected[k : k + 3])) == 1 for k in (0, 3, 6, 9))
