@@ -69,6 +69,8 @@ class RunRecord(TypedDict, total=False):
     test_loss: float | None
     test_accuracy: float | None
     wall_time_s: float | None
+    batch_size: int | None
+    batch_wall_time_s: float | None
     steps_done: int | None
     stopped: bool | None
     auc_log_subopt: float | None

@@ -35,6 +35,9 @@ def group_summary(group: Group, metrics: Sequence[str], max_points: int) -> dict
                 "status": r.get("status"),
                 "steps_done": r.get("steps_done"),
                 "diverged": bool(r.get("diverged")),
+                "wall_time_s": r.get("wall_time_s"),
+                "batch_size": r.get("batch_size"),
+                "batch_wall_time_s": r.get("batch_wall_time_s"),
             }
             for r in group.records
         ],

@@ -133,7 +133,10 @@ class Run(Base):
     divergence_reason: Mapped[str | None] = mapped_column(Text)
     test_loss: Mapped[float | None] = mapped_column(Double)
     test_accuracy: Mapped[float | None] = mapped_column(Double)
+    #: Amortised: the batch's time divided by the runs stepped in it (see engine.runner).
     wall_time_s: Mapped[float | None] = mapped_column(Double)
+    batch_size: Mapped[int | None] = mapped_column(Integer)
+    batch_wall_time_s: Mapped[float | None] = mapped_column(Double)
     steps_done: Mapped[int] = mapped_column(Integer, default=0)
     stopped: Mapped[bool | None] = mapped_column(Boolean)
 

@@ -74,7 +74,11 @@ class Metrics(_Out):
     divergence_reason: str | None
     test_loss: float | None
     test_accuracy: float | None
-    wall_time_s: float | None
+    wall_time_s: float | None = Field(
+        description="The run's amortised time: its batch's time divided by the batch's runs"
+    )
+    batch_size: int | None = Field(description="Runs stepped together with this one (R)")
+    batch_wall_time_s: float | None = Field(description="The whole batch's time for these steps")
     steps_done: int
     stopped: bool | None
 
@@ -190,6 +194,9 @@ class GroupRun(_Open):
     status: Status | None
     steps_done: int | None
     diverged: bool
+    wall_time_s: float | None = Field(default=None, description="Amortised per-run time")
+    batch_size: int | None = None
+    batch_wall_time_s: float | None = None
 
 
 class SummaryGroup(_Open):

@@ -47,6 +47,8 @@ METRIC_KEYS = (
     "test_loss",
     "test_accuracy",
     "wall_time_s",
+    "batch_size",
+    "batch_wall_time_s",
     "steps_done",
     "stopped",
 )
@@ -149,7 +151,14 @@ class _Recorder:
     def result(
         self, r: int, run: RunSpec, f_star: float | None, updates: int, stopped: bool
     ) -> dict[str, Any]:
-        """Run ``r``'s result after ``updates`` updates (partial while the batch is running)."""
+        """Run ``r``'s result after ``updates`` updates (partial while the batch is running).
+
+        Times are amortised: the R runs of a batch are stepped together, each row costing the
+        same, so a run's ``wall_time_s`` (and each point of ``wall_times``) is the batch's elapsed
+        time at the run's last (each) eval point divided by R. ``batch_wall_time_s`` is that
+        elapsed time itself and ``batch_size`` is R, so the per-run times of a batch sum to its
+        time (less, when some runs diverged early), not to R times it.
+        """
         diverged = self.stop_at[r] >= 0
         steps_done = int(self.stop_at[r]) if diverged else updates
         n = int(np.searchsorted(self.eval_steps[: self.n_eval], steps_done, side="right"))
@@ -159,6 +168,7 @@ class _Recorder:
         best = float(finite.min()) if finite.size else float("nan")
         target = run.target_loss
         hit = np.flatnonzero(losses <= target) if target is not None else np.empty(0)
+        batch_time = float(self.wall[n - 1]) if n else 0.0
         out: dict[str, Any] = {
             "run_id": run.run_id,
             "spec": run.model_dump(mode="json"),
@@ -172,12 +182,14 @@ class _Recorder:
             "divergence_reason": self.reason[r],
             "test_loss": None,
             "test_accuracy": None,
-            "wall_time_s": float(self.wall[n - 1]) if n else 0.0,
+            "wall_time_s": batch_time / self.R,
+            "batch_size": self.R,
+            "batch_wall_time_s": batch_time,
             "steps_done": steps_done,
             "stopped": stopped,
             "eval_steps": self.eval_steps[:n].tolist(),
             "losses": _jsonable(losses),
-            "wall_times": self.wall[:n].tolist(),
+            "wall_times": (self.wall[:n] / self.R).tolist(),
             "lrs": _jsonable(self.lrs[r, :steps_done]),
             "grad_norms": _jsonable(self.gnorm[r, :steps_done]),
             "update_norms": _jsonable(self.unorm[r, :steps_done]),

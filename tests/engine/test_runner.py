@@ -43,7 +43,9 @@ def rosenbrock_grad(x: np.ndarray) -> np.ndarray:
 
 
 def without_times(result: dict[str, Any]) -> dict[str, Any]:
-    return {k: v for k, v in result.items() if k not in ("wall_times", "wall_time_s")}
+    """The result without what depends on the clock or on how runs were batched."""
+    times = ("wall_times", "wall_time_s", "batch_wall_time_s", "batch_size")
+    return {k: v for k, v in result.items() if k not in times}
 
 
 def test_sgd_on_rosenbrock_matches_a_hand_loop() -> None:
@@ -223,9 +225,13 @@ def test_large_groups_step_in_cache_sized_batches() -> None:
     sizes: list[int] = []
     batched = run_batch(runs, on_checkpoint=lambda partials: sizes.append(len(partials)))
     assert sizes == [capacity] * (len(runs) // capacity) + [len(runs) % capacity]
-    for b, r in zip(batched, runs, strict=True):
+    for i, (b, r) in enumerate(zip(batched, runs, strict=True)):
         assert b["run_id"] == r.run_id
         assert without_times(b) == without_times(run_one(r))
+        # times amortised over the batch the run was stepped in
+        assert b["batch_size"] == (capacity if i < len(runs) - len(runs) % capacity else sizes[-1])
+        assert b["wall_time_s"] == pytest.approx(b["batch_wall_time_s"] / b["batch_size"])
+        assert b["wall_times"][-1] == pytest.approx(b["wall_time_s"])
 
 
 def test_plateau_inside_warmup_reads_only_post_warmup_losses() -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import time
 from typing import Any
 
 import pytest
@@ -210,3 +211,35 @@ def test_the_dashboard_is_served_without_a_build_step(client: TestClient) -> Non
         assert "javascript" in response.headers["content-type"]
     assert client.get("/static/vendor/uPlot.LICENSE").text.startswith("The MIT License")
     assert client.get("/static/nope.js").status_code == 404
+
+
+def test_a_batched_sweep_reports_amortised_per_run_times(client: TestClient, db: Database) -> None:
+    """16 runs stepped as one batch: each run's time is a 16th of the batch's, so the summary's
+    per-run times add up to the batch's time — at most the time the whole sweep took, measured
+    here from outside — instead of each run reporting the whole batch."""
+    spec = {
+        "name": "batched-sweep",
+        "problems": [{"name": "rosenbrock", "dim": 2}],
+        "optimizers": [{"name": "adam", "lr": [0.001, 0.003, 0.01, 0.03]}],
+        "seeds": [0, 1, 2, 3],
+        "steps": 400,
+    }
+    experiment_id = submit(client, spec)
+    started = time.perf_counter()
+    finish(db, experiment_id)
+    elapsed = time.perf_counter() - started
+    body = client.get(f"/v1/experiments/{experiment_id}/summary").json()
+    runs = [r for g in body["groups"] for r in g["runs"]]
+    assert len(runs) == 16
+    assert {r["batch_size"] for r in runs} == {16}
+    batch_time = runs[0]["batch_wall_time_s"]
+    assert all(r["batch_wall_time_s"] == batch_time for r in runs)  # no run diverged
+    total = sum(r["wall_time_s"] for r in runs)
+    assert total == pytest.approx(batch_time, rel=1e-12)
+    assert 0 < total <= elapsed  # 16× the batch's time would exceed the sweep's own duration
+    # The wall-time axis of the curves is the per-run time too.
+    wall_axis = [g["curves"]["loss"]["wall_time"][-1] for g in body["groups"]]
+    assert wall_axis == pytest.approx([batch_time / 16] * 4, rel=1e-12)
+    listed = client.get(f"/v1/experiments/{experiment_id}/runs.json").json()["runs"]
+    assert sum(r["wall_time_s"] for r in listed) == pytest.approx(batch_time, rel=1e-12)
+    assert {r["batch_size"] for r in listed} == {16}
