@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from starlette.middleware.gzip import GZipMiddleware
 
 from api.config import Settings, get_settings
 from api.db import Database
@@ -18,6 +19,8 @@ from api.routes import catalog, experiments, health, runs, summary
 from api.services.queue import Publisher
 
 API_VERSION = "1.0.0"
+#: Responses smaller than this go out uncompressed (gzip would not pay for its header).
+GZIP_MIN_BYTES = 1024
 
 
 def create_app(
@@ -44,11 +47,15 @@ def create_app(
         version=API_VERSION,
         summary="Benchmark neural-network optimizers as jobs.",
         lifespan=lifespan,
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.db = db
     app.state.publisher = pub
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Summaries and curves are JSON of repetitive numbers: gzip shrinks them ~5x.
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
     install_error_handlers(app)
     for module in (experiments, runs, catalog, health, summary):
         app.include_router(module.router)

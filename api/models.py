@@ -95,6 +95,8 @@ class Experiment(Base):
     idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
     total_runs: Mapped[int] = mapped_column(Integer)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    #: Archived experiments are hidden from the default listing; nothing else changes.
+    archived_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime)
     started_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
@@ -102,6 +104,23 @@ class Experiment(Base):
     runs: Mapped[list[Run]] = relationship(
         back_populates="experiment", cascade="all, delete-orphan", passive_deletes=True
     )
+    tags: Mapped[list[ExperimentTag]] = relationship(
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="ExperimentTag.tag",
+        lazy="selectin",
+    )
+
+
+class ExperimentTag(Base):
+    """One tag of an experiment (set at submit, changed by ``PATCH``); listings filter on it."""
+
+    __tablename__ = "experiment_tags"
+
+    experiment_id: Mapped[str] = mapped_column(
+        ForeignKey("experiments.id", ondelete="CASCADE"), primary_key=True
+    )
+    tag: Mapped[str] = mapped_column(String(40), primary_key=True, index=True)
 
 
 class Run(Base):
@@ -120,6 +139,10 @@ class Run(Base):
     #: The engine's run id: a hash of the resolved run spec.
     spec_hash: Mapped[str] = mapped_column(String(16))
     spec: Mapped[str] = mapped_column(Text)
+    #: Names of the run's problem, optimizer and schedule (from ``spec``): run-list filters.
+    problem: Mapped[str] = mapped_column(String(64))
+    optimizer: Mapped[str] = mapped_column(String(64))
+    schedule: Mapped[str] = mapped_column(String(64))
     steps: Mapped[int] = mapped_column(Integer)
     status: Mapped[str] = mapped_column(String(16))
 

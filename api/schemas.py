@@ -11,6 +11,8 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from engine.spec import Tag
+
 Status = Literal["queued", "running", "succeeded", "failed", "cancelled"]
 
 
@@ -39,6 +41,7 @@ class ExperimentItem(_Out):
     id: str
     name: str
     description: str
+    tags: list[str]
     status: Status
     counts: Counts
     total_runs: int
@@ -46,11 +49,26 @@ class ExperimentItem(_Out):
     created_at: datetime
     started_at: datetime | None
     finished_at: datetime | None
+    cancel_requested_at: datetime | None
+    archived_at: datetime | None = Field(description="Set while archived (hidden from listings)")
     links: ExperimentLinks
 
 
 class Experiment(ExperimentItem):
     spec: dict[str, Any] = Field(description="The validated spec, defaults filled in")
+
+
+class ExperimentPatch(BaseModel):
+    """What ``PATCH /v1/experiments/{id}`` may change; absent fields stay as they are."""
+
+    model_config = ConfigDict(
+        extra="forbid",
+        json_schema_extra={"examples": [{"tags": ["lr-sweep", "paper"], "archived": True}]},
+    )
+
+    tags: list[Tag] | None = Field(default=None, max_length=20)
+    description: str | None = Field(default=None, max_length=4000, pattern=r"^[^\x00]*$")
+    archived: bool | None = None
 
 
 class ExperimentPage(_Out):

@@ -30,7 +30,7 @@ import numpy as np
 from sqlalchemy import and_, case, delete, func, insert, or_, select, update
 from sqlalchemy.orm import Session
 
-from api.models import TERMINAL, Experiment, Run, RunCurve, utcnow
+from api.models import TERMINAL, Experiment, ExperimentTag, Run, RunCurve, utcnow
 from engine.runner import CURVE_KEYS, METRIC_KEYS
 from engine.spec import ExperimentSpec, RunSpec
 
@@ -99,6 +99,10 @@ def load_curves(session: Session, run_id: str) -> dict[str, list[Any]]:
 # --------------------------------------------------------------------------- experiments
 
 
+#: The nested specs whose names a run row carries as columns.
+RUN_NAMES = ("problem", "optimizer", "schedule")
+
+
 def create_experiment(
     session: Session,
     spec: ExperimentSpec,
@@ -120,25 +124,30 @@ def create_experiment(
         idempotency_key=idempotency_key,
         total_runs=len(runs),
         created_at=now,
+        tags=[ExperimentTag(tag=t) for t in sorted(set(spec.tags))],
     )
     session.add(experiment)
     session.flush()
-    rows = [
-        {
-            "id": run_row_id(experiment.id, run.run_id),
-            "experiment_id": experiment.id,
-            "position": i,
-            "spec_hash": run.run_id,
-            "spec": run.canonical_json(),
-            "steps": run.steps,
-            "status": "queued",
-            "steps_done": 0,
-            "attempts": 0,
-            "revision": 0,
-            "created_at": now,
-        }
-        for i, run in enumerate(runs)
-    ]
+    rows = []
+    for i, run in enumerate(runs):
+        spec_json = run.canonical_json()
+        names = {k: v["name"] for k, v in json.loads(spec_json).items() if k in RUN_NAMES}
+        rows.append(
+            {
+                "id": run_row_id(experiment.id, run.run_id),
+                "experiment_id": experiment.id,
+                "position": i,
+                "spec_hash": run.run_id,
+                "spec": spec_json,
+                **names,
+                "steps": run.steps,
+                "status": "queued",
+                "steps_done": 0,
+                "attempts": 0,
+                "revision": 0,
+                "created_at": now,
+            }
+        )
     if rows:
         session.execute(insert(Run), rows)
     return experiment

@@ -76,11 +76,19 @@ class RunSpec(SpecModel):
         return int(self.problem.num_params())
 
 
+#: A tag: letters, digits and ``_ . : + / -``, so it is safe in a URL and a CSV cell.
+Tag = Annotated[str, Field(min_length=1, max_length=40, pattern=r"^[A-Za-z0-9_.:+/-]+$")]
+
+
 class ExperimentSpec(SpecModel):
     """What a user submits: lists of problems, optimizers, schedules and seeds, plus the budget."""
 
     name: Annotated[str, Field(min_length=1, max_length=200)]
     description: Annotated[str, Field(max_length=4000)] = ""
+    tags: Annotated[list[Tag], Field(max_length=20)] = Field(
+        default_factory=list,
+        description="Labels to find the experiment by (they do not change any run)",
+    )
     problems: Annotated[list[ProblemSpec], Field(min_length=1)]
     optimizers: Annotated[list[OptimizerSpec], Field(min_length=1)]
     schedules: Annotated[list[ScheduleSpec], Field(min_length=1)] = Field(

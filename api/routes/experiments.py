@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Request
+from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
 from api import schemas
@@ -17,6 +17,38 @@ from engine.spec import ExperimentSpec
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
 
 PROBLEM = {"model": schemas.Problem, "content": {"application/problem+json": {}}}
+#: Request examples shown (and runnable) in /docs.
+SPEC_EXAMPLES: dict[str, Any] = {
+    "small": {
+        "summary": "Adam at two learning rates against SGD with momentum",
+        "value": {
+            "name": "adam-vs-momentum",
+            "tags": ["demo"],
+            "problems": [{"name": "rosenbrock", "dim": 2, "init": [-1.5, 2.0]}],
+            "optimizers": [
+                {"name": "adam", "lr": [0.01, 0.1]},
+                {"name": "sgd", "lr": 0.001, "momentum": 0.9},
+            ],
+            "seeds": [0, 1, 2],
+            "steps": 300,
+            "target_loss": 0.01,
+        },
+    },
+    "lr-grid": {
+        "summary": "An LR grid with a warm-up cosine schedule on an MLP",
+        "value": {
+            "name": "mlp-lr-grid",
+            "description": "Which learning rate suits AdamW on digits?",
+            "problems": [{"name": "mlp", "dataset": "digits", "hidden": [32], "batch_size": 64}],
+            "optimizers": [{"name": "adamw", "lr": [0.0003, 0.001, 0.003, 0.01]}],
+            "schedules": [
+                {"name": "warmup", "warmup_steps": 20, "then": {"name": "cosine", "T_max": 180}}
+            ],
+            "seeds": [0, 1],
+            "steps": 200,
+        },
+    },
+}
 
 
 @router.post(
@@ -35,7 +67,7 @@ PROBLEM = {"model": schemas.Problem, "content": {"application/problem+json": {}}
     },
 )
 def submit_experiment(
-    spec: ExperimentSpec,
+    spec: Annotated[ExperimentSpec, Body(openapi_examples=SPEC_EXAMPLES)],
     settings: SettingsDep,
     db: DatabaseDep,
     publisher: PublisherDep,
@@ -71,13 +103,18 @@ def list_experiments(
         str | None,
         Query(max_length=200, pattern=r"^[^\x00]*$", description="substring of the name, any case"),
     ] = None,
+    tag: Annotated[str | None, Query(max_length=40, description="one tag, exactly")] = None,
+    archived: Annotated[
+        bool, Query(description="list archived experiments instead of the others")
+    ] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
 ) -> Response:
     """Newest first; ``ETag`` + ``304`` like a single experiment, for dashboards that poll."""
-    return cached_json(
-        request, service.list_page(db, status=status, name=name, limit=limit, cursor=cursor)
+    page = service.list_page(
+        db, status=status, name=name, tag=tag, archived=archived, limit=limit, cursor=cursor
     )
+    return cached_json(request, page)
 
 
 @router.get(
@@ -87,6 +124,34 @@ def list_experiments(
 )
 def get_experiment(experiment_id: str, request: Request, db: DatabaseDep) -> Response:
     return cached_json(request, service.get(db, experiment_id))
+
+
+@router.patch(
+    "/{experiment_id}",
+    response_model=schemas.Experiment,
+    responses={404: PROBLEM, 422: PROBLEM},
+)
+def patch_experiment(
+    experiment_id: str, patch: schemas.ExperimentPatch, db: DatabaseDep
+) -> Response:
+    """Set tags, the description, or archive (``"archived": true``) / restore it."""
+    return json_response(
+        service.update(
+            db,
+            experiment_id,
+            tags=patch.tags,
+            description=patch.description,
+            archived=patch.archived,
+        )
+    )
+
+
+@router.delete("/{experiment_id}", status_code=204, responses={404: PROBLEM})
+def delete_experiment(experiment_id: str, db: DatabaseDep) -> Response:
+    """Delete the experiment, its runs and curves, in any state. Queued runs never start; running
+    ones stop at their next checkpoint and write nothing (their lease is gone)."""
+    service.remove(db, experiment_id)
+    return Response(status_code=204)
 
 
 @router.get(
@@ -101,14 +166,27 @@ def list_runs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
     cursor: Annotated[str | None, Query(max_length=1000)] = None,
     status: schemas.Status | None = None,
+    problem: Annotated[str | None, Query(max_length=64, description="a problem name")] = None,
+    optimizer: Annotated[str | None, Query(max_length=64, description="an optimizer name")] = None,
+    schedule: Annotated[str | None, Query(max_length=64, description="a schedule name")] = None,
     sort: SortKey | None = None,
     order: Literal["asc", "desc"] = "asc",
 ) -> Response:
-    """Runs without curves; ordered by ``sort`` (missing values last), else submission order."""
+    """Runs without curves; ordered by ``sort`` (missing values last), else submission order.
+    ``problem``, ``optimizer`` and ``schedule`` keep the runs with that name, so a sort ranks
+    runs within one problem (or optimizer) rather than across losses of different scales."""
+    names = {"problem": problem, "optimizer": optimizer, "schedule": schedule}
     return cached_json(
         request,
         run_service.list_page(
-            db, experiment_id, limit=limit, cursor=cursor, status=status, sort=sort, order=order
+            db,
+            experiment_id,
+            limit=limit,
+            cursor=cursor,
+            status=status,
+            names={k: v for k, v in names.items() if v is not None},
+            sort=sort,
+            order=order,
         ),
     )
 

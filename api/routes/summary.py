@@ -177,6 +177,12 @@ def index() -> FileResponse:
     return FileResponse(WEB_DIR / "index.html", headers={"Cache-Control": "no-cache"})
 
 
+@dashboard.get("/docs", response_class=FileResponse)
+def docs() -> FileResponse:
+    """Swagger UI from the vendored copy in ``web/vendor``: works with no network."""
+    return FileResponse(WEB_DIR / "docs.html", headers={"Cache-Control": "no-cache"})
+
+
 def mount_dashboard(app: FastAPI) -> None:
     """Serve the dashboard: ``/`` and its static files under ``/static``."""
     app.include_router(dashboard)

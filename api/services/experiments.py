@@ -12,20 +12,21 @@ import math
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from api.config import Settings
 from api.db import Database
 from api.errors import ProblemError, not_found
-from api.models import Experiment, utcnow
+from api.models import Experiment, ExperimentTag, utcnow
 from api.services.queue import Publisher
 from api.store import (
     RUN_STATUS_KEYS,
     Counts,
     cancel_experiment,
     create_experiment,
+    lock_experiment,
     run_counts,
     run_row_id,
     spec_hash_of,
@@ -58,6 +59,7 @@ def experiment_dict(exp: Experiment, counts: Counts, *, with_spec: bool) -> dict
         "id": exp.id,
         "name": exp.name,
         "description": exp.description,
+        "tags": [t.tag for t in exp.tags],
         "status": exp.status,
         "counts": {k: counts.by_status[k] for k in RUN_STATUS_KEYS},
         "total_runs": exp.total_runs,
@@ -65,6 +67,8 @@ def experiment_dict(exp: Experiment, counts: Counts, *, with_spec: bool) -> dict
         "created_at": iso(exp.created_at),
         "started_at": iso(exp.started_at),
         "finished_at": iso(exp.finished_at),
+        "cancel_requested_at": iso(exp.cancel_requested_at),
+        "archived_at": iso(exp.archived_at),
         "links": experiment_links(exp.id),
     }
     if with_spec:
@@ -243,18 +247,32 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
 
 
 def list_page(
-    db: Database, *, status: str | None, name: str | None, limit: int, cursor: str | None
+    db: Database,
+    *,
+    status: str | None,
+    name: str | None,
+    limit: int,
+    cursor: str | None,
+    tag: str | None = None,
+    archived: bool = False,
 ) -> dict[str, Any]:
     """Newest first (ids sort by creation time); keyset pagination on the id.
 
     ``name`` matches a substring regardless of case, alike on SQLite and PostgreSQL (whose LIKE
-    is case-sensitive).
+    is case-sensitive); ``tag`` matches one tag exactly; ``archived`` lists the archived
+    experiments instead of the others.
     """
     query = select(Experiment).order_by(Experiment.id.desc()).limit(limit + 1)
+    query = query.where(
+        Experiment.archived_at.is_not(None) if archived else Experiment.archived_at.is_(None)
+    )
     if status is not None:
         query = query.where(Experiment.status == status)
     if name:
         query = query.where(Experiment.name.icontains(name, autoescape=True))
+    if tag:
+        tagged = select(ExperimentTag.experiment_id).where(ExperimentTag.tag == tag)
+        query = query.where(Experiment.id.in_(tagged))
     if cursor is not None:
         after = decode_cursor(cursor).get("before")
         if not isinstance(after, str) or not valid_id(after):
@@ -279,3 +297,44 @@ def cancel(db: Database, experiment_id: str) -> dict[str, Any]:
         session.commit()
     with db.session() as session:
         return _load(session, experiment_id)
+
+
+def update(
+    db: Database,
+    experiment_id: str,
+    *,
+    tags: list[str] | None,
+    description: str | None,
+    archived: bool | None,
+) -> dict[str, Any]:
+    """Change what describes an experiment (tags, description, archived); never its runs."""
+    if not valid_id(experiment_id):
+        raise not_found("experiment", experiment_id)
+    with db.writer() as session:
+        exp = session.get(Experiment, experiment_id)
+        if exp is None:
+            raise not_found("experiment", experiment_id)
+        if tags is not None:
+            exp.tags = [ExperimentTag(tag=t) for t in sorted(set(tags))]
+        if description is not None:
+            exp.description = description
+        if archived is not None and archived != (exp.archived_at is not None):
+            exp.archived_at = utcnow() if archived else None
+        session.commit()
+    with db.session() as session:
+        return _load(session, experiment_id)
+
+
+def remove(db: Database, experiment_id: str) -> None:
+    """Delete the experiment with its runs and curves, whatever its state.
+
+    Queued runs never start (their tasks find no row to claim); a running run's worker finds its
+    lease gone at the next checkpoint and stops without writing anything.
+    """
+    if not valid_id(experiment_id):
+        raise not_found("experiment", experiment_id)
+    with db.writer() as session:
+        if lock_experiment(session, experiment_id) is None:
+            raise not_found("experiment", experiment_id)
+        session.execute(delete(Experiment).where(Experiment.id == experiment_id))
+        session.commit()

@@ -98,7 +98,10 @@ def list_page(
     status: str | None,
     sort: SortKey | None,
     order: str,
+    names: dict[str, str] | None = None,
 ) -> dict[str, Any]:
+    """A page of the experiment's runs; ``names`` keeps runs whose ``problem`` / ``optimizer`` /
+    ``schedule`` name is the one given."""
     if not valid_id(experiment_id):
         raise not_found("experiment", experiment_id)
     key = sort or "position"
@@ -113,6 +116,8 @@ def list_page(
     )
     if status is not None:
         query = query.where(Run.status == status)
+    for column_name, value in (names or {}).items():
+        query = query.where(getattr(Run, column_name) == value)
     if cursor is not None:
         data = decode_cursor(cursor)
         if data.get("sort") != key or data.get("order") != order:
