@@ -8,10 +8,11 @@ PYTEST_ARGS ?=
 
 .PHONY: install run test lint fmt bench clean
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml examples/plugin/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q -e '.[server,dev]'
+	$(PY) -m pip install -q --no-deps -e examples/plugin  # the suite runs its optimizer end to end
 	@touch $(STAMP)
 
 install: $(STAMP)

@@ -32,6 +32,7 @@ def _entries(registry: Registry[Any]) -> list[dict[str, Any]]:
         entries.append(
             {
                 "name": name,
+                "origin": entry.origin,
                 "summary": doc.split("\n\n")[0].replace("\n", " "),
                 "schema": entry.spec.model_json_schema(),
                 "defaults": to_jsonable_python(_defaults(entry.spec)),

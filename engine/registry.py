@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Generic, TypeVar
 
 from pydantic import BaseModel
@@ -15,11 +15,16 @@ class UnknownNameError(ValueError):
     """Raised for a name that no entry of a registry carries."""
 
 
+#: The origin of the entries that ship with optbench (a plugin's is its distribution).
+BUILTIN = "optbench"
+
+
 @dataclass(frozen=True)
 class Entry(Generic[F]):
     name: str
     factory: F
     spec: type[BaseModel]
+    origin: str = BUILTIN
 
 
 class Registry(Generic[F]):
@@ -41,6 +46,10 @@ class Registry(Generic[F]):
             return factory
 
         return decorate
+
+    def set_origin(self, name: str, origin: str) -> None:
+        """Record where entry ``name`` comes from (see :mod:`engine.plugins`)."""
+        self._entries[name] = replace(self.get(name), origin=origin)
 
     def get(self, name: str) -> Entry[F]:
         try:

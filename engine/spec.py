@@ -48,6 +48,10 @@ def is_minibatch(problem: BaseModel) -> bool:
     return getattr(problem, "batch_size", None) is not None
 
 
+def _canonical(doc: Any) -> str:
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"))
+
+
 class RunSpec(SpecModel):
     """One fully resolved run: a single problem, optimizer, schedule and seed, no grids."""
 
@@ -62,15 +66,16 @@ class RunSpec(SpecModel):
     schedule_unit: ScheduleUnit = Field(default="step", description=_UNIT)
 
     def canonical_json(self) -> str:
+        return _canonical(self.model_dump(mode="json"))
+
+    @cached_property
+    def run_id(self) -> str:
+        """Hash of the canonical JSON without the later fields that hold their default."""
         doc = self.model_dump(mode="json")
         for name, default in _LATER_FIELDS.items():
             if doc[name] == default:
                 del doc[name]
-        return json.dumps(doc, sort_keys=True, separators=(",", ":"))
-
-    @cached_property
-    def run_id(self) -> str:
-        return hashlib.sha256(self.canonical_json().encode()).hexdigest()[:16]
+        return hashlib.sha256(_canonical(doc).encode()).hexdigest()[:16]
 
     def num_params(self) -> int:
         return int(self.problem.num_params())

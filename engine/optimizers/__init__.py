@@ -1,4 +1,5 @@
-"""The optimizers: every family registered in :data:`OPTIMIZERS`, their spec union, and builders.
+"""The optimizers: every family registered in :data:`OPTIMIZERS` (and those of installed plugins,
+:mod:`engine.plugins`), their spec union, and builders.
 
 :func:`build_optimizer` turns one grid-free spec into an :class:`Optimizer`;
 :func:`build_optimizer_batch` turns ``R`` specs that agree on :func:`batch_key` into one optimizer
@@ -25,6 +26,7 @@ from engine.optimizers import (  # noqa: F401 — importing a family registers i
     sgd,
 )
 from engine.optimizers.base import OPTIMIZERS, Optimizer, State
+from engine.plugins import load_plugins
 from engine.specbase import grid_fields, union_of
 
 __all__ = [
@@ -37,6 +39,7 @@ __all__ = [
     "build_optimizer_batch",
 ]
 
+load_plugins(OPTIMIZERS)
 OptimizerSpec = union_of(OPTIMIZERS.specs())
 _ADAPTER: TypeAdapter[Any] = TypeAdapter(OptimizerSpec)
 

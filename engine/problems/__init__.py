@@ -1,4 +1,5 @@
-"""Benchmark problems: every module registers its entries in :data:`PROBLEMS`.
+"""Benchmark problems: every module (and installed plugin, :mod:`engine.plugins`) registers its
+entries in :data:`PROBLEMS`.
 
 ``ProblemSpec`` is the discriminated union (on ``name``) of the registered spec models;
 :func:`build_problem` turns one grid-free spec into a run-batched :class:`Problem` for a list of
@@ -12,10 +13,12 @@ from collections.abc import Sequence
 import numpy as np
 from pydantic import BaseModel
 
+from engine.plugins import load_plugins
 from engine.problems import analytic, learning
 from engine.problems.base import PROBLEMS, Problem
 from engine.specbase import grid_fields, union_of
 
+load_plugins(PROBLEMS)
 ProblemSpec = union_of(PROBLEMS.specs())
 
 

@@ -1,4 +1,5 @@
-"""LR schedules: the ``SCHEDULES`` registry, the ``ScheduleSpec`` union and ``build_schedule``.
+"""LR schedules: the ``SCHEDULES`` registry (built-ins, then installed plugins:
+:mod:`engine.plugins`), the ``ScheduleSpec`` union and ``build_schedule``.
 
 Every schedule follows PyTorch's step convention (``lr_at(t)`` is the lr of the ``t``-th optimizer
 step, 0-based) and, where PyTorch has one, its scheduler's parameter names and defaults.
@@ -8,10 +9,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, TypeAlias
 
+from engine.plugins import load_plugins
 from engine.schedules import cosine, cyclic, decay, piecewise, plateau, sequential, warmup, wsd
 from engine.schedules.base import SCHEDULES, ClosedForm, Schedule, build_schedule
 from engine.specbase import SpecModel, union_of
 
+load_plugins(SCHEDULES)
 if TYPE_CHECKING:
     ScheduleSpec: TypeAlias = SpecModel
 else:

@@ -16,6 +16,7 @@ from engine.optimizers import (
     build_optimizer_batch,
 )
 from engine.optimizers.kernel import BLOCK_BYTES
+from tests.registered import plugins
 
 # Each batch: specs that share a batch key but differ in every float hyper-parameter.
 BATCHES: dict[str, list[dict[str, Any]]] = {
@@ -139,6 +140,13 @@ def trajectory(opt: Any, x: np.ndarray, lrs: np.ndarray) -> np.ndarray:
         opt.update_(gradient(x), state, x, lr)
         out.append(x.copy())
     return np.stack(out)
+
+
+# An installed plugin's optimizer: two runs at its defaults, at two learning rates.
+BATCHES |= {
+    f"plugin:{name}": [{"name": name}, {"name": name, "lr": 2 * build_optimizer({"name": name}).lr}]
+    for name in plugins(OPTIMIZERS)
+}
 
 
 def test_every_optimizer_has_a_batch() -> None:

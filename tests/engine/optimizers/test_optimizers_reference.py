@@ -21,6 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from engine.optimizers import OPTIMIZERS, build_optimizer
+from tests.registered import builtin
 
 ROOT = Path(__file__).resolve().parents[3]
 REFERENCE = ROOT / "tests" / "data" / "optimizers_torch.npz"
@@ -70,7 +71,7 @@ def test_every_torch_optimizer_and_flag_is_covered() -> None:
     assert (
         names
         == set(GEN.TORCH_CLASSES)
-        == set(OPTIMIZERS.names())
+        == set(builtin(OPTIMIZERS))
         - {
             "delta_rule",
             "rmsprop_window",

@@ -1,0 +1,1 @@
+"""An example optbench plugin: one optimizer (``signum``) registered through an entry point."""
