@@ -20,6 +20,7 @@ from pydantic import BaseModel, TypeAdapter
 from engine.optimizers import (  # noqa: F401 — importing a family registers it
     adadelta,
     adagrad,
+    adagrad_seed,
     adam,
     lion,
     rmsprop,

@@ -35,6 +35,11 @@ BATCHES: dict[str, list[dict[str, Any]]] = {
         {"name": "delta_rule", "lr": 2e-3, "momentum": 0.0},
         {"name": "delta_rule", "lr": 5e-4, "momentum": 0.5},
     ],
+    "adagrad_seed": [
+        {"name": "adagrad_seed", "lr": 0.1},
+        {"name": "adagrad_seed", "lr": 0.05, "initial_accumulator_value": 0.3},
+        {"name": "adagrad_seed", "lr": 0.2, "weight_decay": 0.1, "eps": 1e-3},
+    ],
     "adagrad": [
         {"name": "adagrad", "lr": 0.1},
         {"name": "adagrad", "lr": 0.05, "lr_decay": 0.01, "initial_accumulator_value": 0.3},

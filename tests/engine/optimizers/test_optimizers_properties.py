@@ -20,6 +20,7 @@ VARIANTS: list[dict[str, Any]] = [{"name": n} for n in OPTIMIZERS.names()] + [
     {"name": "sgd", "momentum": 0.9, "nesterov": True, "weight_decay": 0.1},
     {"name": "sgd", "momentum": 0.9, "dampening": 0.5},
     {"name": "adagrad", "lr_decay": 0.1, "weight_decay": 0.1, "initial_accumulator_value": 0.1},
+    {"name": "adagrad_seed", "weight_decay": 0.1, "initial_accumulator_value": 0.5},
     {"name": "rmsprop", "momentum": 0.9, "centered": True, "weight_decay": 0.1},
     {"name": "rmsprop_window", "window": 1},
     {"name": "adadelta", "weight_decay": 0.1},
@@ -44,6 +45,7 @@ def proportional(variant: dict[str, Any]) -> bool:
     return variant["name"] in {
         "sgd",
         "adagrad",
+        "adagrad_seed",
         "adadelta",
         "rmsprop",
         "rmsprop_window",

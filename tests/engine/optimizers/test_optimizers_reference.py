@@ -74,6 +74,7 @@ def test_every_torch_optimizer_and_flag_is_covered() -> None:
         == set(builtin(OPTIMIZERS))
         - {
             "delta_rule",
+            "adagrad_seed",
             "rmsprop_window",
             "adadelta_window",
             "lion",

@@ -50,6 +50,7 @@ def test_registry_names_equal_the_union_literals() -> None:
         "sgd",
         "delta_rule",
         "adagrad",
+        "adagrad_seed",
         "rmsprop",
         "rmsprop_window",
         "adadelta",
