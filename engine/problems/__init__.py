@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from engine.plugins import load_plugins
-from engine.problems import analytic, learning
+from engine.problems import analytic, learning, matrix, nqm
 from engine.problems.base import PROBLEMS, Problem
 from engine.specbase import grid_fields, union_of
 
@@ -33,4 +33,13 @@ def build_problem(
     return entry.factory(seeds, np.dtype(dtype), **spec.model_dump(exclude={"name"}))
 
 
-__all__ = ["PROBLEMS", "Problem", "ProblemSpec", "analytic", "build_problem", "learning"]
+__all__ = [
+    "PROBLEMS",
+    "Problem",
+    "ProblemSpec",
+    "analytic",
+    "build_problem",
+    "learning",
+    "matrix",
+    "nqm",
+]
