@@ -70,11 +70,13 @@ def _write(payload: Any, out: str | None) -> None:
 
 
 def run_with_progress(runs: list[RunSpec], *, source: str, quiet: bool) -> list[dict[str, Any]]:
-    """Every run through the engine's loop with a progress bar (steps) on stderr; a spec the
-    engine refuses to build (``ValueError``) becomes a :class:`UsageError` naming ``source``."""
+    """Every run through the engine's loop with a progress bar (steps) on stderr, with one BLAS
+    thread as in a worker (:mod:`engine.threads`); a spec the engine refuses to build
+    (``ValueError``) becomes a :class:`UsageError` naming ``source``."""
     from tqdm import tqdm
 
     from engine.runner import run_batch
+    from engine.threads import limit_blas_threads
 
     done: dict[str, int] = {}
     with tqdm(
@@ -93,7 +95,8 @@ def run_with_progress(runs: list[RunSpec], *, source: str, quiet: bool) -> list[
             bar.refresh()
 
         try:
-            return run_batch(runs, on_checkpoint=progress, checkpoint_every_s=0.25)
+            with limit_blas_threads():
+                return run_batch(runs, on_checkpoint=progress, checkpoint_every_s=0.25)
         except ValueError as exc:
             raise UsageError(f"{source}: {exc}") from None
 

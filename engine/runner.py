@@ -254,7 +254,7 @@ def _run_group(
             rec.lrs[:, t] = lr_table[:, t]
             rec.gnorm[:, t] = np.sqrt(np.einsum("ij,ij->i", grad, grad))
             np.copyto(prev, params)
-            optimizer.update_(grad, state, params, lr_col)
+            optimizer.fast_update_(grad, state, params, lr_col)
             np.subtract(params, prev, out=diff)
             rec.unorm[:, t] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
             updates = t + 1

@@ -13,6 +13,7 @@ from typing import Literal
 
 import numpy as np
 
+from engine.optimizers import fused
 from engine.optimizers.base import (
     OPTIMIZERS,
     HParam,
@@ -29,13 +30,10 @@ from engine.optimizers.kernel import (
     check_params,
     column_blocks,
     counter,
-    coupled_decay,
     f64,
     nonzero,
     put,
     root_plus,
-    scaled_step,
-    square_trace,
     tick,
 )
 from engine.optimizers.window import WindowStep, window_state
@@ -58,8 +56,7 @@ def adadelta(
 
     With ``g = grad + weight_decay·p``: ``v = ρ·v + (1-ρ)·g²``,
     ``δ = √(u + ε)/√(v + ε) · g``, ``u = ρ·u + (1-ρ)·δ²`` and ``p -= lr·δ`` (``lr`` is a plain
-    multiplier, 1 by default). The kernel keeps ``v`` and ``u`` divided by ``1-ρ`` and ε
-    likewise, which leaves ``δ`` unchanged, so ``rho < 1``.
+    multiplier, 1 by default), in PyTorch's operation order.
     """
     rho_, eps_, wd = hparam(rho), hparam(eps), hparam(weight_decay)
     has_wd = nonzero(wd)
@@ -67,33 +64,35 @@ def adadelta(
     def init(params: np.ndarray) -> State:
         check_params(params, lr, rho_, eps_, wd)
         state: State = {"t": counter(), "v": np.zeros_like(params), "u": np.zeros_like(params)}
-        state |= buffers(params, ("g", "a", "d"), ("rho", "eps", "wd", "k"))
+        state |= buffers(params, (), ("rho", "one_minus_rho", "eps", "wd", "k"))
         put(state["_rho"], rho_)
-        put(state["_eps"], f64(eps_) / (1.0 - f64(rho_)))
+        put(state["_one_minus_rho"], 1.0 - f64(rho_))
+        put(state["_eps"], eps_)
         put(state["_wd"], wd)
         return state
 
     def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
         tick(state)
         k = put(state["_k"], -f64(lr))
-        rho_c, e, wd_c = state["_rho"], state["_eps"], state["_wd"]
-        gw, a, d = state["_g"], state["_a"], state["_d"]
-        for cols, head in column_blocks(params.shape[1], a.shape[1]):
-            p, g, v, u = params[:, cols], grads[:, cols], state["v"][:, cols], state["u"][:, cols]
-            ah, dh = a[:, head], d[:, head]
-            if has_wd:
-                g = coupled_decay(gw[:, head], g, p, wd_c)
-            square_trace(v, g, rho_c, ah)
-            np.add(v, e, out=dh)
-            np.sqrt(dh, out=dh)
-            np.add(u, e, out=ah)
-            np.sqrt(ah, out=ah)
-            ah /= dh
-            ah *= g
-            square_trace(u, ah, rho_c, dh)
-            scaled_step(p, ah, k, dh)
+        rho_c, one_minus_rho, e = state["_rho"], state["_one_minus_rho"], state["_eps"]
+        g = grads + state["_wd"] * params if has_wd else grads
+        v, u = state["v"], state["u"]
+        v *= rho_c
+        v += (one_minus_rho * g) * g
+        delta = np.sqrt(u + e) / np.sqrt(v + e) * g
+        u *= rho_c
+        u += (one_minus_rho * delta) * delta
+        params += k * delta
 
-    return Optimizer(init, update_, lr)
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        tick(state)
+        put(state["_k"], -f64(lr))
+        fused.adadelta_step(
+            params, grads, state["v"], state["u"], has_wd, state["_wd"], state["_rho"],
+            state["_one_minus_rho"], state["_eps"], state["_k"],
+        )  # fmt: skip
+
+    return Optimizer(init, update_, lr, fused_)
 
 
 class AdadeltaWindowSpec(SpecModel):
@@ -183,4 +182,23 @@ def adadelta_window(
         if dsq is not None:
             dsq.finish(state)
 
-    return Optimizer(init, update_, lr)
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        past = tick(state) - 1
+        sq = WindowStep(state, "sq")
+        dsq = WindowStep(state, "dsq") if window > 1 and past > 0 else None
+        put(state["_mean1"], rho1_ / sq.count_after)
+        put(state["_mean2"], rho2_ / max(min(past, window), 1))
+        put(state["_k"], -f64(lr))
+        ring = "dsq" if dsq is not None else "sq"  # the numerator's window (unused without one)
+        fused.adadelta_window_step(
+            params, grads, state["delta"], state["sq_slots"], state["sq_back"], sq.pos,
+            sq.pos_after, sq.full_after, dsq is not None, state[f"{ring}_slots"],
+            state[f"{ring}_back"], 0 if dsq is None else dsq.pos, dsq is not None and dsq.full,
+            state["_mean1"], state["_mix1"], state["_mean2"], state["_mix2"], state["_eps"],
+            state["_k"],
+        )  # fmt: skip
+        sq.finish(state)
+        if dsq is not None:
+            dsq.finish(state)
+
+    return Optimizer(init, update_, lr, fused_)

@@ -6,6 +6,7 @@ from typing import Literal
 
 import numpy as np
 
+from engine.optimizers import fused
 from engine.optimizers.base import (
     OPTIMIZERS,
     HParam,
@@ -15,19 +16,7 @@ from engine.optimizers.base import (
     State,
     hparam,
 )
-from engine.optimizers.kernel import (
-    buffers,
-    check_params,
-    column_blocks,
-    counter,
-    coupled_decay,
-    f64,
-    nonzero,
-    put,
-    ratio_step,
-    root_plus,
-    tick,
-)
+from engine.optimizers.kernel import buffers, check_params, counter, f64, nonzero, put, tick
 from engine.specbase import SpecModel, Sweep
 
 
@@ -56,6 +45,7 @@ def adagrad(
     ``lr_t = lr/(1 + (t-1)·lr_decay)``. The sum includes the current gradient; the seed
     document's ``r(t) = G²(0) + … + G²(t-1)`` stops one step earlier (its first step would divide
     by ε alone). Unlike RMSprop the sum never forgets, so the effective rate only shrinks.
+    PyTorch's operation order: ``p + (-lr_t·g)/(√s + ε)``.
     """
     decay, wd, acc0, eps_ = (
         hparam(lr_decay),
@@ -70,22 +60,26 @@ def adagrad(
         acc = np.empty_like(params)
         acc[...] = acc0
         state: State = {"t": counter(), "sum": acc}
-        state |= buffers(params, ("g", "u", "d"), ("wd", "eps", "k"))
+        state |= buffers(params, (), ("wd", "eps", "k"))
         put(state["_wd"], wd)
         put(state["_eps"], eps_)
         return state
 
-    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
-        t = tick(state)
-        k = put(state["_k"], -(f64(lr) / (1 + (t - 1) * decay)))
-        wd_c, e = state["_wd"], state["_eps"]
-        gw, u, d = state["_g"], state["_u"], state["_d"]
-        for cols, head in column_blocks(params.shape[1], u.shape[1]):
-            p, g, acc = params[:, cols], grads[:, cols], state["sum"][:, cols]
-            if has_wd:
-                g = coupled_decay(gw[:, head], g, p, wd_c)
-            np.square(g, out=u[:, head])
-            acc += u[:, head]
-            ratio_step(p, g, root_plus(d[:, head], acc, e), k, u[:, head])
+    def coefficients(state: State, lr: HParam) -> None:
+        t = float(tick(state))
+        put(state["_k"], -(f64(lr) / (1 + (t - 1) * decay)))
 
-    return Optimizer(init, update_, lr)
+    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        coefficients(state, lr)
+        g = grads + state["_wd"] * params if has_wd else grads
+        acc = state["sum"]
+        acc += g * g
+        params += (state["_k"] * g) / (np.sqrt(acc) + state["_eps"])
+
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        coefficients(state, lr)
+        fused.adagrad_step(
+            params, grads, state["sum"], has_wd, state["_wd"], state["_eps"], state["_k"]
+        )
+
+    return Optimizer(init, update_, lr, fused_)

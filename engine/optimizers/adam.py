@@ -1,11 +1,12 @@
 """The Adam family: Adam (and AMSGrad), AdamW, Adamax, NAdam and RAdam, as in ``torch.optim``.
 
 All keep a first-moment EMA of the gradient and (except Adamax) a second-moment EMA of its square:
-``m = β1·m + (1-β1)·g`` and ``v = β2·v + (1-β2)·g²`` in PyTorch's form. The kernels store them
-divided by ``1-β``, ``m̃ = Σ β1^k·g`` and ``ṽ = Σ β2^k·g²`` (state keys ``m`` and ``v``), which
-costs one pass less each (``m̃ = β1·m̃ + g``); the constant factors move into the per-step
-coefficients: ``√v = √(1-β2)·√ṽ``, so ``√v/√bc2 + ε = c·(√ṽ + ε/c)`` with ``c = √((1-β2)/bc2)``.
-The results agree with PyTorch's to rounding (the reference tests hold them to 1e-10).
+``m = β1·m + (1-β1)·g`` and ``v = β2·v + (1-β2)·g²``. Each ``update_`` is the NumPy reference and
+does PyTorch's single-tensor (``foreach=False``) operations in PyTorch's order — ``m.lerp_(g,
+1-β1)``, ``v.mul_(β2).addcmul_(g, g, value=1-β2)``, bias corrections in Python floats, the step
+``p.addcdiv_(m, d, value=-step)`` as ``p + (-step·m)/d`` — so every intermediate is rounded where
+PyTorch rounds it; ``fused_`` is the same arithmetic in one compiled pass
+(:mod:`engine.optimizers.fused`).
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 
+from engine.optimizers import fused
 from engine.optimizers.base import (
     OPTIMIZERS,
     Betas,
@@ -27,18 +29,14 @@ from engine.optimizers.base import (
 from engine.optimizers.kernel import (
     buffers,
     check_params,
-    column_blocks,
     counter,
-    coupled_decay,
     f64,
+    lerp,
+    lerp_columns,
     nonzero,
+    power,
     put,
-    ratio_step,
-    root_plus,
-    scaled_step,
-    square_trace,
     tick,
-    trace,
 )
 from engine.specbase import SpecModel, Sweep
 
@@ -48,11 +46,39 @@ def _betas(betas: tuple[HParam, HParam]) -> tuple[HParam, HParam]:
     return hparam(b1), hparam(b2)
 
 
-def _moment_state(params: np.ndarray, *, amsgrad: bool = False) -> State:
+def _decay_mode(wd: HParam, decoupled: bool) -> int:
+    if not nonzero(wd):
+        return fused.NO_DECAY
+    return fused.DECOUPLED_DECAY if decoupled else fused.L2_DECAY
+
+
+def _moment_state(params: np.ndarray, b1: HParam, b2: HParam, wd: HParam) -> State:
+    """``m``, ``v`` and the columns every member shares: ``m``'s lerp weight ``1-β1``, ``β2``,
+    ``1-β2``, the weight decay and the per-update decoupled factor ``1 - lr·wd``."""
     state: State = {"t": counter(), "m": np.zeros_like(params), "v": np.zeros_like(params)}
-    if amsgrad:
-        state["v_max"] = np.zeros_like(params)
+    state |= lerp_columns(params, 1.0 - f64(b1))
+    state |= buffers(params, (), ("b2", "one_minus_b2", "wd", "decay"))
+    put(state["_b2"], b2)
+    put(state["_one_minus_b2"], 1.0 - f64(b2))
+    put(state["_wd"], wd)
     return state
+
+
+def _decay_and_moments(
+    grads: np.ndarray, state: State, params: np.ndarray, mode: int
+) -> np.ndarray:
+    """The shared head of a step: weight decay (on ``p`` or into ``g``), then ``m`` and ``v``;
+    returns the gradient the moments saw."""
+    g = grads
+    if mode == fused.DECOUPLED_DECAY:
+        params *= state["_decay"]
+    elif mode == fused.L2_DECAY:
+        g = grads + state["_wd"] * params
+    m, v = state["m"], state["v"]
+    m[...] = lerp(m, g, state)
+    v *= state["_b2"]
+    v += (state["_one_minus_b2"] * g) * g
+    return g
 
 
 def _adam(
@@ -65,43 +91,44 @@ def _adam(
 ) -> Optimizer:
     b1, b2 = _betas(betas)
     eps_, wd = hparam(eps), hparam(weight_decay)
-    has_wd = nonzero(wd)
-    sqrt_1mb2 = np.sqrt(f64(1.0 - b2))
+    mode = _decay_mode(wd, decoupled)
 
     def init(params: np.ndarray) -> State:
         check_params(params, lr, b1, b2, eps_, wd)
-        state = _moment_state(params, amsgrad=amsgrad)
-        state |= buffers(params, ("g", "u", "d"), ("b1", "b2", "wd", "k", "eps", "decay"))
-        put(state["_b1"], b1)
-        put(state["_b2"], b2)
-        put(state["_wd"], wd)
+        state = _moment_state(params, b1, b2, wd)
+        if amsgrad:
+            state["v_max"] = np.zeros_like(params)
+        state |= buffers(params, (), ("eps", "k", "bc2_sqrt"))
+        put(state["_eps"], eps_)
         return state
 
-    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
-        t = tick(state)
+    def coefficients(state: State, lr: HParam) -> None:
+        t = float(tick(state))
         lr = f64(lr)
-        bc1 = 1.0 - b1**t
-        c = sqrt_1mb2 / np.sqrt(1.0 - b2**t)
-        k = put(state["_k"], -lr * (1.0 - b1) / (bc1 * c))
-        e = put(state["_eps"], eps_ / c)
-        decay = put(state["_decay"], 1.0 - lr * wd)
-        b1_c, b2_c, wd_c = state["_b1"], state["_b2"], state["_wd"]
-        gw, u, d = state["_g"], state["_u"], state["_d"]
-        for cols, head in column_blocks(params.shape[1], u.shape[1]):
-            p, g, m, v = params[:, cols], grads[:, cols], state["m"][:, cols], state["v"][:, cols]
-            if has_wd and decoupled:
-                p *= decay
-            elif has_wd:
-                g = coupled_decay(gw[:, head], g, p, wd_c)
-            trace(m, g, b1_c)
-            square_trace(v, g, b2_c, u[:, head])
-            if amsgrad:
-                v_max = state["v_max"][:, cols]
-                np.maximum(v_max, v, out=v_max)
-                v = v_max
-            ratio_step(p, m, root_plus(d[:, head], v, e), k, u[:, head])
+        put(state["_k"], -(lr / (1.0 - power(b1, t))))
+        put(state["_bc2_sqrt"], power(1.0 - power(b2, t), 0.5))
+        put(state["_decay"], 1.0 - lr * wd)
 
-    return Optimizer(init, update_, lr)
+    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        coefficients(state, lr)
+        _decay_and_moments(grads, state, params, mode)
+        v = state["v"]
+        if amsgrad:
+            np.maximum(state["v_max"], v, out=state["v_max"])
+            v = state["v_max"]
+        denom = np.sqrt(v) / state["_bc2_sqrt"] + state["_eps"]
+        params += (state["_k"] * state["m"]) / denom
+
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        coefficients(state, lr)
+        fused.adam_step(
+            params, grads, state["m"], state["v"], state.get("v_max", state["v"]), amsgrad,
+            mode, state["_wd"], state["_decay"], state["_w"], state["_w_small"],
+            state["_w_rest"], state["_b2"], state["_one_minus_b2"], state["_bc2_sqrt"],
+            state["_eps"], state["_k"],
+        )  # fmt: skip
+
+    return Optimizer(init, update_, lr, fused_)
 
 
 class AdamSpec(SpecModel):
@@ -187,30 +214,34 @@ def adamax(
     def init(params: np.ndarray) -> State:
         check_params(params, lr, b1, b2, eps_, wd)
         state: State = {"t": counter(), "m": np.zeros_like(params), "u": np.zeros_like(params)}
-        state |= buffers(params, ("g", "a"), ("b1", "b2", "wd", "eps", "k"))
-        put(state["_b1"], b1)
+        state |= lerp_columns(params, 1.0 - f64(b1))
+        state |= buffers(params, (), ("b2", "wd", "eps", "k"))
         put(state["_b2"], b2)
         put(state["_wd"], wd)
         put(state["_eps"], eps_)
         return state
 
-    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
-        t = tick(state)
-        k = put(state["_k"], -f64(lr) * (1.0 - b1) / (1.0 - b1**t))
-        b1_c, b2_c, wd_c, eps_c = state["_b1"], state["_b2"], state["_wd"], state["_eps"]
-        gw, a = state["_g"], state["_a"]
-        for cols, head in column_blocks(params.shape[1], a.shape[1]):
-            p, g, m, u = params[:, cols], grads[:, cols], state["m"][:, cols], state["u"][:, cols]
-            if has_wd:
-                g = coupled_decay(gw[:, head], g, p, wd_c)
-            trace(m, g, b1_c)
-            np.abs(g, out=a[:, head])
-            a[:, head] += eps_c
-            u *= b2_c
-            np.maximum(u, a[:, head], out=u)
-            ratio_step(p, m, u, k, a[:, head])
+    def coefficients(state: State, lr: HParam) -> None:
+        t = float(tick(state))
+        put(state["_k"], -(f64(lr) / (1.0 - power(b1, t))))
 
-    return Optimizer(init, update_, lr)
+    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        coefficients(state, lr)
+        g = grads + state["_wd"] * params if has_wd else grads
+        m, u = state["m"], state["u"]
+        m[...] = lerp(m, g, state)
+        u *= state["_b2"]
+        np.maximum(u, np.abs(g) + state["_eps"], out=u)
+        params += (state["_k"] * m) / u
+
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        coefficients(state, lr)
+        fused.adamax_step(
+            params, grads, state["m"], state["u"], has_wd, state["_wd"], state["_w"],
+            state["_w_small"], state["_w_rest"], state["_b2"], state["_eps"], state["_k"],
+        )  # fmt: skip
+
+    return Optimizer(init, update_, lr, fused_)
 
 
 class NAdamSpec(SpecModel):
@@ -243,51 +274,44 @@ def nadam(
     """
     b1, b2 = _betas(betas)
     eps_, wd, psi = hparam(eps), hparam(weight_decay), hparam(momentum_decay)
-    has_wd = nonzero(wd)
-    sqrt_1mb2 = np.sqrt(f64(1.0 - b2))
+    mode = _decay_mode(wd, decoupled_weight_decay)
 
     def init(params: np.ndarray) -> State:
         check_params(params, lr, b1, b2, eps_, wd, psi)
-        state = _moment_state(params)
+        state = _moment_state(params, b1, b2, wd)
         state["mu_product"] = np.ones((params.shape[0], 1), dtype=np.float64)
-        state |= buffers(
-            params, ("g", "u", "s", "d"), ("b1", "b2", "wd", "k1", "k2", "eps", "decay")
-        )
-        put(state["_b1"], b1)
-        put(state["_b2"], b2)
-        put(state["_wd"], wd)
+        state |= buffers(params, (), ("eps", "bc2", "k1", "k2"))
+        put(state["_eps"], eps_)
         return state
 
-    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
-        t = tick(state)
+    def coefficients(state: State, lr: HParam) -> None:
+        t = float(tick(state))
         lr = f64(lr)
-        c = sqrt_1mb2 / np.sqrt(1.0 - b2**t)
-        mu = b1 * (1.0 - 0.5 * 0.96 ** (t * psi))
-        mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * psi))
+        put(state["_bc2"], 1.0 - power(b2, t))
+        mu = b1 * (1.0 - 0.5 * power(0.96, t * psi))
+        mu_next = b1 * (1.0 - 0.5 * power(0.96, (t + 1.0) * psi))
         mu_product = state["mu_product"]
         mu_product *= mu
-        k1 = put(state["_k1"], -lr * (1.0 - mu) / (1.0 - mu_product) / c)
-        k2 = put(state["_k2"], -lr * mu_next / (1.0 - mu_product * mu_next) * (1.0 - b1) / c)
-        e = put(state["_eps"], eps_ / c)
-        decay = put(state["_decay"], 1.0 - lr * wd)
-        b1_c, b2_c, wd_c = state["_b1"], state["_b2"], state["_wd"]
-        gw, u, s, d = state["_g"], state["_u"], state["_s"], state["_d"]
-        for cols, head in column_blocks(params.shape[1], u.shape[1]):
-            p, g, m, v = params[:, cols], grads[:, cols], state["m"][:, cols], state["v"][:, cols]
-            if has_wd and decoupled_weight_decay:
-                p *= decay
-            elif has_wd:
-                g = coupled_decay(gw[:, head], g, p, wd_c)
-            trace(m, g, b1_c)
-            square_trace(v, g, b2_c, u[:, head])
-            root_plus(d[:, head], v, e)
-            np.multiply(g, k1, out=u[:, head])
-            np.multiply(m, k2, out=s[:, head])
-            u[:, head] += s[:, head]
-            u[:, head] /= d[:, head]
-            p += u[:, head]
+        put(state["_k1"], -lr * (1.0 - mu) / (1.0 - mu_product))
+        put(state["_k2"], (-lr * mu_next) / (1.0 - mu_product * mu_next))
+        put(state["_decay"], 1.0 - lr * wd)
 
-    return Optimizer(init, update_, lr)
+    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        coefficients(state, lr)
+        g = _decay_and_moments(grads, state, params, mode)
+        denom = np.sqrt(state["v"] / state["_bc2"]) + state["_eps"]
+        params += (state["_k1"] * g) / denom
+        params += (state["_k2"] * state["m"]) / denom
+
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        coefficients(state, lr)
+        fused.nadam_step(
+            params, grads, state["m"], state["v"], mode, state["_wd"], state["_decay"],
+            state["_w"], state["_w_small"], state["_w_rest"], state["_b2"],
+            state["_one_minus_b2"], state["_bc2"], state["_eps"], state["_k1"], state["_k2"],
+        )  # fmt: skip
+
+    return Optimizer(init, update_, lr, fused_)
 
 
 class RAdamSpec(SpecModel):
@@ -317,61 +341,51 @@ def radam(
     """
     b1, b2 = _betas(betas)
     eps_, wd = hparam(eps), hparam(weight_decay)
-    has_wd = nonzero(wd)
-    sqrt_1mb2 = np.sqrt(f64(1.0 - b2))
-    rho_inf = f64(2 / (1 - b2) - 1)
+    mode = _decay_mode(wd, decoupled_weight_decay)
+    rho_inf = 2 / (1 - f64(b2)) - 1
 
     def init(params: np.ndarray) -> State:
         check_params(params, lr, b1, b2, eps_, wd)
-        state = _moment_state(params)
-        state |= buffers(params, ("g", "u", "d"), ("b1", "b2", "wd", "k", "eps", "decay"))
+        state = _moment_state(params, b1, b2, wd)
+        state |= buffers(params, (), ("eps", "one", "bc1", "lr", "bc2_sqrt", "rect"))
         state["_rectify"] = np.empty((params.shape[0], 1), dtype=np.bool_)
-        state["_warming"] = np.empty((params.shape[0], 1), dtype=np.bool_)
-        put(state["_b1"], b1)
-        put(state["_b2"], b2)
-        put(state["_wd"], wd)
-        put(state["_eps"], eps_ / sqrt_1mb2)
+        put(state["_eps"], eps_)
+        put(state["_one"], 1.0)
         return state
 
-    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
-        t = tick(state)
-        lr = f64(lr)
-        bc1 = 1 - b1**t
-        bc2 = 1 - b2**t
-        rho_t = rho_inf - 2 * t * (b2**t) / bc2
+    def coefficients(state: State, lr: HParam) -> bool:
+        """Writes the step's columns; returns whether any run takes the rectified step."""
+        t = float(tick(state))
+        bc2 = 1.0 - power(b2, t)
+        rho_t = rho_inf - 2 * t * power(b2, t) / bc2
         rectify = put(state["_rectify"], rho_t > 5.0)
-        any_rectified, mixed = bool(rectify.any()), not rectify.all()
-        warming = np.logical_not(rectify, out=state["_warming"])
-        plain = -lr * (1.0 - b1) / bc1
-        if any_rectified:
-            with np.errstate(divide="ignore", invalid="ignore"):
-                rect = np.sqrt(
-                    np.divide(
-                        (rho_t - 4) * (rho_t - 2) * rho_inf,
-                        (rho_inf - 4) * (rho_inf - 2) * rho_t,
-                    )
-                )
-            k = put(state["_k"], np.where(rectify, plain * rect * np.sqrt(bc2) / sqrt_1mb2, plain))
-        else:
-            k = put(state["_k"], plain)
-        decay = put(state["_decay"], 1.0 - lr * wd)
-        b1_c, b2_c, wd_c, e = state["_b1"], state["_b2"], state["_wd"], state["_eps"]
-        gw, u, d = state["_g"], state["_u"], state["_d"]
-        for cols, head in column_blocks(params.shape[1], u.shape[1]):
-            p, g, m, v = params[:, cols], grads[:, cols], state["m"][:, cols], state["v"][:, cols]
-            if has_wd and decoupled_weight_decay:
-                p *= decay
-            elif has_wd:
-                g = coupled_decay(gw[:, head], g, p, wd_c)
-            trace(m, g, b1_c)
-            square_trace(v, g, b2_c, u[:, head])
-            if not any_rectified:
-                scaled_step(p, m, k, u[:, head])
-                continue
-            root_plus(d[:, head], v, e)
-            if mixed:
-                # Rows still in the SGD phase divide by exactly 1.
-                np.copyto(d[:, head], 1.0, where=warming)
-            ratio_step(p, m, d[:, head], k, u[:, head])
+        put(state["_bc1"], 1.0 - power(b1, t))
+        put(state["_lr"], f64(lr))
+        put(state["_decay"], 1.0 - f64(lr) * wd)
+        if not rectify.any():
+            return False
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rect = (rho_t - 4) * (rho_t - 2) * rho_inf / ((rho_inf - 4) * (rho_inf - 2) * rho_t)
+        put(state["_rect"], np.where(rectify, power(np.where(rectify, rect, 1.0), 0.5), 1.0))
+        put(state["_bc2_sqrt"], power(bc2, 0.5))
+        return True
 
-    return Optimizer(init, update_, lr)
+    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        rectified = coefficients(state, lr)
+        _decay_and_moments(grads, state, params, mode)
+        step = state["m"] / state["_bc1"] * state["_lr"]
+        if rectified:
+            adaptive = state["_one"] / (np.sqrt(state["v"]) + state["_eps"]) * state["_bc2_sqrt"]
+            step = np.where(state["_rectify"], step * adaptive * state["_rect"], step)
+        params -= step
+
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        coefficients(state, lr)
+        fused.radam_step(
+            params, grads, state["m"], state["v"], mode, state["_wd"], state["_decay"],
+            state["_w"], state["_w_small"], state["_w_rest"], state["_b2"],
+            state["_one_minus_b2"], state["_rectify"], state["_bc1"], state["_lr"],
+            state["_one"], state["_eps"], state["_bc2_sqrt"], state["_rect"],
+        )  # fmt: skip
+
+    return Optimizer(init, update_, lr, fused_)

@@ -5,8 +5,11 @@ run). Every hyper-parameter, and the learning rate, is either a Python float (sh
 or an ``(R, 1)`` array (one value per run); :func:`hparam` normalises a spec value to that form.
 
 ``init(params) -> state`` builds the state (a dict of arrays, including the step count ``"t"``).
-``update_(grads, state, params, lr)`` is the hot path: it advances ``state`` and ``params`` in
-place, allocating nothing after the first call, and never writes to ``grads``.
+``update_(grads, state, params, lr)`` advances ``state`` and ``params`` in place and never
+writes to ``grads``: the NumPy statement of the rule, the reference. ``fused_`` (same signature,
+optional) is a compiled single-pass kernel that must equal ``update_`` bit for bit on the same
+state; :attr:`Optimizer.fast_update_` is the hot path the run loop calls (``fused_`` where there is
+one).
 ``update(grads, state, params, lr) -> (params, state)`` is the pure form (optax's signature):
 it leaves its inputs untouched and returns new arrays.
 """
@@ -37,6 +40,13 @@ class Optimizer(NamedTuple):
     #: The learning rate the spec names: the base a schedule scales, and the ``lr`` to pass to
     #: ``update_`` for a constant-rate run (a float or an ``(R, 1)`` column).
     lr: HParam = 1e-3
+    #: The compiled equivalent of ``update_`` (bit-identical), or ``None``.
+    fused_: UpdateFn | None = None
+
+    @property
+    def fast_update_(self) -> UpdateFn:
+        """The in-place update the run loop calls: ``fused_`` if the family has one."""
+        return self.fused_ if self.fused_ is not None else self.update_
 
     def update(
         self, grads: np.ndarray, state: State, params: np.ndarray, lr: HParam

@@ -141,3 +141,34 @@ def scaled_step(p: np.ndarray, u: np.ndarray, k: np.ndarray, tmp: np.ndarray) ->
     """``p += k·u``."""
     np.multiply(u, k, out=tmp)
     p += tmp
+
+
+# --- PyTorch's elementwise forms, for the references that follow its operation order ---------
+
+
+def power(base: HParam, exponent: HParam) -> HParam:
+    """``base ** exponent`` as Python computes it from floats (C ``pow``), per run for columns.
+
+    PyTorch computes bias corrections and schedules of its hyper-parameters in Python floats;
+    NumPy's vectorised ``power`` may round differently, so columns go through Python too.
+    """
+    if np.ndim(base) == 0 and np.ndim(exponent) == 0:
+        return float(base) ** float(exponent)
+    b, e = np.broadcast_arrays(np.asarray(base, dtype=np.float64), exponent)
+    values = [float(x) ** float(y) for x, y in zip(b.ravel(), e.ravel(), strict=True)]
+    return np.array(values).reshape(b.shape)
+
+
+def lerp_columns(params: np.ndarray, weight: HParam, key: str = "w") -> State:
+    """The columns :func:`lerp` takes for ``weight``: the weight and ``1 - weight`` rounded to the
+    parameters' dtype, and which of the two forms each run uses."""
+    w = put(np.empty((params.shape[0], 1), dtype=params.dtype), weight)
+    return {f"_{key}": w, f"_{key}_small": np.abs(w) < 0.5, f"_{key}_rest": 1 - w}
+
+
+def lerp(a: np.ndarray, b: np.ndarray, state: State, key: str = "w") -> np.ndarray:
+    """PyTorch's ``a.lerp(b, w)``: ``a + w·(b - a)`` for ``|w| < ½``, else ``b - (b - a)·(1 - w)``
+    (exact at both ends)."""
+    w, small, rest = state[f"_{key}"], state[f"_{key}_small"], state[f"_{key}_rest"]
+    diff = b - a
+    return np.where(small, a + w * diff, b - diff * rest)

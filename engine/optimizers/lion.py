@@ -6,6 +6,7 @@ from typing import Literal
 
 import numpy as np
 
+from engine.optimizers import fused
 from engine.optimizers.base import (
     OPTIMIZERS,
     Betas,
@@ -86,4 +87,13 @@ def lion(
             np.multiply(g, mix2, out=uh)
             m += uh
 
-    return Optimizer(init, update_, lr)
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        tick(state)
+        put(state["_k"], -f64(lr))
+        put(state["_decay"], 1.0 - f64(lr) * wd)
+        fused.lion_step(
+            params, grads, state["m"], has_wd, state["_decay"], state["_b1"], state["_mix1"],
+            state["_b2"], state["_mix2"], state["_k"],
+        )  # fmt: skip
+
+    return Optimizer(init, update_, lr, fused_)

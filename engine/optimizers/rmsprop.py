@@ -12,6 +12,7 @@ from typing import Literal
 
 import numpy as np
 
+from engine.optimizers import fused
 from engine.optimizers.base import (
     OPTIMIZERS,
     HParam,
@@ -28,16 +29,14 @@ from engine.optimizers.kernel import (
     check_params,
     column_blocks,
     counter,
-    coupled_decay,
     f64,
+    lerp,
+    lerp_columns,
     nonzero,
     put,
     ratio_step,
     root_plus,
-    scaled_step,
-    square_trace,
     tick,
-    trace,
 )
 from engine.optimizers.window import WindowStep, window_state
 from engine.specbase import SpecModel, Sweep
@@ -66,14 +65,12 @@ def rmsprop(
     """RMSprop (Hinton): ``torch.optim.RMSprop``.
 
     With ``g = grad + weight_decay·p``: ``v = α·v + (1-α)·g²`` and ``d = √v + ε``; centered, also
-    ``ḡ = α·ḡ + (1-α)·g`` and ``d = √(v - ḡ²) + ε`` (a variance instead of a second moment). The
-    step is ``p -= lr·g/d``, or with momentum ``b = momentum·b + g/d`` and ``p -= lr·b``.
-    The kernel keeps ``v`` and ``ḡ`` divided by ``1-α`` (see ``adam``), so ``alpha < 1``.
+    ``ḡ = ḡ.lerp(g, 1-α)`` and ``d = √(v - ḡ²) + ε`` (a variance instead of a second moment). The
+    step is ``p -= lr·g/d``, or with momentum ``b = momentum·b + g/d`` and ``p -= lr·b`` (per run:
+    a run with momentum 0 takes the plain step, as PyTorch does). PyTorch's operation order.
     """
     a, eps_, wd, mu = hparam(alpha), hparam(eps), hparam(weight_decay), hparam(momentum)
     has_wd, has_momentum = nonzero(wd), nonzero(mu)
-    # √v = s·√ṽ with ṽ = v/(1-α), s = √(1-α); centered: v - ḡ² = (1-α)·(ṽ - (1-α)·ḡ̃²).
-    s = np.sqrt(f64(1.0 - a))
 
     def init(params: np.ndarray) -> State:
         check_params(params, lr, a, eps_, wd, mu)
@@ -82,45 +79,48 @@ def rmsprop(
             state["g_avg"] = np.zeros_like(params)
         if has_momentum:
             state["momentum_buffer"] = np.zeros_like(params)
-        state |= buffers(
-            params, ("g", "u", "d"), ("alpha", "one_minus_alpha", "eps", "wd", "mu", "k")
-        )
+        state |= lerp_columns(params, 1.0 - f64(a))
+        state |= buffers(params, (), ("alpha", "one_minus_alpha", "eps", "wd", "mu", "k"))
         put(state["_alpha"], a)
-        put(state["_one_minus_alpha"], 1.0 - a)
-        put(state["_eps"], eps_ / s)
+        put(state["_one_minus_alpha"], 1.0 - f64(a))
+        put(state["_eps"], eps_)
         put(state["_wd"], wd)
         put(state["_mu"], mu)
+        state["_use_buf"] = state["_mu"] > 0
         return state
 
     def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
         tick(state)
-        k = put(state["_k"], -f64(lr) / s)
-        a_c, wd_c, mu_c, e = state["_alpha"], state["_wd"], state["_mu"], state["_eps"]
-        gw, u, d = state["_g"], state["_u"], state["_d"]
-        for cols, head in column_blocks(params.shape[1], u.shape[1]):
-            p, g, v = params[:, cols], grads[:, cols], state["v"][:, cols]
-            dh, uh = d[:, head], u[:, head]
-            if has_wd:
-                g = coupled_decay(gw[:, head], g, p, wd_c)
-            square_trace(v, g, a_c, uh)
-            if centered:
-                g_avg = state["g_avg"][:, cols]
-                trace(g_avg, g, a_c)
-                np.square(g_avg, out=dh)
-                dh *= state["_one_minus_alpha"]
-                np.subtract(v, dh, out=dh)
-                root_plus(dh, dh, e)
-            else:
-                root_plus(dh, v, e)
-            if has_momentum:
-                b = state["momentum_buffer"][:, cols]
-                np.divide(g, dh, out=uh)
-                trace(b, uh, mu_c)
-                scaled_step(p, b, k, uh)
-            else:
-                ratio_step(p, g, dh, k, uh)
+        k = put(state["_k"], -f64(lr))
+        g = grads + state["_wd"] * params if has_wd else grads
+        v = state["v"]
+        v *= state["_alpha"]
+        v += (state["_one_minus_alpha"] * g) * g
+        if centered:
+            g_avg = state["g_avg"]
+            g_avg[...] = lerp(g_avg, g, state)
+            avg = np.sqrt(v - g_avg * g_avg)
+        else:
+            avg = np.sqrt(v)
+        avg += state["_eps"]
+        if not has_momentum:
+            params += (k * g) / avg
+            return
+        buf, use_buf = state["momentum_buffer"], state["_use_buf"]
+        np.copyto(buf, buf * state["_mu"] + g / avg, where=use_buf)
+        np.copyto(params, np.where(use_buf, params + k * buf, params + (k * g) / avg))
 
-    return Optimizer(init, update_, lr)
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        tick(state)
+        put(state["_k"], -f64(lr))
+        fused.rmsprop_step(
+            params, grads, state["v"], state.get("g_avg", state["v"]),
+            state.get("momentum_buffer", state["v"]), centered, has_wd, state["_wd"],
+            state["_alpha"], state["_one_minus_alpha"], state["_w"], state["_w_small"],
+            state["_w_rest"], state["_eps"], state["_use_buf"], state["_mu"], state["_k"],
+        )  # fmt: skip
+
+    return Optimizer(init, update_, lr, fused_)
 
 
 class RMSpropWindowSpec(SpecModel):
@@ -172,4 +172,15 @@ def rmsprop_window(
             ratio_step(p, g, root_plus(dh, dh, e), k, uh)
         sq.finish(state)
 
-    return Optimizer(init, update_, lr)
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        tick(state)
+        sq = WindowStep(state, "sq")
+        put(state["_mean"], rho_ / sq.count_after)
+        put(state["_k"], -f64(lr))
+        fused.rmsprop_window_step(
+            params, grads, state["sq_slots"], state["sq_back"], sq.pos, sq.pos_after,
+            sq.full_after, state["_mean"], state["_mix"], state["_eps"], state["_k"],
+        )  # fmt: skip
+        sq.finish(state)
+
+    return Optimizer(init, update_, lr, fused_)

@@ -14,6 +14,7 @@ from typing import Literal
 import numpy as np
 from pydantic import model_validator
 
+from engine.optimizers import fused
 from engine.optimizers.base import (
     OPTIMIZERS,
     Fraction,
@@ -123,7 +124,15 @@ def sgd(
                     d += g
             scaled_step(p, d, k, u[:, head])
 
-    return Optimizer(init, update_, lr)
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        first = tick(state) == 1
+        put(state["_k"], -f64(lr))
+        fused.sgd_step(
+            params, grads, state.get("momentum_buffer", params), first, has_momentum, nesterov,
+            has_wd, state["_wd"], state["_mu"], state["_gain"], state["_k"],
+        )  # fmt: skip
+
+    return Optimizer(init, update_, lr, fused_)
 
 
 class DeltaRuleSpec(SpecModel):
@@ -162,4 +171,9 @@ def delta_rule(*, lr: HParam = 1e-3, momentum: HParam = 0.9) -> Optimizer:
             delta += u[:, head]
             params[:, cols] += delta
 
-    return Optimizer(init, update_, lr)
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        tick(state)
+        put(state["_k"], -f64(lr))
+        fused.delta_rule_step(params, grads, state["delta"], state["_alpha"], state["_k"])
+
+    return Optimizer(init, update_, lr, fused_)

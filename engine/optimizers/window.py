@@ -49,40 +49,41 @@ class WindowStep:
         self._key = key
         self._slots = state[f"{key}_slots"]
         self._back = state[f"{key}_back"]
-        self._pos = int(state[f"{key}_pos"])
-        self._full = bool(state[f"{key}_full"])
+        self.pos = int(state[f"{key}_pos"])
+        self.full = bool(state[f"{key}_full"])
         self.length = self._slots.shape[0]
-        folds = self._pos + 1 == self.length
-        #: Fill position and front flag once this update's item is pushed.
-        self._pos_after = 0 if folds else self._pos + 1
-        self._full_after = self._full or folds
+        folds = self.pos + 1 == self.length
+        #: Fill position and front flag before (``pos``, ``full``) and after (``pos_after``,
+        #: ``full_after``) this update's push.
+        self.pos_after = 0 if folds else self.pos + 1
+        self.full_after = self.full or folds
 
     @property
     def count_after(self) -> int:
         """Items in the window after this update's push (the window length once full)."""
-        return self.length if self._full_after else self._pos_after
+        return self.length if self.full_after else self.pos_after
 
     @property
     def count_before(self) -> int:
         """Items in the window before this update's push."""
-        return self.length if self._full else self._pos
+        return self.length if self.full else self.pos
 
     def slot(self, cols: slice) -> np.ndarray:
         """Where the caller writes this update's item (columns ``cols``) before :meth:`push`."""
-        return self._slots[self._pos, :, cols]
+        return self._slots[self.pos, :, cols]
 
     def push(self, cols: slice) -> None:
         """Add the item written to :meth:`slot` to the back block, folding it when it is full."""
         back = self._back[:, cols]
-        back += self._slots[self._pos, :, cols]
-        if self._pos + 1 == self.length:
+        back += self._slots[self.pos, :, cols]
+        if self.pos + 1 == self.length:
             for k in range(self.length - 2, -1, -1):
                 self._slots[k, :, cols] += self._slots[k + 1, :, cols]
             back[...] = 0
 
     def total(self, cols: slice, out: np.ndarray, *, pushed: bool) -> np.ndarray:
         """Sum of the window's items (columns ``cols``), before or after this update's push."""
-        pos, full = (self._pos_after, self._full_after) if pushed else (self._pos, self._full)
+        pos, full = (self.pos_after, self.full_after) if pushed else (self.pos, self.full)
         if full:
             np.add(self._back[:, cols], self._slots[pos, :, cols], out=out)
         else:
@@ -91,5 +92,5 @@ class WindowStep:
 
     def finish(self, state: State) -> None:
         """Record this update's push (after every block was pushed)."""
-        state[f"{self._key}_pos"][...] = self._pos_after
-        state[f"{self._key}_full"][...] = self._full_after
+        state[f"{self._key}_pos"][...] = self.pos_after
+        state[f"{self._key}_full"][...] = self.full_after

@@ -1,13 +1,14 @@
 """PyTorch reference trajectories for the optimizers, written to ``tests/data/optimizers_torch.npz``
 (``.venv/bin/python tests/reference/gen_optimizers.py``; needs torch).
 
-The problem is a small coupled, ill-conditioned function of six variables with a quartic term,
+The main problem is a small coupled, ill-conditioned function of six variables with a quartic term,
 
     f(x) = Σ_i [½·h_i·d_i² + ¼·q·d_i⁴] + ½·c·Σ_i (x_i - x_(i+1))²,   d = x - a,
 
 whose gradient :func:`gradient` computes with elementwise operations only (the same expression
 for NumPy arrays and torch tensors, so both libraries see bitwise-equal gradients at equal
-points). Each case names one of our optimizer specs (whose field names are PyTorch's), a base
+points); one case steps 2-D Rosenbrock from (-1.5, 2) instead (:func:`rosenbrock_gradient`).
+Each case names one of our optimizer specs (whose field names are PyTorch's), a base
 learning rate and whether the rate varies from step to step (:func:`lr_sequence`, set as the
 param group's ``lr`` before every ``step()``). :func:`torch_trajectory` runs the single-tensor
 ``torch.optim`` implementation (``foreach=False``) with torch's default dtype set to the
@@ -36,6 +37,7 @@ A = (1.0, -0.5, 0.25, 0.8, -1.2, 0.6)
 Q = 0.5
 C = 2.0
 X0 = (-1.0, 1.5, 2.0, -0.5, 0.3, -2.0)
+ROSENBROCK_X0 = (-1.5, 2.0)
 
 TORCH_CLASSES = {
     "sgd": "SGD",
@@ -50,8 +52,10 @@ TORCH_CLASSES = {
 }
 
 
-def _case(case_id: str, spec: dict[str, Any], *, varying: bool = False) -> dict[str, Any]:
-    return {"id": case_id, "spec": spec, "varying": varying}
+def _case(
+    case_id: str, spec: dict[str, Any], *, varying: bool = False, problem: str = "coupled"
+) -> dict[str, Any]:
+    return {"id": case_id, "spec": spec, "varying": varying, "problem": problem}
 
 
 CASES: list[dict[str, Any]] = [
@@ -133,6 +137,13 @@ CASES: list[dict[str, Any]] = [
         {"name": "radam", "lr": 0.002, "weight_decay": 0.1, "decoupled_weight_decay": True},
         varying=True,
     ),
+    # Ill-conditioned and sensitive: the pre-scaled moments of an earlier kernel drifted from
+    # torch here from step ~110 (2e-6 off by step 127).
+    _case(
+        "rmsprop_centered_momentum_rosenbrock",
+        {"name": "rmsprop", "lr": 1e-3, "momentum": 0.5, "centered": True},
+        problem="rosenbrock",
+    ),
 ]
 
 
@@ -159,8 +170,23 @@ def gradient(
     return h * d + Q * (d * d * d) + C * coupling
 
 
-def numpy_gradient(x: np.ndarray) -> np.ndarray:
-    """:func:`gradient` for NumPy arrays."""
+def rosenbrock_gradient(x: Any, stack: Callable[[list[Any]], Any]) -> Any:
+    """``∇f`` of 2-D Rosenbrock ``100·(y - x²)² + (1 - x)²`` for an array of shape ``(..., 2)``,
+    with the same elementwise operations for both libraries (``stack`` joins on the last axis)."""
+    a, b = x[..., 0], x[..., 1]
+    t = b - a * a
+    return stack([-400.0 * a * t - 2.0 * (1.0 - a), 200.0 * t])
+
+
+def start(case: dict[str, Any]) -> tuple[float, ...]:
+    """The start point of ``case``'s problem."""
+    return ROSENBROCK_X0 if case["problem"] == "rosenbrock" else X0
+
+
+def numpy_gradient(case: dict[str, Any], x: np.ndarray) -> np.ndarray:
+    """The gradient of ``case``'s problem for NumPy arrays."""
+    if case["problem"] == "rosenbrock":
+        return rosenbrock_gradient(x, lambda parts: np.stack(parts, axis=-1))
     return gradient(
         x, lambda v, k: np.roll(v, k, axis=-1), lambda vals: np.asarray(vals, dtype=x.dtype)
     )
@@ -178,17 +204,20 @@ def torch_trajectory(case: dict[str, Any], dtype: str, steps: int = STEPS) -> np
         cls = getattr(torch.optim, TORCH_CLASSES[spec.pop("name")])
         if "betas" in spec:
             spec["betas"] = tuple(spec["betas"])
-        x = torch.tensor(X0, dtype=tdtype, requires_grad=True)
+        x = torch.tensor(start(case), dtype=tdtype, requires_grad=True)
         opt = cls([x], foreach=False, **spec)
         out = [x.detach().numpy().copy()]
         for lr in lr_sequence(case, steps):
             opt.param_groups[0]["lr"] = float(lr)
             with torch.no_grad():
-                x.grad = gradient(
-                    x,
-                    lambda v, k: torch.roll(v, k, dims=-1),
-                    lambda vals: torch.tensor(vals, dtype=tdtype),
-                )
+                if case["problem"] == "rosenbrock":
+                    x.grad = rosenbrock_gradient(x, lambda parts: torch.stack(parts, dim=-1))
+                else:
+                    x.grad = gradient(
+                        x,
+                        lambda v, k: torch.roll(v, k, dims=-1),
+                        lambda vals: torch.tensor(vals, dtype=tdtype),
+                    )
             opt.step()
             out.append(x.detach().numpy().copy())
         return np.stack(out)

@@ -1,6 +1,7 @@
 """Properties every optimizer keeps: the pure ``update`` never mutates its inputs and equals the
-in-place ``update_``; ``update_`` never writes to the gradients and allocates nothing after
-``init``; a zero gradient gives a zero update where the rule says so; float32 stays float32."""
+in-place ``update_``; ``update_`` never writes to the gradients; the run loop's ``fast_update_``
+allocates nothing after ``init``; a zero gradient gives a zero update where the rule says so;
+float32 stays float32."""
 
 from __future__ import annotations
 
@@ -139,10 +140,10 @@ def test_float32_state_and_steps_stay_float32(variant: dict[str, Any]) -> None:
 
 
 @pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
-def test_update_allocates_nothing_after_init(variant: dict[str, Any]) -> None:
-    """tracemalloc sees NumPy's array buffers: stepping a batch of two runs over two column
-    blocks, with per-run hyper-parameters and lr column, must not raise the traced peak by
-    anything near one block, however many steps."""
+def test_fast_update_allocates_nothing_after_init(variant: dict[str, Any]) -> None:
+    """tracemalloc sees NumPy's array buffers: stepping a batch of two wide runs with per-run
+    hyper-parameters and lr column must not raise the traced peak by anything near a row of
+    parameters, however many steps."""
     rows, cols = 2, BLOCK_BYTES // 8
     specs = [variant, {**variant, "lr": 2 * build_optimizer(variant).lr}]
     opt = build_optimizer_batch(specs)
@@ -151,13 +152,13 @@ def test_update_allocates_nothing_after_init(variant: dict[str, Any]) -> None:
     grads = rng.standard_normal((rows, cols))
     lr = np.array([[1e-3], [2e-3]])
     state = opt.init(params)
-    opt.update_(grads, state, params, lr)
+    opt.fast_update_(grads, state, params, lr)
     tracemalloc.start()
     try:
         base, _ = tracemalloc.get_traced_memory()
         tracemalloc.reset_peak()
         for _ in range(25):
-            opt.update_(grads, state, params, lr)
+            opt.fast_update_(grads, state, params, lr)
         current, peak = tracemalloc.get_traced_memory()
     finally:
         tracemalloc.stop()

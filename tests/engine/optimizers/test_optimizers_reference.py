@@ -2,9 +2,15 @@
 (``tests/data/optimizers_torch.npz``, from ``tests/reference/gen_optimizers.py``) always, and —
 where torch is importable — trajectories generated live, at the committed and at random settings.
 
-The numpy replay steps the same problem from the same start with the same learning rates; each of
-the 200 float64 iterates must match to 1e-10 relative, the float32 final point to float32
-accuracy.
+The replay steps the same problem from the same start with the same learning rates through the run
+loop's path (the fused kernels, which equal the NumPy references bit for bit). Our kernels do
+PyTorch's single-tensor operations in PyTorch's order, so the float64 trajectories are
+bit-identical to torch's wherever torch rounds every operation (:data:`EXACT`). Elsewhere torch's
+CPU kernels contract ``a + α·b`` (``add_`` with ``alpha``, ``lerp_``, ``addcmul_``) into one fused
+multiply-add, rounding once where NumPy — and an IEEE compiled loop — rounds twice; whether they
+do depends on torch's CPU dispatch (AVX2/AVX-512 builds, vector body or tail), so no portable
+NumPy kernel can match it. Those cases differ by a few ulps and are held to 1e-12 over the 200
+steps. The float32 final point matches to float32 accuracy.
 """
 
 from __future__ import annotations
@@ -25,7 +31,11 @@ from tests.registered import builtin
 
 ROOT = Path(__file__).resolve().parents[3]
 REFERENCE = ROOT / "tests" / "data" / "optimizers_torch.npz"
-RTOL, ATOL = 1e-10, 1e-13
+RTOL, ATOL = 1e-12, 1e-12
+#: Cases whose 200 float64 iterates equal the committed torch trajectory bit for bit.
+EXACT = frozenset(
+    {"adamax_default", "radam_default", "radam_decoupled", "rmsprop_centered_momentum_rosenbrock"}
+)
 needs_torch = pytest.mark.skipif(
     importlib.util.find_spec("torch") is None, reason="torch is not installed"
 )
@@ -51,13 +61,13 @@ IDS = [c["id"] for c in CASES]
 def replay(case: dict[str, Any], dtype: type, steps: int = GEN.STEPS) -> np.ndarray:
     """Our iterates 0..steps on the generator's problem, stepped as the run loop does."""
     opt = build_optimizer(case["spec"])
-    x = np.asarray(GEN.X0, dtype=dtype)[None].copy()
+    x = np.asarray(GEN.start(case), dtype=dtype)[None].copy()
     state = opt.init(x)
     lr = np.empty((1, 1), dtype=dtype)
     out = [x[0].copy()]
     for value in GEN.lr_sequence(case, steps):
         lr[0, 0] = value
-        opt.update_(GEN.numpy_gradient(x), state, x, lr)
+        opt.fast_update_(GEN.numpy_gradient(case, x), state, x, lr)
         out.append(x[0].copy())
     return np.stack(out)
 
@@ -91,8 +101,12 @@ def test_every_torch_optimizer_and_flag_is_covered() -> None:
 def test_float64_trajectory_matches_torch(case: dict[str, Any]) -> None:
     ours = replay(case, np.float64)
     ref = DATA[f"traj64__{case['id']}"]
-    assert ours.dtype == np.float64 and ours.shape == ref.shape == (GEN.STEPS + 1, len(GEN.X0))
-    np.testing.assert_allclose(ours, ref, rtol=RTOL, atol=ATOL)
+    assert ours.dtype == np.float64 and ours.shape == ref.shape
+    assert ref.shape == (GEN.STEPS + 1, len(GEN.start(case)))
+    if case["id"] in EXACT:
+        np.testing.assert_array_equal(ours, ref)
+    else:
+        np.testing.assert_allclose(ours, ref, rtol=RTOL, atol=ATOL)
     assert np.ptp(ref, axis=0).max() > 0.1  # the case moves: the comparison is not vacuous
 
 
@@ -110,6 +124,14 @@ def test_live_torch_matches_committed_and_ours(case: dict[str, Any]) -> None:
     live = GEN.torch_trajectory(case, "float64")
     np.testing.assert_allclose(live, DATA[f"traj64__{case['id']}"], rtol=1e-12, atol=1e-15)
     np.testing.assert_allclose(replay(case, np.float64), live, rtol=RTOL, atol=ATOL)
+
+
+def test_every_case_not_bit_identical_is_close_and_the_exact_ones_are_real() -> None:
+    """The split into exact and ulp-close cases is measured, not assumed: every exact case moves
+    and every other case really differs from torch somewhere."""
+    for case in CASES:
+        same = np.array_equal(replay(case, np.float64), DATA[f"traj64__{case['id']}"])
+        assert same == (case["id"] in EXACT), case["id"]
 
 
 BETA = st.floats(0.0, 0.99)
@@ -169,7 +191,12 @@ RANDOM_SPECS = {
 def random_cases(draw: st.DrawFn) -> dict[str, Any]:
     name = draw(st.sampled_from(sorted(RANDOM_SPECS)))
     fields = draw(RANDOM_SPECS[name])
-    return {"id": "random", "spec": {"name": name, **fields}, "varying": draw(st.booleans())}
+    return {
+        "id": "random",
+        "spec": {"name": name, **fields},
+        "varying": draw(st.booleans()),
+        "problem": "coupled",
+    }
 
 
 @needs_torch

@@ -1,0 +1,53 @@
+"""Compiled kernels: numba's ``njit`` with the engine's settings, and where its cache lives.
+
+Every compiled kernel uses ``error_model='numpy'`` (division by zero gives inf/nan as in NumPy,
+no exception checks in the loops), ``cache=True`` (machine code is written next to the module or
+in :data:`CACHE_ENV`, so a process compiles a kernel once per installation, not once per start)
+and no ``fastmath``: IEEE semantics, no reassociation and no FMA contraction, so a compiled loop
+rounds exactly as the NumPy expression it replaces.
+
+Where the package directory is read-only (an installed wheel, a container) numba falls back to a
+per-user cache directory; when that is not writable either (a worker without a home), the cache
+goes to a directory under the system's temporary directory instead of failing at import.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+CACHE_ENV = "NUMBA_CACHE_DIR"
+
+
+def _writable(path: Path) -> bool:
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:
+        return False
+    return os.access(path, os.W_OK)
+
+
+def _choose_cache_dir() -> None:
+    """Set :data:`CACHE_ENV` when neither the package directory nor the user cache is writable."""
+    if os.environ.get(CACHE_ENV):
+        return
+    if os.access(Path(__file__).resolve().parent, os.W_OK):
+        return
+    user = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "optbench-numba"
+    chosen = user if _writable(user) else Path(tempfile.gettempdir()) / "optbench-numba"
+    os.environ[CACHE_ENV] = str(chosen)
+
+
+_choose_cache_dir()
+
+import numba  # noqa: E402 — after the cache directory is chosen
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+def njit(fn: F) -> F:
+    """``numba.njit`` with the engine's settings (see the module docstring)."""
+    return numba.njit(error_model="numpy", cache=True)(fn)  # type: ignore[return-value]

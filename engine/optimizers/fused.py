@@ -1,0 +1,420 @@
+"""Fused optimizer kernels: one compiled pass over the ``(R, N)`` buffer per update.
+
+Each kernel reads every state array once and writes it once, element by element, doing the same
+floating-point operations in the same order as the family's NumPy reference (``update_``), which
+is the readable statement of the rule; the tests hold the two to bit equality. Per-run
+coefficients arrive as the reference's ``(R, 1)`` columns of the parameters' dtype (computed once
+per update in float64 and rounded once), so a float32 kernel does float32 arithmetic only: there
+is no literal constant in a kernel's arithmetic, since a float64 literal would widen it.
+
+``lerp`` is PyTorch's two-sided form: ``a + w·(b - a)`` for ``|w| < ½`` and ``b - (b - a)·(1 - w)``
+otherwise; ``maximum`` propagates NaN as ``np.maximum`` and ``torch.maximum`` do.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from engine.jit import njit
+
+# Weight-decay modes of the kernels that offer both.
+NO_DECAY, L2_DECAY, DECOUPLED_DECAY = 0, 1, 2
+
+
+@njit
+def lerp(a, b, w, small, one_minus_w):
+    if small:
+        return a + w * (b - a)
+    return b - (b - a) * one_minus_w
+
+
+@njit
+def maximum(a, b):
+    if a != a or b != b:
+        return a + b
+    return a if a >= b else b
+
+
+@njit
+def sgd_step(p, g, buf, first, momentum, nesterov, has_wd, wd, mu, gain, k):
+    rows, cols = p.shape
+    for r in range(rows):
+        wd_r, mu_r, gain_r, k_r = wd[r, 0], mu[r, 0], gain[r, 0], k[r, 0]
+        for j in range(cols):
+            gj = g[r, j]
+            if has_wd:
+                gj = gj + wd_r * p[r, j]
+            d = gj
+            if momentum:
+                b = gj if first else buf[r, j] * mu_r + gain_r * gj
+                buf[r, j] = b
+                d = gj + mu_r * b if nesterov else b
+            p[r, j] = p[r, j] + k_r * d
+
+
+@njit
+def delta_rule_step(p, g, delta, alpha, k):
+    rows, cols = p.shape
+    for r in range(rows):
+        alpha_r, k_r = alpha[r, 0], k[r, 0]
+        for j in range(cols):
+            d = delta[r, j] * alpha_r + g[r, j] * k_r
+            delta[r, j] = d
+            p[r, j] = p[r, j] + d
+
+
+@njit
+def adagrad_step(p, g, acc, has_wd, wd, eps, k):
+    rows, cols = p.shape
+    for r in range(rows):
+        wd_r, eps_r, k_r = wd[r, 0], eps[r, 0], k[r, 0]
+        for j in range(cols):
+            gj = g[r, j]
+            if has_wd:
+                gj = gj + wd_r * p[r, j]
+            s = acc[r, j] + gj * gj
+            acc[r, j] = s
+            p[r, j] = p[r, j] + (k_r * gj) / (np.sqrt(s) + eps_r)
+
+
+@njit
+def rmsprop_step(
+    p,
+    g,
+    v,
+    g_avg,
+    buf,
+    centered,
+    has_wd,
+    wd,
+    alpha,
+    one_minus_alpha,
+    w,
+    small,
+    one_minus_w,
+    eps,
+    use_buf,
+    mu,
+    k,
+):
+    rows, cols = p.shape
+    for r in range(rows):
+        wd_r, a_r, oma_r, eps_r, mu_r, k_r = (
+            wd[r, 0],
+            alpha[r, 0],
+            one_minus_alpha[r, 0],
+            eps[r, 0],
+            mu[r, 0],
+            k[r, 0],
+        )
+        w_r, small_r, omw_r, buf_r = w[r, 0], small[r, 0], one_minus_w[r, 0], use_buf[r, 0]
+        for j in range(cols):
+            gj = g[r, j]
+            if has_wd:
+                gj = gj + wd_r * p[r, j]
+            vj = v[r, j] * a_r + (oma_r * gj) * gj
+            v[r, j] = vj
+            if centered:
+                ga = lerp(g_avg[r, j], gj, w_r, small_r, omw_r)
+                g_avg[r, j] = ga
+                avg = np.sqrt(vj - ga * ga) + eps_r
+            else:
+                avg = np.sqrt(vj) + eps_r
+            if buf_r:
+                b = buf[r, j] * mu_r + gj / avg
+                buf[r, j] = b
+                p[r, j] = p[r, j] + k_r * b
+            else:
+                p[r, j] = p[r, j] + (k_r * gj) / avg
+
+
+@njit
+def adadelta_step(p, g, v, u, has_wd, wd, rho, one_minus_rho, eps, k):
+    rows, cols = p.shape
+    for r in range(rows):
+        wd_r, rho_r, omr_r = wd[r, 0], rho[r, 0], one_minus_rho[r, 0]
+        eps_r, k_r = eps[r, 0], k[r, 0]
+        for j in range(cols):
+            gj = g[r, j]
+            if has_wd:
+                gj = gj + wd_r * p[r, j]
+            vj = v[r, j] * rho_r + (omr_r * gj) * gj
+            v[r, j] = vj
+            delta = np.sqrt(u[r, j] + eps_r) / np.sqrt(vj + eps_r) * gj
+            u[r, j] = u[r, j] * rho_r + (omr_r * delta) * delta
+            p[r, j] = p[r, j] + k_r * delta
+
+
+@njit
+def adam_step(
+    p,
+    g,
+    m,
+    v,
+    v_max,
+    amsgrad,
+    decay_mode,
+    wd,
+    decay,
+    w,
+    small,
+    one_minus_w,
+    b2,
+    one_minus_b2,
+    bc2_sqrt,
+    eps,
+    k,
+):
+    rows, cols = p.shape
+    for r in range(rows):
+        wd_r, decay_r, w_r, small_r, omw_r = (
+            wd[r, 0],
+            decay[r, 0],
+            w[r, 0],
+            small[r, 0],
+            one_minus_w[r, 0],
+        )
+        b2_r, omb2_r, bc2s_r, eps_r, k_r = (
+            b2[r, 0],
+            one_minus_b2[r, 0],
+            bc2_sqrt[r, 0],
+            eps[r, 0],
+            k[r, 0],
+        )
+        for j in range(cols):
+            pj, gj = p[r, j], g[r, j]
+            if decay_mode == DECOUPLED_DECAY:
+                pj = pj * decay_r
+            elif decay_mode == L2_DECAY:
+                gj = gj + wd_r * pj
+            mj = lerp(m[r, j], gj, w_r, small_r, omw_r)
+            m[r, j] = mj
+            vj = v[r, j] * b2_r + (omb2_r * gj) * gj
+            v[r, j] = vj
+            if amsgrad:
+                vj = maximum(v_max[r, j], vj)
+                v_max[r, j] = vj
+            p[r, j] = pj + (k_r * mj) / (np.sqrt(vj) / bc2s_r + eps_r)
+
+
+@njit
+def adamax_step(p, g, m, u, has_wd, wd, w, small, one_minus_w, b2, eps, k):
+    rows, cols = p.shape
+    for r in range(rows):
+        wd_r, w_r, small_r, omw_r, b2_r, eps_r, k_r = (
+            wd[r, 0],
+            w[r, 0],
+            small[r, 0],
+            one_minus_w[r, 0],
+            b2[r, 0],
+            eps[r, 0],
+            k[r, 0],
+        )
+        for j in range(cols):
+            gj = g[r, j]
+            if has_wd:
+                gj = gj + wd_r * p[r, j]
+            mj = lerp(m[r, j], gj, w_r, small_r, omw_r)
+            m[r, j] = mj
+            uj = maximum(u[r, j] * b2_r, np.abs(gj) + eps_r)
+            u[r, j] = uj
+            p[r, j] = p[r, j] + (k_r * mj) / uj
+
+
+@njit
+def nadam_step(
+    p, g, m, v, decay_mode, wd, decay, w, small, one_minus_w, b2, one_minus_b2, bc2, eps, k1, k2
+):
+    rows, cols = p.shape
+    for r in range(rows):
+        wd_r, decay_r, w_r, small_r, omw_r = (
+            wd[r, 0],
+            decay[r, 0],
+            w[r, 0],
+            small[r, 0],
+            one_minus_w[r, 0],
+        )
+        b2_r, omb2_r, bc2_r, eps_r, k1_r, k2_r = (
+            b2[r, 0],
+            one_minus_b2[r, 0],
+            bc2[r, 0],
+            eps[r, 0],
+            k1[r, 0],
+            k2[r, 0],
+        )
+        for j in range(cols):
+            pj, gj = p[r, j], g[r, j]
+            if decay_mode == DECOUPLED_DECAY:
+                pj = pj * decay_r
+            elif decay_mode == L2_DECAY:
+                gj = gj + wd_r * pj
+            mj = lerp(m[r, j], gj, w_r, small_r, omw_r)
+            m[r, j] = mj
+            vj = v[r, j] * b2_r + (omb2_r * gj) * gj
+            v[r, j] = vj
+            den = np.sqrt(vj / bc2_r) + eps_r
+            pj = pj + (k1_r * gj) / den
+            p[r, j] = pj + (k2_r * mj) / den
+
+
+@njit
+def radam_step(
+    p,
+    g,
+    m,
+    v,
+    decay_mode,
+    wd,
+    decay,
+    w,
+    small,
+    one_minus_w,
+    b2,
+    one_minus_b2,
+    rectify,
+    bc1,
+    lr,
+    one,
+    eps,
+    bc2_sqrt,
+    rect,
+):
+    rows, cols = p.shape
+    for r in range(rows):
+        wd_r, decay_r, w_r, small_r, omw_r = (
+            wd[r, 0],
+            decay[r, 0],
+            w[r, 0],
+            small[r, 0],
+            one_minus_w[r, 0],
+        )
+        b2_r, omb2_r, rectify_r, bc1_r, lr_r = (
+            b2[r, 0],
+            one_minus_b2[r, 0],
+            rectify[r, 0],
+            bc1[r, 0],
+            lr[r, 0],
+        )
+        one_r, eps_r, bc2s_r, rect_r = one[r, 0], eps[r, 0], bc2_sqrt[r, 0], rect[r, 0]
+        for j in range(cols):
+            pj, gj = p[r, j], g[r, j]
+            if decay_mode == DECOUPLED_DECAY:
+                pj = pj * decay_r
+            elif decay_mode == L2_DECAY:
+                gj = gj + wd_r * pj
+            mj = lerp(m[r, j], gj, w_r, small_r, omw_r)
+            m[r, j] = mj
+            vj = v[r, j] * b2_r + (omb2_r * gj) * gj
+            v[r, j] = vj
+            step = mj / bc1_r * lr_r
+            if rectify_r:
+                step = step * (one_r / (np.sqrt(vj) + eps_r) * bc2s_r) * rect_r
+            p[r, j] = pj - step
+
+
+@njit
+def lion_step(p, g, m, has_wd, decay, b1, one_minus_b1, b2, one_minus_b2, k):
+    rows, cols = p.shape
+    for r in range(rows):
+        decay_r, b1_r, omb1_r, b2_r, omb2_r, k_r = (
+            decay[r, 0],
+            b1[r, 0],
+            one_minus_b1[r, 0],
+            b2[r, 0],
+            one_minus_b2[r, 0],
+            k[r, 0],
+        )
+        for j in range(cols):
+            pj, gj, mj = p[r, j], g[r, j], m[r, j]
+            if has_wd:
+                pj = pj * decay_r
+            c = np.sign(mj * b1_r + omb1_r * gj)
+            p[r, j] = pj + k_r * c
+            m[r, j] = mj * b2_r + omb2_r * gj
+
+
+@njit
+def window_total(slots, back, r, j, pos, full):
+    """The window's sum at element ``(r, j)`` with fill position ``pos``."""
+    if full:
+        return back[r, j] + slots[pos, r, j]
+    return back[r, j]
+
+
+@njit
+def window_store(slots, back, r, j, pos, x, zero):
+    """Write ``x`` at ``pos`` and add it to the back block, folding the block when it fills."""
+    slots[pos, r, j] = x
+    back[r, j] = back[r, j] + x
+    length = slots.shape[0]
+    if pos + 1 == length:
+        for q in range(length - 2, -1, -1):
+            slots[q, r, j] = slots[q, r, j] + slots[q + 1, r, j]
+        back[r, j] = zero
+
+
+@njit
+def rmsprop_window_step(p, g, slots, back, pos, pos_after, full_after, mean, mix, eps, k):
+    rows, cols = p.shape
+    for r in range(rows):
+        mean_r, mix_r, eps_r, k_r = mean[r, 0], mix[r, 0], eps[r, 0], k[r, 0]
+        zero = mix_r - mix_r
+        for j in range(cols):
+            gj = g[r, j]
+            g2 = gj * gj
+            window_store(slots, back, r, j, pos, g2, zero)
+            total = window_total(slots, back, r, j, pos_after, full_after)
+            den = np.sqrt(total * mean_r + g2 * mix_r) + eps_r
+            p[r, j] = p[r, j] + gj / den * k_r
+
+
+@njit
+def adadelta_window_step(
+    p,
+    g,
+    delta,
+    sq_slots,
+    sq_back,
+    sq_pos,
+    sq_pos_after,
+    sq_full_after,
+    use_dsq,
+    dsq_slots,
+    dsq_back,
+    dsq_pos,
+    dsq_full,
+    mean1,
+    mix1,
+    mean2,
+    mix2,
+    eps,
+    k,
+):
+    rows, cols = p.shape
+    for r in range(rows):
+        mean1_r, mix1_r, mean2_r, mix2_r, eps_r, k_r = (
+            mean1[r, 0],
+            mix1[r, 0],
+            mean2[r, 0],
+            mix2[r, 0],
+            eps[r, 0],
+            k[r, 0],
+        )
+        zero = mix1_r - mix1_r
+        for j in range(cols):
+            gj = g[r, j]
+            g2 = gj * gj
+            window_store(sq_slots, sq_back, r, j, sq_pos, g2, zero)
+            total = window_total(sq_slots, sq_back, r, j, sq_pos_after, sq_full_after)
+            den = np.sqrt(total * mean1_r + g2 * mix1_r) + eps_r
+            dj = delta[r, j]
+            d2 = dj * dj
+            if use_dsq:
+                num = window_total(dsq_slots, dsq_back, r, j, dsq_pos, dsq_full) * mean2_r
+                window_store(dsq_slots, dsq_back, r, j, dsq_pos, d2, zero)
+                num = num + d2 * mix2_r
+            else:
+                num = d2 * mix2_r
+            step = np.sqrt(num + eps_r) / den * gj * k_r
+            delta[r, j] = step
+            p[r, j] = p[r, j] + step

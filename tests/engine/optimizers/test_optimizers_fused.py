@@ -1,0 +1,85 @@
+"""The fused kernels equal the NumPy references bit for bit (torch's "fused equals for-loop" test).
+
+``Optimizer.fast_update_`` (the compiled single-pass kernel the run loop calls) and ``update_`` (the
+NumPy statement of the rule) start from equal states and see the same gradients and learning
+rates; after every update the parameters and every state array must be equal bit for bit — for
+every optimizer and flag combination, batches with per-run hyper-parameters and learning rates,
+both dtypes, rows wide enough for the compiled loops' vector bodies, and gradients that turn
+non-finite (NaN and inf must propagate the same way).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from test_optimizers_batching import BATCHES, gradient, lr_table, start
+from test_optimizers_properties import IDS, VARIANTS
+
+from engine.optimizers import OPTIMIZERS, build_optimizer, build_optimizer_batch
+from engine.optimizers.base import Optimizer, State
+
+STEPS = 40
+
+
+def assert_same(a: np.ndarray, b: np.ndarray, what: str) -> None:
+    assert a.dtype == b.dtype and a.shape == b.shape, what
+    # Bitwise: equal values, equal NaN positions, and the same sign of zero.
+    np.testing.assert_array_equal(
+        np.atleast_1d(a).view(np.uint8), np.atleast_1d(b).view(np.uint8), err_msg=what
+    )
+
+
+def lockstep(opt: Optimizer, x0: np.ndarray, lrs: np.ndarray, *, poison: bool = False) -> None:
+    """Step a reference and a fused copy side by side, comparing everything after each step."""
+    ref_x, fused_x = x0.copy(), x0.copy()
+    ref_state, fused_state = opt.init(ref_x), opt.init(fused_x)
+    lr = np.empty((x0.shape[0], 1), dtype=x0.dtype)
+    for t in range(lrs.shape[1]):
+        lr[:, 0] = lrs[:, t]
+        g = gradient(ref_x)
+        if poison and t == lrs.shape[1] // 2:
+            g[0, ::3] = np.nan
+            g[-1, 1::4] = np.inf
+        grads = g.copy()
+        opt.update_(g, ref_state, ref_x, lr)
+        opt.fast_update_(grads, fused_state, fused_x, lr)
+        assert_same(fused_x, ref_x, f"params after update {t + 1}")
+        assert_same(grads, g, "gradients untouched")
+        compare_states(fused_state, ref_state, t)
+
+
+def compare_states(fused_state: State, ref_state: State, t: int) -> None:
+    assert fused_state.keys() == ref_state.keys()
+    for key, value in ref_state.items():
+        if not key.startswith("_"):  # scratch columns are the kernels' own business
+            assert_same(fused_state[key], value, f"state {key!r} after update {t + 1}")
+
+
+def test_every_optimizer_has_a_fused_kernel() -> None:
+    for name in OPTIMIZERS.names():
+        assert build_optimizer({"name": name}).fused_ is not None, name
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("variant", VARIANTS, ids=IDS)
+def test_fused_equals_reference_for_every_flag(variant: dict[str, Any], dtype: type) -> None:
+    opt = build_optimizer(variant)
+    lockstep(opt, start(2, 37, dtype), lr_table([variant, variant], STEPS))
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch", sorted(BATCHES))
+def test_fused_equals_reference_on_batches(batch: str, dtype: type) -> None:
+    """Per-run hyper-parameter columns, per-run learning rates; wide rows (vector bodies)."""
+    specs = BATCHES[batch]
+    lockstep(build_optimizer_batch(specs), start(len(specs), 301, dtype), lr_table(specs, STEPS))
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+@pytest.mark.parametrize("batch", sorted(BATCHES))
+def test_fused_equals_reference_through_non_finite_gradients(batch: str) -> None:
+    specs = BATCHES[batch]
+    x0 = start(len(specs), 23, np.float64)
+    lockstep(build_optimizer_batch(specs), x0, lr_table(specs, 12), poison=True)
