@@ -6,6 +6,7 @@ from typing import Literal
 
 import numpy as np
 
+from engine.optimizers import fused
 from engine.optimizers.base import (
     OPTIMIZERS,
     HParam,
@@ -84,4 +85,11 @@ def adagrad_seed(
             np.square(g, out=u[:, head])
             acc += u[:, head]
 
-    return Optimizer(init, update_, lr)
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        tick(state)
+        put(state["_k"], -f64(lr))
+        fused.adagrad_seed_step(
+            params, grads, state["sum"], has_wd, state["_wd"], state["_eps"], state["_k"]
+        )
+
+    return Optimizer(init, update_, lr, fused_)

@@ -78,6 +78,19 @@ def adagrad_step(p, g, acc, has_wd, wd, eps, k):
 
 
 @njit
+def adagrad_seed_step(p, g, acc, has_wd, wd, eps, k):
+    rows, cols = p.shape
+    for r in range(rows):
+        wd_r, eps_r, k_r = wd[r, 0], eps[r, 0], k[r, 0]
+        for j in range(cols):
+            gj = g[r, j]
+            if has_wd:
+                gj = gj + wd_r * p[r, j]
+            p[r, j] = p[r, j] + gj / (np.sqrt(acc[r, j]) + eps_r) * k_r
+            acc[r, j] = acc[r, j] + gj * gj
+
+
+@njit
 def rmsprop_step(
     p,
     g,
