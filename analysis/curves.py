@@ -131,16 +131,23 @@ def _span(points: np.ndarray, box: tuple[float, float] | None) -> tuple[float, f
     return lo - pad, hi + pad
 
 
+#: Trajectory points of all seeds but the landscape's, shared between those runs.
+OTHER_SEED_POINTS = 20_000
+
+
 def problem_contour(
     groups: Sequence[Group], max_points: int = 400, n: int = SURFACE_POINTS
 ) -> dict[str, Any] | None:
-    """For a 2-D problem: its noise-free loss on an ``n × n`` grid and one trajectory per group.
+    """For a 2-D problem: its noise-free loss on an ``n × n`` grid, its known minimisers and the
+    trajectory of every run.
 
     The landscape is the engine's own ``Problem.loss`` for the instance of the smallest seed (a
     seeded problem, e.g. the rotated quadratic, differs between seeds), evaluated row by row on a
     grid covering the trajectories of that seed and the problem's start box; ``z[j][i]`` is the
-    loss at ``(x[i], y[j])``. Only evaluates the closed-form loss — no optimizer runs. ``None``
-    for a problem that is not 2-D or has no trajectory yet.
+    loss at ``(x[i], y[j])``. Only evaluates the closed-form loss — no optimizer runs. That seed's
+    trajectories keep ``max_points`` points; the other seeds' share :data:`OTHER_SEED_POINTS`
+    between them, so the summary of a large sweep stays small. ``None`` for a problem that is not
+    2-D or has no trajectory yet.
     """
     from pydantic import TypeAdapter
 
@@ -151,19 +158,29 @@ def problem_contour(
     if spec.num_params() != 2:
         return None
     seed = min(s for g in groups for s in g.seeds)
-    trajectories = []
-    for g in groups:
-        rec = next((r for r in g.records if int(r["spec"]["seed"]) == seed), None)
-        if rec is None or curve_of(rec, "params_x") is None or curve_of(rec, "params_y") is None:
-            continue
-        xs, ys = _subsample(rec["params_x"], max_points), _subsample(rec["params_y"], max_points)
-        trajectories.append({"group_id": g.id, "solver": g.solver_label, "x": xs, "y": ys})
-    if not trajectories:
+    drawn = [
+        (g, r)
+        for g in groups
+        for r in g.records
+        if curve_of(r, "params_x") is not None and curve_of(r, "params_y") is not None
+    ]
+    others = sum(int(r["spec"]["seed"]) != seed for _, r in drawn)
+    budget = max(16, OTHER_SEED_POINTS // max(1, others))
+    trajectories: list[dict[str, Any]] = []
+    for g, rec in drawn:
+        run_seed = int(rec["spec"]["seed"])
+        points = max_points if run_seed == seed else min(max_points, budget)
+        xs, ys = _subsample(rec["params_x"], points), _subsample(rec["params_y"], points)
+        trajectories.append(
+            {"group_id": g.id, "solver": g.solver_label, "seed": run_seed, "x": xs, "y": ys}
+        )
+    if not any(t["seed"] == seed for t in trajectories):
         return None
     problem = build_problem(spec, [seed] * n, np.float64)
     bounds = getattr(problem, "plot_bounds", None) or (None, None)
-    all_x = floats([v for t in trajectories for v in t["x"]])
-    all_y = floats([v for t in trajectories for v in t["y"]])
+    main = [t for t in trajectories if t["seed"] == seed]
+    all_x = floats([v for t in main for v in t["x"]])
+    all_y = floats([v for t in main for v in t["y"]])
     gx = np.linspace(*_span(all_x, bounds[0]), n)
     gy = np.linspace(*_span(all_y, bounds[1]), n)
     z = []
@@ -171,10 +188,12 @@ def problem_contour(
         for yj in gy:
             row = problem.loss(np.column_stack([gx, np.full(n, yj)]))
             z.append([json_num(v) for v in row])
+    minimizers = getattr(problem, "minimizers", None)
     return {
         "seed": seed,
         "x": gx.tolist(),
         "y": gy.tolist(),
         "z": z,
+        "minimizers": [] if minimizers is None else np.asarray(minimizers()).tolist(),
         "trajectories": trajectories,
     }

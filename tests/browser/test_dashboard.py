@@ -1,7 +1,8 @@
-"""The dashboard in headless Chromium against a live service: submit → watch progress → curves.
+"""The dashboard in headless Chromium against a live service, at 1280×800.
 
 Needs Debian's ``chromium`` (``apt-get install chromium``); skipped only when it is absent and
-``CI`` is unset. Playwright drives the system browser (no downloaded browser build).
+``CI`` is unset. Playwright drives the system browser (no downloaded browser build). The tests also
+write the screenshots the README links to (``docs/screenshots/``).
 """
 
 from __future__ import annotations
@@ -9,13 +10,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
 from tests.client.live import LiveService
+from tests.conftest import ROOT, wait_for
 
 pytestmark = [pytest.mark.browser, pytest.mark.e2e]
 
@@ -28,19 +32,35 @@ ARGS = [
     "--disable-sync",
     "--no-first-run",
 ]
-SPEC: dict[str, Any] = {
+SHOTS = ROOT / "docs" / "screenshots"
+VIEWPORT = {"width": 1280, "height": 800}
+#: An lr sweep on Rosenbrock where SGD at the largest rate diverges (loss ~1e13 within 10 steps)
+#: while Adam at lr=0.1 reaches ~1e-22: ten groups, three seeds.
+SWEEP: dict[str, Any] = {
+    "name": "lr-sweep",
+    "description": "SGD with momentum, Adam and RMSprop over learning-rate grids on Rosenbrock; "
+    "the largest SGD rate diverges.",
+    "tags": ["sweep", "demo"],
+    "problems": [{"name": "rosenbrock", "dim": 2, "init": [-1.5, 2.0]}],
+    "optimizers": [
+        {"name": "sgd", "lr": [0.0001, 0.0003, 0.001, 0.003], "momentum": 0.9},
+        {"name": "adam", "lr": [0.003, 0.01, 0.03, 0.1]},
+        {"name": "rmsprop", "lr": [0.001, 0.01]},
+    ],
+    "seeds": [0, 1, 2],
+    "steps": 2000,
+    "target_loss": 0.01,
+}
+SMALL: dict[str, Any] = {
     "name": "browser-e2e",
     "description": "Adam at two learning rates against SGD with momentum.",
     "problems": [{"name": "rosenbrock", "dim": 2}],
-    "optimizers": [
-        {"name": "adam", "lr": [0.01, 0.05]},
-        {"name": "sgd", "lr": 0.001, "momentum": 0.9},
-    ],
+    "optimizers": [{"name": "adam", "lr": [0.01, 0.05]}, {"name": "sgd", "lr": 0.001}],
     "seeds": [0, 1, 2],
     "steps": 30000,
     "target_loss": 0.01,
 }
-LONG_SPEC: dict[str, Any] = {**SPEC, "name": "to-cancel", "steps": 100000, "seeds": list(range(20))}
+LONG: dict[str, Any] = {**SMALL, "name": "to-cancel", "steps": 100000, "seeds": list(range(20))}
 
 
 @pytest.fixture(scope="module")
@@ -57,104 +77,314 @@ def browser() -> Iterator[Any]:
         browser.close()
 
 
-@pytest.fixture
-def page(browser: Any, live_service: LiveService) -> Iterator[Any]:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    page = context.new_page()
+def new_page(browser: Any, **context: Any) -> Any:
+    ctx = browser.new_context(viewport=VIEWPORT, accept_downloads=True, **context)
+    page = ctx.new_page()
     page.set_default_timeout(30_000)
     page.errors = []
     page.requests = []
     page.on("pageerror", lambda exc: page.errors.append(str(exc)))
     page.on("console", lambda msg: page.errors.append(msg.text) if msg.type == "error" else None)
     page.on("request", lambda req: page.requests.append(req))
+    return page
+
+
+@pytest.fixture
+def page(browser: Any, live_service: LiveService) -> Iterator[Any]:
+    page = new_page(browser)
     yield page
-    context.close()
+    page.context.close()
 
 
-def submit_from_form(page: Any, url: str, spec: dict[str, Any], runs: int) -> str:
-    page.goto(f"{url}/#/new")
-    page.wait_for_selector("#catalog .chip >> text=adam")
-    page.fill("#spec-text", json.dumps(spec, indent=2))
-    page.click("#dry-run")
-    page.wait_for_selector("#form-msg.ok")
-    assert page.inner_text("#form-msg") == f"Valid: {runs} runs."
-    page.click("#submit-spec")
-    page.wait_for_url("**/#/experiments/*")
-    return str(page.url.rsplit("/", 1)[1])
+def submit(url: str, spec: dict[str, Any]) -> str:
+    response = httpx.post(f"{url}/v1/experiments", json=spec, timeout=30)
+    assert response.status_code == 202, response.text
+    return str(response.json()["id"])
 
 
-def test_submit_watch_progress_and_see_the_curves(
-    page: Any, live_service: LiveService, tmp_path: Path
+def finished(url: str, experiment_id: str, timeout: float = 180.0) -> dict[str, Any]:
+    def done() -> bool:
+        body = httpx.get(f"{url}/v1/experiments/{experiment_id}", timeout=10).json()
+        terminal = body["status"] in ("succeeded", "failed", "cancelled")
+        return terminal and not body["counts"]["running"]
+
+    wait_for(done, timeout, f"experiment {experiment_id} to finish", interval=0.5)
+    return dict(httpx.get(f"{url}/v1/experiments/{experiment_id}", timeout=10).json())
+
+
+@pytest.fixture(scope="module")
+def sweep(live_service: LiveService) -> str:
+    experiment_id = submit(live_service.url, SWEEP)
+    finished(live_service.url, experiment_id)
+    return experiment_id
+
+
+def shot(page: Any, name: str, selector: str | None = None) -> None:
+    """A 1280×800 screenshot of the view (scrolled to ``selector`` first) for the README."""
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    if selector:
+        page.locator(selector).first.scroll_into_view_if_needed()
+        page.evaluate(f"document.querySelector({json.dumps(selector)}).scrollIntoView()")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(SHOTS / f"{name}.png"))
+
+
+#: The share of the plot height between the highest and lowest drawn point of the series that did
+#: not diverge (measured with the plot's own value→pixel mapping).
+SPAN = """(el, wanted) => {
+  const u = el.uplot;
+  const dpr = window.devicePixelRatio || 1;
+  let top = Infinity, bottom = -Infinity;
+  u.series.forEach((s, k) => {
+    if (!k || !wanted.includes(s.label)) return;
+    u.data[k].forEach((v) => {
+      if (v === null || v === undefined) return;
+      const y = u.valToPos(v, 'y');
+      top = Math.min(top, y); bottom = Math.max(bottom, y);
+    });
+  });
+  return (bottom - top) / (u.bbox.height / dpr);
+}"""
+
+
+def test_a_diverged_run_does_not_flatten_the_other_curves(
+    page: Any, live_service: LiveService, sweep: str
 ) -> None:
     url = live_service.url
-    experiment_id = submit_from_form(page, url, SPEC, 9)
-    page.wait_for_selector("#exp-name >> text=browser-e2e")
-    # Watch: the progress bar moves while runs are running, with partial curves on the page.
-    page.wait_for_function(
-        "() => { const p = document.querySelector('#exp-progress');"
-        " return p.value > 0 && p.value < 1 && document.querySelector('#curves canvas')"
-        " && document.querySelector('#exp-status').textContent === 'running'; }",
-        timeout=60_000,
-    )
-    page.wait_for_selector("#exp-status >> text=succeeded", timeout=120_000)
-    assert page.eval_on_selector("#exp-progress", "p => p.value") == 1
-    assert "9 runs: 9 succeeded" in page.inner_text("#exp-counts")
-
-    # Loss curves: one plot for the problem, a legend entry per solver, drawn pixels.
-    page.wait_for_selector("#curves .legend-item >> text=sgd / constant")
+    page.goto(f"{url}/#/experiments/{sweep}")
+    page.wait_for_selector("#exp-status >> text=succeeded")
+    page.wait_for_selector("#curves .legend-item >> text=sgd(lr=0.003) / constant")
     legend = page.locator("#curves .legend-item").all_inner_texts()
-    assert legend == ["adam(lr=0.01) / constant", "adam(lr=0.05) / constant", "sgd / constant"]
-    drawn = page.eval_on_selector(
-        "#curves canvas",
-        "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
-        " let n = 0; for (let i = 3; i < d.length; i += 4) if (d[i]) n++; return n; }",
+    assert len(legend) == 10
+    summary = httpx.get(f"{url}/v1/experiments/{sweep}/summary", timeout=30).json()
+    diverged = {g["solver"] for g in summary["groups"] if g["diverged_rate"] > 0}
+    assert diverged == {"sgd(lr=0.003) / constant"}
+    calm = [label for label in legend if label not in diverged]
+    plot = page.locator("#curves .plot").first
+    robust = plot.evaluate(SPAN, calm)
+    assert robust > 0.8, robust
+    # Colours: one hue per optimizer, so the ten series stay distinguishable.
+    hues = page.eval_on_selector_all(
+        "#curves .legend-item .swatch", "els => els.map(e => getComputedStyle(e).backgroundColor)"
     )
-    assert drawn > 1000
-    page.select_option("#x-axis", "wall")
-    page.wait_for_selector("#curves [aria-label='loss vs wall time (s)'] canvas")
-    assert page.locator("#lr-curves canvas").count() == 1
-
-    # The summary table: a row per group, sortable by any metric.
-    rows = page.locator("#summary-table tbody tr")
-    assert rows.count() == 3
-    page.click("#summary-table th[data-key='metric_mean']")
-    first = rows.first.get_attribute("data-group")
-    page.click("#summary-table th[data-key='metric_mean']")
-    assert rows.last.get_attribute("data-group") == first
-
-    # Rankings, tuning, comparison and the loss landscape.
-    assert page.locator("#profile-plot canvas").count() == 1
-    assert page.locator("#ecdf-plot canvas").count() == 1
-    assert page.locator("#tuning canvas").count() == 1
-    assert page.locator("#comparisons table tbody tr").count() == 2
-    contour_pixels = page.eval_on_selector(
-        "#contours canvas",
-        "c => { const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
-        " const seen = new Set(); for (let i = 0; i < d.length; i += 4 * 97)"
-        " seen.add(d[i] + ',' + d[i + 1] + ',' + d[i + 2]); return seen.size; }",
+    assert len(set(hues)) == 10
+    shot(page, "experiment-curves", "#sec-curves")
+    # The full range brings the blow-up back and squashes the rest.
+    page.select_option("#y-range", "full")
+    page.wait_for_function(
+        "() => document.querySelector('#curves .plot').uplot.scales.y.max > 1e12"
     )
-    assert contour_pixels > 20  # shading, contour lines and trajectories, not a blank canvas
-    page.screenshot(path=str(tmp_path / "experiment.png"), full_page=True)
+    full = plot.evaluate(SPAN, calm)
+    assert full < robust * 0.75, (full, robust)
+    page.select_option("#y-range", "robust")
 
-    # Polling is conditional, and nothing is fetched from anywhere but the service.
-    polls = [
-        r
-        for r in page.requests
-        if r.url.startswith(f"{url}/v1/experiments/{experiment_id}") and r.method == "GET"
-    ]
-    assert any("if-none-match" in r.headers for r in polls)
-    assert all(r.url.startswith(url) for r in page.requests), [r.url for r in page.requests]
+    # Hover values: a tooltip lists every visible series at the cursor.
+    box = plot.locator(".u-over").bounding_box()
+    page.mouse.move(box["x"] + box["width"] * 0.3, box["y"] + box["height"] * 0.5)
+    tip = page.locator("#curves .plot-tip")
+    tip.wait_for(state="visible")
+    assert tip.locator(".tip-head").inner_text().startswith("step = ")
+    assert tip.locator(".tip-row").count() == 9  # the diverged run stopped at step ~10
+    first = tip.locator(".tip-row b").first.inner_text()
+    assert float(first) > 0
+    page.mouse.move(0, 0)
+
+    # The summary table fits its box.
+    widths = page.eval_on_selector(
+        "#summary-table", "t => [t.scrollWidth, t.parentElement.clientWidth]"
+    )
+    assert widths[0] <= widths[1], widths
+    shot(page, "experiment-summary", "#sec-summary")
+    shot(page, "experiment-landscape", "#sec-contours")
+    assert page.locator("#contours canvas").count() == 1
     assert page.errors == []
 
-    # The list shows it.
-    page.goto(f"{url}/#/")
-    page.wait_for_selector(f"#experiment-list tr[data-id='{experiment_id}'] >> text=succeeded")
+
+def test_drill_down_to_a_run_and_its_gradient_norm(
+    page: Any, live_service: LiveService, sweep: str
+) -> None:
+    url = live_service.url
+    page.goto(f"{url}/#/experiments/{sweep}")
+    link = page.locator("#summary-table tr", has_text="adam(lr=0.03)").locator("a.group-link")
+    link.click()
+    page.wait_for_url("**/#/runs/*")
+    run_id = page.url.rsplit("/", 1)[1]
+    run = httpx.get(f"{url}/v1/runs/{run_id}", timeout=10).json()
+    assert run["spec"]["optimizer"] == {**run["spec"]["optimizer"], "name": "adam", "lr": 0.03}
+    page.wait_for_selector("#run-title >> text=adam(lr=0.03) / constant")
+    assert page.locator("#run-seeds a").count() == 3
+    page.wait_for_function(
+        "() => { const p = document.querySelector('#plot-grad .plot');"
+        " return p && p.uplot && p.uplot.data[1].filter(v => v !== null).length > 100; }"
+    )
+    drawn = page.eval_on_selector("#plot-grad .plot", "el => el.uplot.data[1]")
+    view = httpx.get(f"{url}/v1/runs/{run_id}?max_points=600", timeout=10).json()["curves"]
+    assert drawn == pytest.approx(view["grad_norms"], rel=1e-12)  # the page's view of the run
+    # The group's seeds, each linking to its own run.
+    assert page.locator("#seed-curves .legend-item").count() == 3
+    page.wait_for_selector("#run-contour canvas")
+    shot(page, "run")
+    page.click("#run-seeds a >> text=seed 1")
+    page.wait_for_selector("#run-title >> text=seed 1")
+    page.click("#run-experiment")
+    page.wait_for_selector(f"#exp-id >> text={sweep}")
+    assert page.errors == []
 
 
-def test_cancel_button(page: Any, live_service: LiveService) -> None:
-    submit_from_form(page, live_service.url, LONG_SPEC, 60)
-    page.wait_for_selector("#cancel-btn:visible")
+def test_download_a_plot(page: Any, live_service: LiveService, sweep: str, tmp_path: Path) -> None:
+    page.goto(f"{live_service.url}/#/experiments/{sweep}")
+    page.wait_for_selector("#curves .plot canvas")
+    files = {}
+    for kind in ("png", "svg", "csv"):
+        with page.expect_download() as info:
+            page.locator(f"#curves .plot-box button[data-export='{kind}']").first.click()
+        target = tmp_path / info.value.suggested_filename
+        info.value.save_as(target)
+        assert target.suffix == f".{kind}"
+        files[kind] = target.read_bytes()
+    assert files["png"].startswith(b"\x89PNG\r\n\x1a\n") and len(files["png"]) > 5000
+    svg = files["svg"].decode()
+    assert svg.startswith("<svg") and svg.count("<path") >= 10 and "sgd(lr=0.001)" in svg
+    rows = files["csv"].decode().splitlines()
+    assert rows[0].startswith("step,adam(lr=0.003) / constant") or rows[0].startswith("step,")
+    assert len(rows) > 100
+    assert page.errors == []
+
+
+def test_cancel_ends_on_the_final_state(page: Any, live_service: LiveService) -> None:
+    url = live_service.url
+    experiment_id = submit(url, LONG)
+    page.goto(f"{url}/#/experiments/{experiment_id}")
+    page.wait_for_function("() => document.querySelector('#exp-status').textContent === 'running'")
     page.click("#cancel-btn")
-    page.wait_for_selector("#exp-status >> text=cancelled", timeout=60_000)
+    final = finished(url, experiment_id, 90)
+    assert final["status"] == "cancelled" and final["counts"]["running"] == 0
+    expected = f"{final['total_runs']} runs: {final['counts']['cancelled']} cancelled"
+    page.wait_for_function(
+        f"() => document.querySelector('#exp-counts').textContent.includes({json.dumps(expected)})"
+    )
+    assert "running" not in page.inner_text("#exp-counts")
     assert page.locator("#cancel-btn:visible").count() == 0
+    # Settled: the page stops polling.
+    time.sleep(1.5)
+    before = len(page.requests)
+    time.sleep(2.5)
+    assert len(page.requests) == before
     assert page.errors == []
+
+
+def test_unknown_experiment_is_a_clear_not_found(page: Any, live_service: LiveService) -> None:
+    missing = "0123456789abcdef01234567"
+    page.goto(f"{live_service.url}/#/experiments/{missing}")
+    page.wait_for_selector("#not-found >> text=No experiment")
+    time.sleep(1.5)
+    before = len(page.requests)
+    time.sleep(2.5)
+    assert len(page.requests) == before
+    assert page.locator("#cancel-btn").count() == 0
+
+
+def test_docs_render_with_the_network_blocked(browser: Any, live_service: LiveService) -> None:
+    page = new_page(browser)
+    blocked: list[str] = []
+
+    def only_local(route: Any) -> None:
+        if route.request.url.startswith(live_service.url):
+            route.continue_()
+        else:
+            blocked.append(route.request.url)
+            route.abort()
+
+    page.context.route("**/*", only_local)
+    page.goto(f"{live_service.url}/docs")
+    page.wait_for_selector(".swagger-ui .opblock-summary-path")
+    paths = page.locator(".swagger-ui .opblock-summary-path").all_inner_texts()
+    assert "/v1/experiments" in paths and len(paths) >= 10
+    assert blocked == []
+    shot(page, "api-docs")
+    page.context.close()
+
+
+def test_rerun_opens_the_form_prefilled(page: Any, live_service: LiveService, sweep: str) -> None:
+    url = live_service.url
+    page.goto(f"{url}/#/experiments/{sweep}")
+    page.wait_for_selector("#exp-name >> text=lr-sweep")
+    page.click("#rerun-btn")
+    page.wait_for_url("**/#/new?from=*")
+    page.wait_for_function(
+        "() => document.querySelector('#spec-text').value.includes('lr-sweep (re-run)')"
+    )
+    spec = json.loads(page.input_value("#spec-text"))
+    original = httpx.get(f"{url}/v1/experiments/{sweep}", timeout=10).json()["spec"]
+    assert spec == {**original, "name": "lr-sweep (re-run)"}
+    page.wait_for_selector("#catalog .chip >> text=adam")
+    shot(page, "new-experiment")
+    page.click("#dry-run")
+    page.wait_for_selector("#form-msg.ok")
+    assert page.inner_text("#form-msg") == "Valid: 30 runs."
+    page.click("#submit-spec")
+    page.wait_for_url("**/#/experiments/*")
+    page.wait_for_selector("#exp-name >> text=lr-sweep (re-run)")
+    assert page.url.rsplit("/", 1)[1] != sweep
+    page.wait_for_selector("#exp-tags >> text=sweep")
+    assert page.errors == []
+
+
+def test_list_filters_compare_and_dark_mode(
+    browser: Any, live_service: LiveService, sweep: str
+) -> None:
+    url = live_service.url
+    other = submit(url, {**SMALL, "name": "small", "steps": 300, "tags": ["other"]})
+    finished(url, other)
+    page = new_page(browser, color_scheme="dark")
+    page.goto(f"{url}/#/?tag=sweep")
+    page.wait_for_selector(f"#experiment-list tr[data-id='{sweep}']")
+    assert page.locator(f"#experiment-list tr[data-id='{other}']").count() == 0
+    page.goto(f"{url}/#/")
+    page.wait_for_selector(f"#experiment-list tr[data-id='{other}']")
+    shot(page, "experiments-dark")
+    page.check(f"#experiment-list tr[data-id='{sweep}'] input.pick")
+    page.check(f"#experiment-list tr[data-id='{other}'] input.pick")
+    page.click("#compare-btn")
+    page.wait_for_selector("#compare-table tbody tr")
+    assert page.locator("#compare-table tbody tr").count() >= 10
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(20, 23, 28)"
+    # Archive hides it from the list; the archived view shows it.
+    page.goto(f"{url}/#/")
+    row = page.locator(f"#experiment-list tr[data-id='{other}']")
+    row.locator("button >> text=Archive").click()
+    row.wait_for(state="detached")
+    page.goto(f"{url}/#/?archived=true")
+    page.wait_for_selector(f"#experiment-list tr[data-id='{other}']")
+    assert page.errors == []
+    page.context.close()
+
+
+def test_the_page_asks_for_a_token_on_401(browser: Any, live_service: LiveService) -> None:
+    """A service that answers 401 (as with OPTBENCH_AUTH_REQUIRED) gets the token asked once per
+    tab and sent as a bearer token on every request."""
+    page = new_page(browser)
+    seen: list[str | None] = []
+
+    def guarded(route: Any) -> None:
+        auth = route.request.headers.get("authorization")
+        seen.append(auth)
+        if auth != "Bearer s3cret":
+            route.fulfill(
+                status=401,
+                content_type="application/problem+json",
+                body=json.dumps({"title": "Unauthorized", "status": 401, "detail": "token"}),
+            )
+        else:
+            route.continue_()
+
+    page.route(f"{live_service.url}/v1/**", guarded)
+    page.goto(f"{live_service.url}/#/")
+    page.wait_for_selector("#token-dialog")
+    page.fill("#token-input", "s3cret")
+    page.click("#token-dialog button[type=submit]")
+    page.wait_for_selector("#experiment-list tbody tr")
+    assert seen[0] is None and seen[-1] == "Bearer s3cret"
+    assert page.evaluate("sessionStorage.getItem('optbench-token')") == "s3cret"
+    page.context.close()

@@ -174,9 +174,12 @@ def test_loss_landscape_is_the_problem_loss_on_a_grid(client: TestClient, db: Da
     for j, i in ((0, 0), (17, 40), (63, 63)):
         x, y = contour["x"][i], contour["y"][j]
         assert contour["z"][j][i] == pytest.approx(100 * (y - x * x) ** 2 + (1 - x) ** 2, rel=1e-12)
-    seed0 = [r for r in results if r["spec"]["seed"] == 0]
-    assert [t["x"][0] for t in contour["trajectories"]] == [r["params_x"][0] for r in seed0]
-    xs = [v for t in contour["trajectories"] for v in t["x"]]
+    assert contour["minimizers"] == [[1.0, 1.0]]  # Rosenbrock's valley floor
+    # Every run's trajectory, by seed; the grid covers the landscape seed's trajectories.
+    by_seed = sorted((t["seed"], t["x"][0], t["y"][-1]) for t in contour["trajectories"])
+    expected = sorted((r["spec"]["seed"], r["params_x"][0], r["params_y"][-1]) for r in results)
+    assert by_seed == expected
+    xs = [v for t in contour["trajectories"] if t["seed"] == 0 for v in t["x"]]
     assert contour["x"][0] <= min(xs) and max(xs) <= contour["x"][-1]
 
 
