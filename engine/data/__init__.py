@@ -1,9 +1,9 @@
-"""The data sets of the learning problems: five small real ones bundled as ``.npz`` files, and
-two synthetic two-class sets in the plane generated from a seed.
+"""The data sets of the learning problems: six small ones bundled as ``.npz`` files, and two
+synthetic two-class sets in the plane generated from a seed.
 
-Real sets (see ``README.md`` beside this file for sources and licences): ``digits``, ``iris``,
-``wine``, ``breast_cancer`` (classification) and ``diabetes`` (regression). :data:`DATASETS`
-holds their shapes, so sizes are known without reading a file.
+Bundled sets (see ``README.md`` beside this file for sources and licences): ``digits``, ``iris``,
+``wine``, ``breast_cancer``, ``mnist1d`` (classification) and ``diabetes`` (regression).
+:data:`DATASETS` holds their shapes, so sizes are known without reading a file.
 
 Synthetic sets, ``n`` points with isotropic Gaussian noise of standard deviation ``σ`` added to
 each coordinate; the first ``⌊n/2⌋`` points carry label 0, the rest label 1:
@@ -24,10 +24,12 @@ import numpy as np
 
 DATA_DIR = Path(__file__).resolve().parent
 
-Bundled = Literal["digits", "iris", "wine", "breast_cancer", "diabetes"]
+Bundled = Literal["digits", "iris", "wine", "breast_cancer", "mnist1d", "diabetes"]
 Synthetic = Literal["spirals", "moons"]
-Classification = Literal["digits", "iris", "wine", "breast_cancer", "spirals", "moons"]
-AnyDataset = Literal["digits", "iris", "wine", "breast_cancer", "diabetes", "spirals", "moons"]
+Classification = Literal["digits", "iris", "wine", "breast_cancer", "mnist1d", "spirals", "moons"]
+AnyDataset = Literal[
+    "digits", "iris", "wine", "breast_cancer", "mnist1d", "diabetes", "spirals", "moons"
+]
 
 
 class DatasetInfo(NamedTuple):
@@ -45,6 +47,7 @@ DATASETS: dict[str, DatasetInfo] = {
     "iris": DatasetInfo(4, 3, False, 150),
     "wine": DatasetInfo(13, 3, False, 178),
     "breast_cancer": DatasetInfo(30, 2, False, 569),
+    "mnist1d": DatasetInfo(40, 10, False, 5000),
     "diabetes": DatasetInfo(10, 1, True, 442),
     "spirals": DatasetInfo(2, 2, False, None),
     "moons": DatasetInfo(2, 2, False, None),

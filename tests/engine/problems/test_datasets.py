@@ -54,6 +54,23 @@ def test_bundled_files_equal_scikit_learns_copies() -> None:
         np.testing.assert_array_equal(ours_y, y)
 
 
+def test_mnist1d_is_what_the_mnist1d_package_generates() -> None:
+    X, y = load_bundled("mnist1d")
+    assert np.bincount(y).tolist() == [500] * 10
+    assert abs(X.mean()) < 1e-6 and abs(X.std() - 1.0) < 1e-6  # the package's normalisation
+    pytest.importorskip("mnist1d")
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[2] / "reference" / "gen_mnist1d.py"
+    spec = importlib.util.spec_from_file_location("gen_mnist1d", path)
+    assert spec is not None and spec.loader is not None
+    gen = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(gen)
+    fresh_X, fresh_y = gen.generate()
+    np.testing.assert_array_equal(X, fresh_X.astype(np.float32).astype(np.float64))
+    np.testing.assert_array_equal(y, fresh_y)
+
+
 def test_moons_geometry_without_noise() -> None:
     X, y = make_moons(101, 0.0, np.random.default_rng(0))
     assert X.shape == (101, 2) and y.tolist() == [0] * 50 + [1] * 51

@@ -152,3 +152,21 @@ def test_gradient_descent_reaches_f_star_from_a_small_start() -> None:
 def test_target_rank_above_the_smaller_side_is_rejected() -> None:
     with pytest.raises(ValueError, match="target_rank"):
         SPEC.validate_python({"name": "matrix_factorization", "rows": 3, "target_rank": [2, 4]})
+
+
+def test_an_mlp_learns_mnist1d_from_minibatches() -> None:
+    (run,) = expand(
+        parse_experiment(
+            {
+                "name": "mnist1d",
+                "problems": [
+                    {"name": "mlp", "dataset": "mnist1d", "hidden": [64], "batch_size": 100}
+                ],
+                "optimizers": [{"name": "adam", "lr": 0.003}],
+                "steps": 400,
+                "eval_every": 100,
+            }
+        )
+    )
+    res = run_one(run)
+    assert res["losses"][-1] < 0.8 * res["losses"][0] and res["test_accuracy"] > 0.3
