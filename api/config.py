@@ -55,10 +55,18 @@ class Settings(BaseSettings):
     #: Most runs one task takes.
     task_max_runs: PositiveInt = 250
     checkpoint_every_s: PositiveFloat = 2.0
-    #: A claimed run whose lease is not renewed for this long is presumed abandoned.
-    lease_s: PositiveFloat = 60.0
-    heartbeat_s: PositiveFloat = 10.0
-    reconcile_every_s: PositiveFloat = 15.0
+    #: A claimed run whose lease is not renewed for this long is presumed abandoned: with the
+    #: 2 s heartbeat an attempt may miss four renewals (a slow commit, a database blip) before
+    #: it loses its runs, and a dead worker's runs are re-queued 10–12 s after its death.
+    lease_s: PositiveFloat = 10.0
+    heartbeat_s: PositiveFloat = 2.0
+    reconcile_every_s: PositiveFloat = 2.0
+    #: How long a task keeps retrying an unreachable database (its claim, its final write)
+    #: before it gives its message back to the broker.
+    db_retry_s: PositiveFloat = 30.0
+    #: The reconciler compares queued runs with the broker's messages this often (and at once
+    #: after the broker restarted or was unreachable), re-sending runs no message names.
+    broker_audit_every_s: PositiveFloat = 30.0
     #: Attempts (claims) a run gets before it is marked failed.
     max_attempts: PositiveInt = 3
 

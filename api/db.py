@@ -15,12 +15,48 @@ default) and checkouts time out instead of hanging.
 
 from __future__ import annotations
 
-from typing import Any
+import logging
+import time
+from collections.abc import Callable
+from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, create_engine, event, text
+from sqlalchemy import Connection, Engine, create_engine, event, exc, text
 from sqlalchemy.orm import Session
 
 from api.config import Settings
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+def unreachable(error: BaseException) -> bool:
+    """True when ``error`` means the database could not be talked to (not that a statement was
+    wrong): a refused or dropped connection, a pool checkout timeout, SQLite's busy lock. Such
+    an operation can be retried unchanged once the server answers again."""
+    if isinstance(error, exc.DBAPIError) and error.connection_invalidated:
+        return True
+    return isinstance(error, exc.OperationalError | exc.InterfaceError | exc.TimeoutError)
+
+
+def retry_unreachable(operation: Callable[[], T], *, within_s: float, what: str) -> T:
+    """Run ``operation`` (one whole transaction), again after an :func:`unreachable` error, with
+    exponential backoff from 0.25 s to 2 s, for at most ``within_s`` seconds; then re-raise.
+
+    Only for fenced or idempotent transactions: when a COMMIT's answer is lost it may have
+    happened, and the retry must then change nothing.
+    """
+    deadline = time.monotonic() + within_s
+    delay = 0.25
+    while True:
+        try:
+            return operation()
+        except Exception as error:
+            left = deadline - time.monotonic()
+            if not unreachable(error) or left <= 0:
+                raise
+            log.warning("%s: database unreachable (%s), retrying", what, type(error).__name__)
+            time.sleep(min(delay, left))
+            delay = min(delay * 2, 2.0)
 
 
 def _sqlite_events(engine: Engine, busy_timeout_s: float) -> None:

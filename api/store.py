@@ -500,6 +500,13 @@ def finish_runs(
 # --------------------------------------------------------------------------- reconciler
 
 
+def _by_experiment(rows: Iterable[tuple[str, str]]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for experiment_id, row_id in rows:
+        out.setdefault(experiment_id, []).append(row_id)
+    return out
+
+
 def expired_runs(session: Session, now: datetime) -> dict[str, list[str]]:
     """Running runs whose lease expired, by experiment."""
     rows = session.execute(
@@ -507,10 +514,7 @@ def expired_runs(session: Session, now: datetime) -> dict[str, list[str]]:
         .where(Run.status == "running", Run.lease_expires_at < now)
         .order_by(Run.experiment_id, Run.position)
     ).all()
-    out: dict[str, list[str]] = {}
-    for experiment_id, row_id in rows:
-        out.setdefault(experiment_id, []).append(row_id)
-    return out
+    return _by_experiment((e, r) for e, r in rows)
 
 
 def requeue_expired(
@@ -572,30 +576,51 @@ def requeue_expired(
     return requeued
 
 
-def stale_queued_runs(
-    session: Session, now: datetime, *, unsent_grace_s: float, resend_after_s: float
-) -> dict[str, list[str]]:
-    """Queued runs whose message is presumed lost, marked as re-sent now; by experiment.
-
-    Never sent (``enqueued_at`` unset ``unsent_grace_s`` after creation: the publish failed) or
-    sent more than ``resend_after_s`` ago (longer than the broker keeps an unacknowledged message
-    away). A duplicate message is harmless: the second claim finds nothing to claim.
-    """
-    unsent = and_(
-        Run.enqueued_at.is_(None), Run.created_at < now - timedelta(seconds=unsent_grace_s)
-    )
-    old = Run.enqueued_at < now - timedelta(seconds=resend_after_s)
+def unsent_runs(session: Session, now: datetime, *, grace_s: float) -> dict[str, list[str]]:
+    """Queued runs never published (``enqueued_at`` unset ``grace_s`` after their creation or
+    re-queue: the publish failed), marked as sent now; by experiment. The caller commits."""
     rows = session.execute(
         update(Run)
-        .where(Run.status == "queued", or_(unsent, old))
+        .where(
+            Run.status == "queued",
+            Run.enqueued_at.is_(None),
+            Run.created_at < now - timedelta(seconds=grace_s),
+        )
         .values(enqueued_at=now)
         .returning(Run.experiment_id, Run.id)
         .execution_options(synchronize_session=False)
     ).all()
-    out: dict[str, list[str]] = {}
-    for experiment_id, row_id in rows:
-        out.setdefault(experiment_id, []).append(row_id)
-    return out
+    return _by_experiment((e, r) for e, r in rows)
+
+
+def unnamed_queued_runs(
+    session: Session, now: datetime, *, sent_before: datetime, named: set[str]
+) -> dict[str, list[str]]:
+    """Queued runs published before ``sent_before`` that no broker message names (``named``):
+    their message was lost. Marked as sent now; by experiment; the caller commits.
+
+    ``named`` must have been read from the broker after ``sent_before``: a run published
+    earlier either still has its message there, or was delivered (then it is claimed, or its
+    message is among the recently delivered ones), or lost its message.
+    """
+    candidates = session.execute(
+        select(Run.id).where(
+            Run.status == "queued",
+            Run.enqueued_at.is_not(None),
+            Run.enqueued_at < sent_before,
+        )
+    ).scalars()
+    lost = [row_id for row_id in candidates if row_id not in named]
+    rows: list[tuple[str, str]] = []
+    for i in range(0, len(lost), 1000):
+        rows += session.execute(
+            update(Run)
+            .where(Run.id.in_(lost[i : i + 1000]), Run.status == "queued")
+            .values(enqueued_at=now)
+            .returning(Run.experiment_id, Run.id)
+            .execution_options(synchronize_session=False)
+        ).all()
+    return _by_experiment(rows)
 
 
 def mark_enqueued(session: Session, run_ids: Sequence[str], now: datetime | None) -> None:

@@ -2,112 +2,191 @@
 
 It runs as a timer thread in every worker's main process (started when the worker is ready,
 stopped at shutdown), so no separate beat process is needed and it lives exactly as long as there
-is something to execute the work it re-queues. Each tick:
+is something to execute the work it re-queues. Each tick (every ``reconcile_every_s``):
 
 1. runs whose lease expired (their attempt stopped renewing it: the worker was killed, hung past
    its hard time limit, or lost the database) go back to ``queued`` — or ``failed`` once they used
    up their attempts, or ``cancelled`` under a cancelled experiment — and are re-published;
-2. queued runs whose message is presumed lost (never published, or published longer ago than the
-   broker's visibility timeout) are re-published.
+2. queued runs never published (the publish failed) are published;
+3. the broker audit (:func:`audit_broker`) — at once when the broker's server id changed (Redis
+   restarted) or the broker was unreachable at the previous tick, else every
+   ``broker_audit_every_s`` — re-sends the queued runs that no message in the broker names.
 
-A publish that fails (broker unreachable) leaves its runs marked unsent, so the next tick retries
-them, and does not stop the pass for other experiments.
+The audit is what keeps a long backlog from being flooded with duplicates: a run is re-sent only
+when its message is demonstrably gone, never because it waited long. A duplicate that slips
+through (a message moving from the queue to a worker while the audit reads) is harmless: the
+second claim finds nothing to claim.
 
 A live run cannot be double-run: its heartbeat renews the lease every ``heartbeat_s`` (at most half
 the lease), the re-queue UPDATE re-checks the expiry, and if an attempt was merely slow, its next
-renewal finds its token gone and it stops without writing. Several workers' reconcilers may tick
-at once; the conditional UPDATEs make each run re-queued by at most one of them.
+renewal finds its token gone and it stops without writing. After the database was unreachable,
+expired leases are left alone for two heartbeats, so that live attempts renew theirs before they
+are judged. Several workers' reconcilers may tick at once; the conditional UPDATEs make each run
+re-queued by at most one of them.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
+from datetime import timedelta
 
+import redis
+
+from api.db import unreachable
 from api.models import utcnow
-from api.services.queue import Publisher
+from api.services.queue import BrokerView, Publisher
 from api.store import (
     expired_runs,
     mark_enqueued,
     requeue_expired,
     run_specs,
-    stale_queued_runs,
+    unnamed_queued_runs,
+    unsent_runs,
 )
 from worker.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-#: A run whose publish never got stamped is re-sent after this long.
-UNSENT_GRACE_S = 30.0
+#: A run whose publish never got stamped is sent after this long (the API's own publish,
+#: with its retries, is over by then; a duplicate would be harmless anyway).
+UNSENT_GRACE_S = 10.0
+#: The audit leaves alone runs stamped sent this recently (clock skew between hosts).
+AUDIT_GRACE_S = 2.0
 
 
-def reconcile_once(rt: Runtime, publisher: Publisher) -> dict[str, int]:
-    """One reconciler pass; returns how many runs it re-queued and re-sent."""
-    settings, db = rt.settings, rt.db
-    now = utcnow()
-    to_send: dict[str, list[str]] = {}
-    requeued = 0
-    with db.session() as session:
-        expired = expired_runs(session, now)
-    for experiment_id, ids in expired.items():
-        with db.writer() as session:
-            back = requeue_expired(
-                session, experiment_id, ids, now=now, max_attempts=settings.max_attempts
-            )
-            session.commit()
-        requeued += len(back)
-        if back:
-            to_send.setdefault(experiment_id, []).extend(back)
-    with db.writer() as session:
-        stale = stale_queued_runs(
-            session,
-            now,
-            unsent_grace_s=UNSENT_GRACE_S,
-            resend_after_s=settings.visibility_timeout_s,
-        )
-        session.commit()
-    for experiment_id, ids in stale.items():
-        to_send.setdefault(experiment_id, []).extend(ids)
+def _send(rt: Runtime, publisher: Publisher, to_send: dict[str, list[str]]) -> int:
+    """Publish runs already stamped sent; a failed publish unstamps them for the next tick."""
     sent = 0
     for experiment_id, ids in to_send.items():
-        with db.session() as session:
+        with rt.db.session() as session:
             specs = run_specs(session, ids)
         chunks = publisher.plan([(row_id, specs[row_id]) for row_id in ids if row_id in specs])
         try:
             publisher.publish(experiment_id, chunks)
         except Exception:
-            # Stamped as sent above: unstamp them, or they would wait a whole visibility timeout.
             log.exception("reconciler: publishing runs of experiment %s failed", experiment_id)
-            with db.writer() as session:
+            with rt.db.writer() as session:
                 mark_enqueued(session, ids, None)
                 session.commit()
             continue
         sent += len(ids)
+    return sent
+
+
+def reconcile_once(
+    rt: Runtime, publisher: Publisher, *, requeue_expired_leases: bool = True
+) -> dict[str, int]:
+    """Steps 1 and 2 of a tick; returns how many runs it re-queued and sent."""
+    settings, db = rt.settings, rt.db
+    now = utcnow()
+    to_send: dict[str, list[str]] = {}
+    requeued = 0
+    if requeue_expired_leases:
+        with db.session() as session:
+            expired = expired_runs(session, now)
+        for experiment_id, ids in expired.items():
+            with db.writer() as session:
+                back = requeue_expired(
+                    session, experiment_id, ids, now=now, max_attempts=settings.max_attempts
+                )
+                session.commit()
+            requeued += len(back)
+            if back:
+                to_send.setdefault(experiment_id, []).extend(back)
+    with db.writer() as session:
+        unsent = unsent_runs(session, now, grace_s=UNSENT_GRACE_S)
+        session.commit()
+    for experiment_id, ids in unsent.items():
+        to_send.setdefault(experiment_id, []).extend(ids)
+    sent = _send(rt, publisher, to_send)
     if requeued or sent:
-        log.info("reconciler: %d runs re-queued, %d re-sent", requeued, sent)
+        log.info("reconciler: %d runs re-queued, %d sent", requeued, sent)
     return {"requeued": requeued, "sent": sent}
 
 
+def audit_broker(rt: Runtime, publisher: Publisher, view: BrokerView) -> int:
+    """Re-send queued runs whose message is gone; returns how many.
+
+    A message counts while it waits in the queue, or while a worker holds it for at most
+    ``db_retry_s + lease_s`` (a live task claims its runs at once, or gives the message back
+    after ``db_retry_s``); a message held longer belongs to a worker that died before claiming.
+    """
+    settings = rt.settings
+    sent_before = utcnow() - timedelta(seconds=AUDIT_GRACE_S)
+    named = view.named_runs(delivered_since=time.time() - settings.db_retry_s - settings.lease_s)
+    with rt.db.writer() as session:
+        lost = unnamed_queued_runs(session, utcnow(), sent_before=sent_before, named=named)
+        session.commit()
+    sent = _send(rt, publisher, lost)
+    if lost:
+        log.warning("reconciler: %d queued runs had no message in the broker, re-sent", sent)
+    return sent
+
+
 class Reconciler(threading.Thread):
-    def __init__(self, rt: Runtime, publisher: Publisher, every_s: float) -> None:
+    """The tick loop, with what it remembers between ticks: whether the database and the broker
+    answered, the broker's server id, and when the broker was last audited."""
+
+    def __init__(self, rt: Runtime, publisher: Publisher, view: BrokerView) -> None:
         super().__init__(name="optbench-reconciler", daemon=True)
         self.rt = rt
         self.publisher = publisher
-        self.every_s = every_s
+        self.view = view
         self._stop_event = threading.Event()
+        self.db_down = False
+        self.hold_expiry_until = 0.0
+        self.broker_down = False
+        self.server_id: str | None = None
+        self.next_audit = 0.0
+
+    def tick(self) -> None:
+        settings = self.rt.settings
+        try:
+            self.rt.db.ping()
+        except Exception as exc:
+            if not unreachable(exc):
+                raise
+            if not self.db_down:
+                log.warning("reconciler: database unreachable (%s)", type(exc).__name__)
+            self.db_down = True
+            return
+        if self.db_down:
+            log.warning("reconciler: database reachable again")
+            self.db_down = False
+            self.hold_expiry_until = time.monotonic() + 2 * settings.heartbeat_s
+        reconcile_once(
+            self.rt,
+            self.publisher,
+            requeue_expired_leases=time.monotonic() >= self.hold_expiry_until,
+        )
+        try:
+            server_id = self.view.server_id()
+        except redis.RedisError as exc:
+            if not self.broker_down:
+                log.warning("reconciler: broker unreachable (%s)", type(exc).__name__)
+            self.broker_down = True
+            return
+        if self.broker_down or server_id != self.server_id or time.monotonic() >= self.next_audit:
+            audit_broker(self.rt, self.publisher, self.view)
+            self.broker_down = False
+            self.server_id = server_id
+            self.next_audit = time.monotonic() + settings.broker_audit_every_s
 
     def run(self) -> None:
         while True:
             try:
-                reconcile_once(self.rt, self.publisher)
+                self.tick()
             except Exception:
                 log.exception("reconciler pass failed")
-            if self._stop_event.wait(self.every_s):
+            if self._stop_event.wait(self.rt.settings.reconcile_every_s):
                 return
 
     def stop(self) -> None:
         self._stop_event.set()
         self.join(timeout=10)
+        self.view.close()
 
 
 _reconciler: Reconciler | None = None
@@ -116,7 +195,7 @@ _reconciler: Reconciler | None = None
 def start_reconciler(rt: Runtime) -> None:
     global _reconciler
     if _reconciler is None:
-        _reconciler = Reconciler(rt, Publisher(rt.settings), rt.settings.reconcile_every_s)
+        _reconciler = Reconciler(rt, Publisher(rt.settings), BrokerView(rt.settings))
         _reconciler.start()
 
 

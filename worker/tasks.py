@@ -7,6 +7,13 @@ each batch's final results in one transaction — every write fenced by the toke
 never run a live run twice or corrupt a finished one: runs already finished are simply not
 claimable, and an attempt that lost its lease writes nothing and stops.
 
+A task that cannot reach the database does not consume its message: its claim and its final write
+are retried with backoff for ``db_retry_s`` (both are fenced, so a retry after a lost COMMIT
+answer changes nothing), and if the database is still unreachable the message is rejected back to
+the queue (``Reject(requeue=True)``; with ``task_acks_late`` Celery then neither acks nor fails it),
+where this or another worker takes it again. Checkpoints and heartbeats that fail are skipped: the
+next one carries the same data.
+
 Cancellation: queued runs are cancelled by the API and never claimed; a running attempt sees the
 request at its next checkpoint (or heartbeat), the engine stops, and the runs end ``cancelled``
 with their partial curves.
@@ -20,12 +27,14 @@ import uuid
 from collections.abc import Sequence
 from typing import Any
 
-from celery.exceptions import SoftTimeLimitExceeded
+from celery.exceptions import Reject, SoftTimeLimitExceeded
 from celery.signals import worker_ready, worker_shutdown
 
+from api.db import retry_unreachable, unreachable
 from api.models import utcnow
 from api.services.queue import TASK_NAME
 from api.store import (
+    Claim,
     CurveLog,
     cancel_requested,
     claim_runs,
@@ -88,8 +97,9 @@ class Attempt:
                     owned = renew_lease(session, self.token, now=utcnow(), lease_s=settings.lease_s)
                     cancelled = cancel_requested(session, self.experiment_id)
                     session.commit()
-            except Exception:
-                log.exception("lease renewal failed (token %s)", self.token)
+            except Exception as exc:
+                if not unreachable(exc):
+                    log.exception("lease renewal failed (token %s)", self.token)
                 continue
             self._note(owned, cancelled)
 
@@ -139,17 +149,22 @@ def execute_chunk(rt: Runtime, experiment_id: str, run_ids: Sequence[str]) -> di
     """
     settings = rt.settings
     token = uuid.uuid4().hex
-    with rt.db.writer() as session:
-        claim = claim_runs(
-            session,
-            experiment_id,
-            run_ids,
-            token=token,
-            now=utcnow(),
-            lease_s=settings.lease_s,
-            max_attempts=settings.max_attempts,
-        )
-        session.commit()
+
+    def claim_transaction() -> Claim:
+        with rt.db.writer() as session:
+            claim = claim_runs(
+                session,
+                experiment_id,
+                run_ids,
+                token=token,
+                now=utcnow(),
+                lease_s=settings.lease_s,
+                max_attempts=settings.max_attempts,
+            )
+            session.commit()
+        return claim
+
+    claim = retry_unreachable(claim_transaction, within_s=settings.db_retry_s, what="claim")
     summary = {"claimed": len(claim.runs), "dropped": len(claim.dropped), "written": 0}
     if not claim.runs:
         return summary
@@ -163,16 +178,7 @@ def execute_chunk(rt: Runtime, experiment_id: str, run_ids: Sequence[str]) -> di
             summary["written"] += _run_group(rt, attempt, [(r, claim.runs[r]) for r in group])
             if attempt.timed_out:
                 message = f"exceeded the task time limit of {settings.task_soft_time_limit_s:g} s"
-                with rt.db.writer() as session:
-                    finish_runs(
-                        session,
-                        experiment_id,
-                        token,
-                        {},
-                        now=utcnow(),
-                        errors=dict.fromkeys(rows, message),
-                    )
-                    session.commit()
+                _finish(rt, attempt, {}, dict.fromkeys(rows, message))
                 break
     finally:
         attempt.close()
@@ -212,17 +218,34 @@ def _run_group(rt: Runtime, attempt: Attempt, group: list[tuple[str, RunSpec]]) 
         # it or to the reconciler instead of recording a cancellation nobody asked for.
         results = {row_id: res for row_id, res in results.items() if not res.get("stopped")}
     attempt.release(set(by_engine_id.values()))
-    with rt.db.writer() as session:
-        written = finish_runs(
-            session, attempt.experiment_id, attempt.token, results, now=utcnow(), errors=errors
-        )
-        session.commit()
-    return len(written)
+    return len(_finish(rt, attempt, results, errors))
+
+
+def _finish(
+    rt: Runtime, attempt: Attempt, results: dict[str, dict[str, Any]], errors: dict[str, str]
+) -> set[str]:
+    """The fenced final write, retried while the database is unreachable."""
+
+    def transaction() -> set[str]:
+        with rt.db.writer() as session:
+            written = finish_runs(
+                session, attempt.experiment_id, attempt.token, results, now=utcnow(), errors=errors
+            )
+            session.commit()
+        return written
+
+    return retry_unreachable(transaction, within_s=rt.settings.db_retry_s, what="final write")
 
 
 @app.task(name=TASK_NAME)
 def run_chunk(experiment_id: str, run_ids: list[str]) -> dict[str, int]:
-    return execute_chunk(runtime(), experiment_id, run_ids)
+    try:
+        return execute_chunk(runtime(), experiment_id, run_ids)
+    except Exception as exc:
+        if unreachable(exc):
+            log.warning("experiment %s: database unreachable, message requeued", experiment_id)
+            raise Reject(exc, requeue=True) from exc
+        raise
 
 
 @worker_ready.connect

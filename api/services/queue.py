@@ -11,6 +11,11 @@ Reliability choices (a killed worker must not lose or duplicate work):
   swept back (kombu's defaults make that about every 100 s);
 * socket and connect timeouts plus health checks, so a vanished broker is noticed.
 
+The broker can lose messages (a Redis restarted without persistence, the last second before a
+crash with AOF, a worker that died holding a delivered message): :class:`BrokerView` reads which
+runs the waiting and recently delivered messages name, so the reconciler can re-send exactly the
+queued runs no message names (see :mod:`worker.reconciler`).
+
 Sending work: runs are planned into chunks and each chunk becomes one task message carrying only
 the experiment id and row ids. After a successful publish the runs are stamped ``enqueued_at``;
 runs left unstamped (the publish failed) are picked up later by the reconciler. Used by the API
@@ -19,10 +24,13 @@ after an experiment is committed and by the worker's reconciler.
 
 from __future__ import annotations
 
+import base64
+import json
 import logging
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
+import redis
 from celery import Celery
 
 from api.config import Settings
@@ -33,6 +41,9 @@ from api.store import mark_enqueued
 from engine.spec import RunSpec
 
 TASK_NAME = "optbench.run_chunk"
+#: kombu's Redis transport keeps messages of priority p > 0 in ``queue + SEP + p``.
+PRIORITY_SEP = "\x06\x16"
+PRIORITY_STEPS = (3, 6, 9)
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -125,3 +136,78 @@ class Publisher:
 
     def close(self) -> None:
         self.app.close()
+
+
+def broker_client(settings: Settings) -> redis.Redis:
+    """A plain Redis client on the broker (keys are not prefixed for you)."""
+    url = settings.resolved_broker_url
+    if url.startswith("redis+socket://"):
+        return redis.Redis(
+            unix_socket_path=url.removeprefix("redis+socket://"),
+            socket_timeout=settings.broker_socket_timeout_s,
+            socket_connect_timeout=settings.broker_connect_timeout_s,
+        )
+    return redis.Redis.from_url(
+        url,
+        socket_timeout=settings.broker_socket_timeout_s,
+        socket_connect_timeout=settings.broker_connect_timeout_s,
+    )
+
+
+def runs_named(payload: dict[str, Any]) -> list[str]:
+    """The run ids a task message (kombu's JSON envelope) carries; [] for other tasks."""
+    if payload.get("headers", {}).get("task") != TASK_NAME:
+        return []
+    body = payload["body"]
+    if payload.get("properties", {}).get("body_encoding") == "base64":
+        body = base64.b64decode(body)
+    args = json.loads(body)[0]
+    return [str(run_id) for run_id in args[1]]
+
+
+class BrokerView:
+    """What the broker holds: its identity and the runs its messages name.
+
+    Redis's ``run_id`` changes at every server start, persistence or not, so a changed value
+    means messages may have been lost (AOF keeps all but about the last second).
+    """
+
+    PAGE = 500
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.prefix = settings.broker_key_prefix
+        self.client = broker_client(settings)
+
+    def server_id(self) -> str:
+        return str(self.client.info("server")["run_id"])
+
+    def named_runs(self, *, delivered_since: float) -> set[str]:
+        """Runs named by a message waiting in the queue, or delivered to a worker (unacked) at
+        or after ``delivered_since`` (epoch seconds, kombu's delivery time). A message delivered
+        earlier whose runs are still queued belongs to a worker that died or gave up."""
+        queue = f"{self.prefix}{self.settings.queue}"
+        named: set[str] = set()
+        for key in [queue, *(f"{queue}{PRIORITY_SEP}{p}" for p in PRIORITY_STEPS)]:
+            start = 0
+            while batch := self.client.lrange(key, start, start + self.PAGE - 1):
+                named.update(self._names(json.loads(raw) for raw in batch))
+                start += self.PAGE
+        tags = [
+            tag
+            for tag in self.client.zrangebyscore(
+                f"{self.prefix}unacked_index", delivered_since, "+inf"
+            )
+            if isinstance(tag, bytes | str)
+        ]
+        for i in range(0, len(tags), self.PAGE):
+            raws = self.client.hmget(f"{self.prefix}unacked", tags[i : i + self.PAGE])
+            named.update(self._names(json.loads(raw)[0] for raw in raws if raw is not None))
+        return named
+
+    @staticmethod
+    def _names(payloads: Iterable[dict[str, Any]]) -> set[str]:
+        return {run_id for payload in payloads for run_id in runs_named(payload)}
+
+    def close(self) -> None:
+        self.client.close()
