@@ -5,8 +5,9 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 BENCH_STAMP := $(VENV)/.installed-bench
 PYTEST_ARGS ?=
+FAULT_TRIALS ?= 10
 
-.PHONY: install run test lint fmt bench clean
+.PHONY: install run test lint fmt bench faults clean
 
 $(STAMP): pyproject.toml examples/plugin/pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +32,10 @@ fmt: install
 
 test: install lint
 	$(PY) -m pytest $(PYTEST_ARGS)
+
+# Kill workers and restart private PostgreSQL/Redis servers mid-experiment; prints the table.
+faults: install
+	$(PY) -m tests.faults --trials $(FAULT_TRIALS)
 
 $(BENCH_STAMP): $(STAMP)
 	$(PY) -m pip install -q -e '.[bench]'

@@ -189,9 +189,14 @@ class Broker:
             return redis.Redis(unix_socket_path=self.url.removeprefix("redis+socket://"))
         return redis.Redis.from_url(self.url)
 
+    def queue_keys(self, queue: str) -> list[str]:
+        """The queue's Redis lists, one per kombu priority step (0 is the bare queue name)."""
+        name = f"{self.prefix}{queue}"
+        return [name, *(f"{name}\x06\x16{p}" for p in (3, 6, 9))]
+
     def queue_length(self, queue: str) -> int:
         with self.client() as client:
-            return int(client.llen(f"{self.prefix}{queue}"))
+            return sum(int(client.llen(key)) for key in self.queue_keys(queue))
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,8 @@ is something to execute the work it re-queues. Each tick (every ``reconcile_ever
 
 1. runs whose lease expired (their attempt stopped renewing it: the worker was killed, hung past
    its hard time limit, or lost the database) go back to ``queued`` — or ``failed`` once they used
-   up their attempts, or ``cancelled`` under a cancelled experiment — and are re-published;
+   up their attempts, or ``cancelled`` under a cancelled experiment — and are re-published ahead
+   of the backlog (:data:`~api.services.queue.RESUMED_PRIORITY`);
 2. queued runs never published (the publish failed) are published;
 3. the broker audit (:func:`audit_broker`) — at once when the broker's server id changed (Redis
    restarted) or the broker was unreachable at the previous tick, else every
@@ -56,7 +57,9 @@ UNSENT_GRACE_S = 10.0
 AUDIT_GRACE_S = 2.0
 
 
-def _send(rt: Runtime, publisher: Publisher, to_send: dict[str, list[str]]) -> int:
+def _send(
+    rt: Runtime, publisher: Publisher, to_send: dict[str, list[str]], *, resumed: bool = False
+) -> int:
     """Publish runs already stamped sent; a failed publish unstamps them for the next tick."""
     sent = 0
     for experiment_id, ids in to_send.items():
@@ -64,7 +67,7 @@ def _send(rt: Runtime, publisher: Publisher, to_send: dict[str, list[str]]) -> i
             specs = run_specs(session, ids)
         chunks = publisher.plan([(row_id, specs[row_id]) for row_id in ids if row_id in specs])
         try:
-            publisher.publish(experiment_id, chunks)
+            publisher.publish(experiment_id, chunks, resumed=resumed)
         except Exception:
             log.exception("reconciler: publishing runs of experiment %s failed", experiment_id)
             with rt.db.writer() as session:
@@ -81,7 +84,7 @@ def reconcile_once(
     """Steps 1 and 2 of a tick; returns how many runs it re-queued and sent."""
     settings, db = rt.settings, rt.db
     now = utcnow()
-    to_send: dict[str, list[str]] = {}
+    resumed: dict[str, list[str]] = {}
     requeued = 0
     if requeue_expired_leases:
         with db.session() as session:
@@ -94,13 +97,12 @@ def reconcile_once(
                 session.commit()
             requeued += len(back)
             if back:
-                to_send.setdefault(experiment_id, []).extend(back)
+                resumed[experiment_id] = back
+    sent = _send(rt, publisher, resumed, resumed=True)
     with db.writer() as session:
         unsent = unsent_runs(session, now, grace_s=UNSENT_GRACE_S)
         session.commit()
-    for experiment_id, ids in unsent.items():
-        to_send.setdefault(experiment_id, []).extend(ids)
-    sent = _send(rt, publisher, to_send)
+    sent += _send(rt, publisher, unsent)
     if requeued or sent:
         log.info("reconciler: %d runs re-queued, %d sent", requeued, sent)
     return {"requeued": requeued, "sent": sent}

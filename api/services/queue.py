@@ -41,9 +41,20 @@ from api.store import mark_enqueued
 from engine.spec import RunSpec
 
 TASK_NAME = "optbench.run_chunk"
-#: kombu's Redis transport keeps messages of priority p > 0 in ``queue + SEP + p``.
+#: kombu's Redis transport keeps messages of priority p in ``queue + SEP + p`` (p = 0: in
+#: ``queue``) and its workers pop the lists in the order 0, 3, 6, 9: on Redis, lower is sooner.
 PRIORITY_SEP = "\x06\x16"
-PRIORITY_STEPS = (3, 6, 9)
+PRIORITY_STEPS = (0, 3, 6, 9)
+#: New work waits in the priority-3 list; runs taken back from a dead worker are re-published
+#: at priority 0 and start at the next free worker instead of behind the whole backlog.
+NEW_PRIORITY = 3
+RESUMED_PRIORITY = 0
+
+
+def queue_keys(settings: Settings) -> list[str]:
+    """The Redis lists holding the queue's waiting messages, in the order workers take them."""
+    queue = f"{settings.broker_key_prefix}{settings.queue}"
+    return [queue if p == 0 else f"{queue}{PRIORITY_SEP}{p}" for p in PRIORITY_STEPS]
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -98,7 +109,10 @@ class Publisher:
         self.settings = settings
         self.app = app or create_celery_app(settings)
 
-    def publish(self, experiment_id: str, chunks: Sequence[Sequence[str]]) -> None:
+    def publish(
+        self, experiment_id: str, chunks: Sequence[Sequence[str]], *, resumed: bool = False
+    ) -> None:
+        """Send one task per chunk; ``resumed`` runs (taken back from a dead attempt) go first."""
         with self.app.producer_or_acquire() as producer:
             for chunk in chunks:
                 self.app.send_task(
@@ -106,6 +120,7 @@ class Publisher:
                     args=[experiment_id, list(chunk)],
                     queue=self.settings.queue,
                     producer=producer,
+                    priority=RESUMED_PRIORITY if resumed else NEW_PRIORITY,
                 )
 
     def plan(self, runs: Sequence[tuple[str, RunSpec]]) -> list[list[str]]:
@@ -186,9 +201,8 @@ class BrokerView:
         """Runs named by a message waiting in the queue, or delivered to a worker (unacked) at
         or after ``delivered_since`` (epoch seconds, kombu's delivery time). A message delivered
         earlier whose runs are still queued belongs to a worker that died or gave up."""
-        queue = f"{self.prefix}{self.settings.queue}"
         named: set[str] = set()
-        for key in [queue, *(f"{queue}{PRIORITY_SEP}{p}" for p in PRIORITY_STEPS)]:
+        for key in queue_keys(self.settings):
             start = 0
             while batch := self.client.lrange(key, start, start + self.PAGE - 1):
                 named.update(self._names(json.loads(raw) for raw in batch))

@@ -150,8 +150,7 @@ def test_sigkilled_worker_run_is_redelivered_and_finishes_exactly_once(
     def broker_drained() -> bool:
         with redis_broker.client() as client:
             unacked = client.hlen(f"{redis_broker.prefix}unacked")
-            queued = client.llen(f"{redis_broker.prefix}{settings.queue}")
-        return unacked == 0 and queued == 0
+        return unacked == 0 and redis_broker.queue_length(settings.queue) == 0
 
     wait_for(broker_drained, 40, "the redelivered message to be consumed", interval=0.2)
     full = api.get(run["links"]["self"]).json()

@@ -40,7 +40,7 @@ def enqueue(rt: Runtime, publisher: Publisher, experiment_id: str, ids: list[str
 
 def lose_messages(broker: Broker, rt: Runtime) -> None:
     with broker.client() as client:
-        client.delete(f"{broker.prefix}{rt.settings.queue}")
+        client.delete(*broker.queue_keys(rt.settings.queue))
 
 
 def test_the_audit_resends_exactly_the_runs_no_message_names(
@@ -52,6 +52,8 @@ def test_the_audit_resends_exactly_the_runs_no_message_names(
     enqueue(rt, publisher, lost_id, lost)
     lose_messages(embedded_broker, rt)  # e.g. a Redis restarted without persistence
     enqueue(rt, publisher, kept_id, kept)
+    with embedded_broker.client() as client:  # new work waits behind re-queued runs
+        assert client.llen(embedded_broker.queue_keys(rt.settings.queue)[1]) == 1
     set_runs(rt, kept + lost, enqueued_at=utcnow() - timedelta(hours=5))  # a long backlog
     assert mine(embedded_broker, rt, kept_id, lost_id) == [(kept_id, kept)]
 

@@ -21,7 +21,7 @@ from worker.tasks import execute_chunk
 def published(broker: Broker, rt: Runtime) -> list[tuple[str, list[str]]]:
     """The (experiment id, run ids) argument pairs of the task messages waiting in the queue."""
     with broker.client() as client:
-        raw = client.lrange(f"{broker.prefix}{rt.settings.queue}", 0, -1)
+        raw = [m for key in broker.queue_keys(rt.settings.queue) for m in client.lrange(key, 0, -1)]
     out = []
     for message in raw:
         envelope = json.loads(message)
@@ -71,6 +71,8 @@ def test_expired_runs_are_requeued_once_and_published(rt: Runtime, embedded_brok
     )
     assert reconcile_once(rt, publisher) == {"requeued": 2, "sent": 2}
     assert published(embedded_broker, rt) == [(experiment_id, ids[:2])]
+    with embedded_broker.client() as client:  # the list workers pop first: ahead of new work
+        assert client.llen(embedded_broker.queue_keys(rt.settings.queue)[0]) == 1
     runs = runs_of(rt.db, experiment_id)
     assert [r.status for r in runs] == ["queued", "queued", "running"]
     assert runs[0].lease_token is None and runs[2].lease_token == "l" * 32
