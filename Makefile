@@ -3,22 +3,29 @@ PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
+DEV_STAMP := $(VENV)/.installed-dev
 BENCH_STAMP := $(VENV)/.installed-bench
 PYTEST_ARGS ?=
 FAULT_TRIALS ?= 10
 
 .PHONY: install run test lint fmt bench faults clean
 
-$(STAMP): pyproject.toml examples/plugin/pyproject.toml
+# `make run` installs what serving needs (the server extra); `make test` adds the dev tooling
+# (pytest, playwright, linters) and the example plugin the suite runs end to end.
+$(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e '.[server,dev]'
-	$(PY) -m pip install -q --no-deps -e examples/plugin  # the suite runs its optimizer end to end
+	$(PY) -m pip install -q -e '.[server]'
 	@touch $(STAMP)
 
-install: $(STAMP)
+$(DEV_STAMP): $(STAMP) examples/plugin/pyproject.toml
+	$(PY) -m pip install -q -e '.[server,dev]'
+	$(PY) -m pip install -q --no-deps -e examples/plugin
+	@touch $(DEV_STAMP)
 
-run: install
+install: $(DEV_STAMP)
+
+run: $(STAMP)
 	$(PY) -m api.launcher
 
 lint: install
