@@ -14,7 +14,7 @@ import numpy as np
 from pydantic import BaseModel
 
 from engine.plugins import load_plugins
-from engine.problems import analytic, learning, matrix, nqm
+from engine.problems import analytic, conv, learning, matrix, nqm
 from engine.problems.base import PROBLEMS, Problem
 from engine.specbase import grid_fields, union_of
 
@@ -39,6 +39,7 @@ __all__ = [
     "ProblemSpec",
     "analytic",
     "build_problem",
+    "conv",
     "learning",
     "matrix",
     "nqm",

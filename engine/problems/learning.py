@@ -127,15 +127,15 @@ class SupervisedProblem(Problem):
         norm: Norm | None = None,
         l2: float = 0.0,
         batch_size: int | None = None,
+        net: Network | None = None,
     ) -> None:
+        """``net`` replaces the MLP the other arguments describe (e.g. a convolutional one)."""
         super().__init__(seeds, dtype)
         n_train = len(data.X_train)
         if batch_size is not None and not 1 <= batch_size <= n_train:
             raise ValueError(f"batch_size must be between 1 and {n_train} (the training set)")
-        if norm == "batchnorm" and (batch_size or n_train) < 2:
-            raise ValueError("batch normalisation needs batches of at least 2 examples")
         self.data = data
-        self.net = Network(
+        self.net = net or Network(
             data.X_train.shape[1],
             hidden,
             data.n_outputs,
@@ -144,6 +144,8 @@ class SupervisedProblem(Problem):
             regression=data.regression,
             l2=l2,
         )
+        if self.net.norm == "batchnorm" and (batch_size or n_train) < 2:
+            raise ValueError("batch normalisation needs batches of at least 2 examples")
         self.dim = self.net.size
         self.batch_size = batch_size
         self.minibatch = batch_size is not None

@@ -29,7 +29,7 @@ def test_registry_names_equal_the_union_literals() -> None:
     assert set(builtin(PROBLEMS)) == {
         "quadratic", "rosenbrock", "beale", "himmelblau", "rastrigin", "ackley",
         "styblinski_tang", "linear_regression", "logistic_regression", "mlp",
-        "nqm", "matrix_factorization",
+        "nqm", "matrix_factorization", "conv_digits",
     }  # fmt: skip
 
 
