@@ -51,6 +51,7 @@ $(BENCH_STAMP): $(STAMP)
 bench: $(BENCH_STAMP)
 	$(PY) bench/optimizers.py
 	$(PY) bench/batching.py
+	$(PY) bench/sweeps.py
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

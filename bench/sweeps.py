@@ -1,0 +1,211 @@
+"""Whole sweeps against their best alternatives, and the engine CLI's cold and warm start.
+
+Run as ``.venv/bin/python bench/sweeps.py`` (``--quick``: fewer repeats). One BLAS thread and one
+torch thread throughout; every figure is the best of several repeats. Prints:
+
+1. A 1,024-run Adam lr sweep on 2-D Rosenbrock from (-1.5, 2), 2,000 steps, every loss recorded:
+   ``run_batch`` (results included, as a caller gets them) against one numba loop doing the same
+   math (torch's Adam order) and recording the same loss curve — run-steps per second. Issue 12's
+   target: ≥ 10 M run-steps/s and ≥ 0.5 of the compiled loop.
+2. A 64-run SGD-momentum lr sweep on MLP-digits ([64], relu, batch 64, 200 steps, float64) at
+   equal work — the full training loss evaluated at the start and the end only, test metrics at
+   the end — against torch as 64 stacked models under ``torch.func.vmap``; and the same sweep at
+   the default ``eval_every`` with the share of its time spent evaluating. Targets: ≥ 4× faster
+   than vmap; default cadence ≤ 25 % of the time in evaluation.
+3. ``python -m engine run`` on the README example (examples/adam-vs-momentum.json) with an empty
+   numba cache (cold: every kernel it uses is compiled) and again with the cache it left (warm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from engine.jit import njit
+from engine.problems import build_problem
+from engine.runner import run_batch
+from engine.spec import expand, parse_experiment
+from engine.threads import limit_blas_threads
+
+try:
+    import torch
+except ImportError:  # the bench extra is not installed: the torch column stays empty
+    torch = None
+
+ROOT = Path(__file__).resolve().parents[1]
+ROSENBROCK = {
+    "name": "bench-rosenbrock-1024",
+    "problems": [{"name": "rosenbrock", "dim": 2, "init": [-1.5, 2.0]}],
+    "optimizers": [{"name": "adam", "lr": np.geomspace(1e-4, 1e-1, 1024).tolist()}],
+    "steps": 2000,
+}
+MLP = {
+    "name": "bench-mlp-64",
+    "problems": [{"name": "mlp", "dataset": "digits", "hidden": [64], "batch_size": 64}],
+    "optimizers": [{"name": "sgd", "lr": np.geomspace(1e-3, 1.0, 64).tolist(), "momentum": 0.9}],
+    "steps": 200,
+}
+
+
+def best(repeats: int, fn: Callable[[], Any]) -> float:
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+@njit
+def adam_rosenbrock(x0, lrs, steps, b1, b2, eps, losses):
+    """Adam on 2-D Rosenbrock for every run, recording the loss before each update and after the
+    last (torch's operation order, bias corrections per step; the reference compiled loop)."""
+    for r in range(x0.shape[0]):
+        x, y = x0[r, 0], x0[r, 1]
+        mx = my = vx = vy = 0.0
+        lr = lrs[r]
+        for t in range(steps):
+            tt = y - x * x
+            u = 1.0 - x
+            losses[r, t] = 100.0 * (tt * tt) + u * u
+            gx = -400.0 * x * tt - 2.0 * u
+            gy = 200.0 * tt
+            mx = mx + (1.0 - b1) * (gx - mx)
+            my = my + (1.0 - b1) * (gy - my)
+            vx = vx * b2 + ((1.0 - b2) * gx) * gx
+            vy = vy * b2 + ((1.0 - b2) * gy) * gy
+            bc1 = 1.0 - b1 ** (t + 1)
+            bc2s = (1.0 - b2 ** (t + 1)) ** 0.5
+            k = -(lr / bc1)
+            x = x + (k * mx) / (np.sqrt(vx) / bc2s + eps)
+            y = y + (k * my) / (np.sqrt(vy) / bc2s + eps)
+        tt = y - x * x
+        u = 1.0 - x
+        losses[r, steps] = 100.0 * (tt * tt) + u * u
+
+
+def rosenbrock_sweep(repeats: int) -> None:
+    runs = expand(parse_experiment(ROSENBROCK))
+    steps, n = ROSENBROCK["steps"], len(runs)
+    lrs = np.array([r.optimizer.lr for r in runs])
+    x0 = np.tile([-1.5, 2.0], (n, 1))
+    losses = np.empty((n, steps + 1))
+    adam_rosenbrock(x0[:1], lrs[:1], 2, 0.9, 0.999, 1e-8, losses[:1])  # compile
+    run_batch(runs[:2])  # compile / load our kernels
+    ours = best(repeats, lambda: run_batch(runs))
+    loop = best(repeats, lambda: adam_rosenbrock(x0, lrs, steps, 0.9, 0.999, 1e-8, losses))
+    ours_rate, loop_rate = n * steps / ours / 1e6, n * steps / loop / 1e6
+    curve = run_batch(runs[:1])[0]["losses"]
+    same = np.allclose(curve, losses[0], rtol=1e-9, atol=0)
+    print(f"1. Rosenbrock 2-D, adam, {n} runs x {steps} steps, every loss recorded")
+    print(f"   run_batch       {ours:8.3f} s  {ours_rate:7.2f} M run-steps/s")
+    print(f"   compiled loop   {loop:8.3f} s  {loop_rate:7.2f} M run-steps/s   same curve: {same}")
+    print(f"   ours/loop {ours_rate / loop_rate:.3f} (target ≥ 0.5; ≥ 10 M run-steps/s)\n")
+
+
+def torch_mlp_vmap(eval_steps: int) -> Callable[[], None]:
+    """64 stacked MLPs stepped by ``torch.func.vmap``: the same data, batches, shapes and rule."""
+    from torch.func import functional_call, grad, vmap
+
+    runs = expand(parse_experiment({**MLP, "eval_every": MLP["steps"]}))
+    problem = build_problem(runs[0].problem, [r.seed for r in runs], np.float64)
+    x_train = torch.from_numpy(problem.data.X_train.astype(np.float64))
+    y_train = torch.from_numpy(problem.data.y_train.astype(np.int64))
+    x_test = torch.from_numpy(problem.data.X_test.astype(np.float64))
+    y_test = torch.from_numpy(problem.data.y_test.astype(np.int64))
+    batches = [torch.from_numpy(problem.batch_indices(t).copy()) for t in range(MLP["steps"])]
+    n_in, n_out, width, n = x_train.shape[1], int(y_train.max()) + 1, 64, len(runs)
+    model = torch.nn.Sequential(
+        torch.nn.Linear(n_in, width), torch.nn.ReLU(), torch.nn.Linear(width, n_out)
+    ).double()
+    gen = torch.Generator().manual_seed(0)
+    params = {
+        k: torch.randn((n, *v.shape), dtype=torch.float64, generator=gen) * 0.1
+        for k, v in model.named_parameters()
+    }
+    lrs = torch.tensor([r.optimizer.lr for r in runs], dtype=torch.float64)
+
+    def loss(p: dict[str, Any], x: Any, y: Any) -> Any:
+        return torch.nn.functional.cross_entropy(functional_call(model, p, (x,)), y)
+
+    grads = vmap(grad(loss))
+    full_loss = vmap(loss, in_dims=(0, None, None))
+
+    def sweep() -> None:
+        p = {k: v.clone() for k, v in params.items()}
+        bufs: dict[str, Any] = {}
+        full_loss(p, x_train, y_train)
+        for t, idx in enumerate(batches):
+            g = grads(p, x_train[idx], y_train[idx])
+            for k in p:
+                if k in bufs:
+                    bufs[k].mul_(0.9).add_(g[k])
+                else:
+                    bufs[k] = g[k].clone()
+                p[k].sub_(lrs.view(-1, *[1] * (p[k].dim() - 1)) * bufs[k])
+            if (t + 1) % eval_steps == 0:
+                full_loss(p, x_train, y_train)
+        full_loss(p, x_test, y_test)
+
+    return sweep
+
+
+def mlp_sweep(repeats: int) -> None:
+    equal = expand(parse_experiment({**MLP, "eval_every": MLP["steps"]}))
+    default = expand(parse_experiment(MLP))
+    run_batch(equal[:2])
+    ours = best(repeats, lambda: run_batch(equal))
+    ours_default = best(repeats, lambda: run_batch(default))
+    print(f"2. MLP-digits [64], sgd momentum, {len(equal)} runs x {MLP['steps']} steps, float64")
+    print(f"   ours, evaluated at start and end      {ours:7.3f} s")
+    if torch is not None:
+        vmap_time = best(repeats, torch_mlp_vmap(MLP["steps"]))
+        print(f"   torch vmap, same evaluations          {vmap_time:7.3f} s")
+        print(f"   vmap/ours {vmap_time / ours:.2f} (target ≥ 4)")
+    evals = default[0].steps // default[0].eval_every + 1
+    share = max(0.0, ours_default - ours) / ours_default
+    print(
+        f"   ours, default eval_every={default[0].eval_every} ({evals} evaluations) "
+        f"{ours_default:7.3f} s: {share:.0%} of the time evaluating (target ≤ 25 %)\n"
+    )
+
+
+def cold_warm() -> None:
+    example = ROOT / "examples" / "adam-vs-momentum.json"
+    cmd = [sys.executable, "-m", "engine", "run", str(example), "--quiet", "--out", os.devnull]
+    with tempfile.TemporaryDirectory() as cache:
+        env = {**os.environ, "NUMBA_CACHE_DIR": cache}
+        times = []
+        for _ in range(2):
+            start = time.perf_counter()
+            subprocess.run(cmd, env=env, check=True, cwd=ROOT)
+            times.append(time.perf_counter() - start)
+    print(f"3. python -m engine run {example.relative_to(ROOT)}")
+    print(f"   cold numba cache {times[0]:7.2f} s   warm {times[1]:7.2f} s")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--quick", action="store_true", help="fewer repeats (noisier)")
+    args = parser.parse_args()
+    repeats = 2 if args.quick else 3
+    if torch is not None:
+        torch.set_num_threads(1)
+    print(f"best of {repeats}; one BLAS thread, one torch thread\n")
+    with limit_blas_threads():
+        rosenbrock_sweep(repeats)
+        mlp_sweep(repeats)
+    cold_warm()
+
+
+if __name__ == "__main__":
+    main()
