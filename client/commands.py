@@ -1,6 +1,7 @@
 """optbench: submit experiments, follow them, fetch their results and gate CI on regressions.
 
-Talks to the service at ``--url`` (default ``$OPTBENCH_URL``, else ``http://127.0.0.1:8000``);
+Talks to the service at ``--url`` (default ``$OPTBENCH_URL``, else where ``make run`` serves:
+``$OPTBENCH_HOST:$OPTBENCH_PORT``, by default ``http://127.0.0.1:8000``);
 ``submit`` and ``gate`` also take ``--local``, which runs the engine in this process instead.
 
 Exit codes: 0 success; 1 a negative outcome (a run failed or was cancelled, the gate found a
@@ -19,9 +20,10 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
+from analysis.export import to_csv
 from analysis.gate import gate
 from analysis.records import GROUP_METRICS, SummaryError, load_records
-from client.http import DEFAULT_URL, CliError, Service, submit, wait
+from client.http import CliError, Service, default_url, submit, wait
 from client.junit import junit_xml
 from client.render import (
     print_result_table,
@@ -30,7 +32,7 @@ from client.render import (
     render_gate,
     results_document,
 )
-from engine.cli import UsageError, read_json, run_with_progress
+from engine.cli import UsageError, quiet_closed_stdout, read_json, run_with_progress
 
 # ------------------------------------------------------------------------------------- input
 
@@ -128,11 +130,16 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
+#: Run filters of ``results``: the name of the run's problem, optimizer or schedule.
+NAMED = ("problem", "optimizer", "schedule")
+
+
 def cmd_results(args: argparse.Namespace, out: TextIO) -> int:
     service = Service(args.url)
     missing = f"no experiment {args.id!r} at {service.url}"
+    wanted = {kind: getattr(args, kind) for kind in NAMED if getattr(args, kind)}
     try:
-        if args.format == "csv":
+        if args.format == "csv" and not wanted:
             text = service.request(
                 "GET", f"/v1/experiments/{args.id}/runs.csv", not_found=missing
             ).text
@@ -141,6 +148,15 @@ def cmd_results(args: argparse.Namespace, out: TextIO) -> int:
         doc = service.get_json(f"/v1/experiments/{args.id}/runs.json", not_found=missing)
     finally:
         service.close()
+    if wanted:
+        doc["runs"] = [
+            row
+            for row in doc["runs"]
+            if all(row.get(f"{kind}.name") == name for kind, name in wanted.items())
+        ]
+    if args.format == "csv":
+        out.write(to_csv(doc["columns"], doc["runs"]))
+        return 0
     if args.format == "json":
         print(json.dumps(doc, indent=2, allow_nan=False), file=out)
         return 0
@@ -230,8 +246,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument(
         "--url",
-        default=os.environ.get("OPTBENCH_URL") or DEFAULT_URL,
-        help="the service (default: $OPTBENCH_URL or %(default)s)",
+        default=default_url(os.environ),
+        help="the service (default: $OPTBENCH_URL, else $OPTBENCH_HOST:$OPTBENCH_PORT as for "
+        "make run: %(default)s)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -253,6 +270,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("results", help="one row per run: hyper-parameters and metrics")
     p.add_argument("id")
     p.add_argument("--format", choices=("table", "json", "csv"), default="table")
+    for kind in NAMED:
+        p.add_argument(f"--{kind}", metavar="NAME", help=f"only runs whose {kind} is NAME")
     p.set_defaults(func=cmd_results)
 
     p = sub.add_parser("compare", help="every solver against a baseline solver, per problem")
@@ -319,6 +338,9 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> NoRetu
     args = build_parser().parse_args(argv)
     try:
         code = args.func(args, out or sys.stdout)
+        (out or sys.stdout).flush()
+    except BrokenPipeError:
+        quiet_closed_stdout()
     except CliError as exc:
         print(f"optbench: error: {exc}", file=sys.stderr)
         code = exc.code

@@ -4,12 +4,27 @@ from __future__ import annotations
 
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import httpx
 
 DEFAULT_URL = "http://127.0.0.1:8000"
+
+
+def default_url(env: Mapping[str, str]) -> str:
+    """``OPTBENCH_URL``; else the address ``make run`` serves at (``OPTBENCH_HOST`` and
+    ``OPTBENCH_PORT``, as the service reads them; a wildcard host is reached on loopback)."""
+    if env.get("OPTBENCH_URL"):
+        return env["OPTBENCH_URL"]
+    host = env.get("OPTBENCH_HOST") or "127.0.0.1"
+    if host in ("0.0.0.0", "::", ""):
+        host = "127.0.0.1"
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"
+    return f"http://{host}:{env.get('OPTBENCH_PORT') or 8000}"
+
+
 TERMINAL = ("succeeded", "failed", "cancelled")
 
 
@@ -35,10 +50,14 @@ def _problem_message(response: httpx.Response) -> str:
         return f"HTTP {response.status_code}"
     message = str(body.get("detail") or body.get("title") or f"HTTP {response.status_code}")
     errors = body.get("errors") or []
-    if errors:
-        parts = [f"{e.get('path', '?')}: {e.get('message', '')}" for e in errors]
-        if not any(p in message for p in parts):
-            message += " — " + "; ".join(parts)
+    # field errors the detail does not already say (a detail often is the one error's message)
+    parts = [
+        f"{e.get('path', '?')}: {e.get('message', '')}"
+        for e in errors
+        if str(e.get("message", "")) not in message
+    ]
+    if parts:
+        message += " — " + "; ".join(parts)
     return message
 
 

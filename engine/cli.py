@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import shutil
 import sys
+import textwrap
 from pathlib import Path
 from typing import Any, NoReturn
 
@@ -120,8 +123,41 @@ def cmd_validate(args: argparse.Namespace) -> None:
     print(f"{args.spec}: valid — {len(runs)} runs of {spec.steps} steps")
 
 
+def catalog_text(cat: dict[str, Any], width: int = 100) -> str:
+    """The catalog for a terminal: per kind, each entry's name and summary, then its fields with
+    their defaults (``name=?`` when required), wrapped to ``width`` columns."""
+    lines: list[str] = []
+    for kind, entries in cat.items():
+        lines.append(f"{kind} ({len(entries)})")
+        for entry in entries:
+            summary = " ".join(str(entry.get("summary") or "").replace("``", "").split())
+            origin = (
+                "" if entry.get("origin", "optbench") == "optbench" else f" [{entry['origin']}]"
+            )
+            head = f"{entry['name']}{origin}  {summary}".rstrip()
+            lines += textwrap.wrap(
+                head, width=width, initial_indent="  ", subsequent_indent="      "
+            )
+            defaults = entry.get("defaults") or {}
+            fields = [f"{k}={json.dumps(v)}" for k, v in defaults.items() if k != "name"] + [
+                f"{k}=?" for k in entry.get("required") or [] if k not in defaults
+            ]
+            lines += textwrap.wrap(
+                "  ".join(fields),
+                width=width,
+                initial_indent="      ",
+                subsequent_indent="      ",
+                break_on_hyphens=False,
+            )
+        lines.append("")
+    return "\n".join(lines)
+
+
 def cmd_catalog(args: argparse.Namespace) -> None:
-    _write(catalog(), args.out)
+    if args.json or args.out:
+        _write(catalog(), args.out)
+    else:
+        sys.stdout.write(catalog_text(catalog(), shutil.get_terminal_size((100, 24)).columns))
 
 
 def _positive_int(text: str) -> int:
@@ -151,7 +187,8 @@ def build_parser() -> argparse.ArgumentParser:
     val.add_argument("spec", help="experiment spec JSON file ('-' for standard input)")
     val.set_defaults(func=cmd_validate)
     cat = sub.add_parser("catalog", help="every problem, optimizer and schedule with its schema")
-    cat.add_argument("--out", help="write the catalog here instead of standard output")
+    cat.add_argument("--json", action="store_true", help="JSON on one line, schemas included")
+    cat.add_argument("--out", help="write the catalog as JSON here instead of standard output")
     cat.set_defaults(func=cmd_catalog)
     return parser
 
@@ -160,7 +197,20 @@ def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
     try:
         args.func(args)
+        sys.stdout.flush()
     except UsageError as exc:
         _fail(str(exc))
     except KeyboardInterrupt:
         _fail("interrupted")
+    except BrokenPipeError:
+        quiet_closed_stdout()
+
+
+def quiet_closed_stdout() -> NoReturn:
+    """The reader of standard output went away (``… | head``): stop without a traceback.
+
+    Python flushes stdout again at exit and would report the broken pipe there, so stdout is
+    pointed at /dev/null first (the recipe of Python's signal documentation)."""
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, sys.stdout.fileno())
+    raise SystemExit(0)

@@ -13,7 +13,7 @@ import pytest
 
 from analysis.gate import Verdict, gate
 from client.commands import build_parser, main, parse_fraction
-from client.http import CliError, Service
+from client.http import CliError, Service, default_url
 from client.junit import junit_xml
 from client.render import render_gate, table
 from tests.summary.factory import record
@@ -149,3 +149,17 @@ def test_junit_report_has_a_failure_per_regression() -> None:
     assert cases["adam / constant"].attrib["classname"] == "optbench.rosenbrock"
     assert cases["rmsprop / constant"].find("skipped") is not None
     assert cases["sgd / constant"].find("failure") is None
+
+
+@pytest.mark.parametrize(
+    ("env", "url"),
+    [
+        ({}, "http://127.0.0.1:8000"),
+        ({"OPTBENCH_PORT": "8731"}, "http://127.0.0.1:8731"),
+        ({"OPTBENCH_HOST": "0.0.0.0", "OPTBENCH_PORT": "9000"}, "http://127.0.0.1:9000"),
+        ({"OPTBENCH_HOST": "::1"}, "http://[::1]:8000"),
+        ({"OPTBENCH_URL": "http://box:1", "OPTBENCH_PORT": "8731"}, "http://box:1"),
+    ],
+)
+def test_the_default_url_follows_make_runs_settings(env: dict[str, str], url: str) -> None:
+    assert default_url(env) == url

@@ -224,13 +224,47 @@ def test_bad_input_is_exit_2_without_a_traceback(
     code, _ = cli(["--url", url, "compare", finished[0], "--baseline", "rmsprop"])
     err = capsys.readouterr().err
     assert code == 2 and "no solver matches 'rmsprop'; known: adam(lr=0.01)" in err
+    assert err.count("no solver matches") == 1  # the detail, not repeated from the field errors
+
+
+def test_results_filtered_by_names(
+    live_service: LiveService, finished: tuple[str, Path, Path]
+) -> None:
+    base = ["--url", live_service.url, "results", finished[0]]
+    code, out = cli([*base, "--format", "json", "--optimizer", "adam"])
+    rows = json.loads(out)["runs"]
+    assert code == 0 and len(rows) == 12 and {r["optimizer.name"] for r in rows} == {"adam"}
+    code, out = cli([*base, "--format", "csv", "--optimizer", "sgd", "--problem", "rosenbrock"])
+    table = list(csv.DictReader(io.StringIO(out)))
+    assert code == 0 and len(table) == 6 and {r["solver"] for r in table} == {"sgd / constant"}
+    code, out = cli([*base, "--format", "json", "--schedule", "cosine"])
+    assert code == 0 and json.loads(out)["runs"] == []
+
+
+def test_output_to_a_closed_pipe_ends_quietly(
+    live_service: LiveService, finished: tuple[str, Path, Path]
+) -> None:
+    """``true`` exits before the client has its answer, so the output meets a closed pipe."""
+    script = Path(sys.executable).with_name("optbench")
+    proc = subprocess.run(
+        f"set -o pipefail; '{script}' results {finished[0]} --format json | true",
+        shell=True,
+        executable="/bin/bash",
+        env={"OPTBENCH_URL": live_service.url, "PATH": str(script.parent) + ":/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and proc.stderr == ""
 
 
 def test_the_console_script(live_service: LiveService, finished: tuple[str, Path, Path]) -> None:
+    """Without OPTBENCH_URL it reads make run's OPTBENCH_HOST and OPTBENCH_PORT."""
     script = Path(sys.executable).with_name("optbench")
+    host, port = live_service.url.removeprefix("http://").rsplit(":", 1)
     proc = subprocess.run(
         [str(script), "status", finished[0]],
-        env={"OPTBENCH_URL": live_service.url, "PATH": str(script.parent)},
+        env={"OPTBENCH_HOST": host, "OPTBENCH_PORT": port, "PATH": str(script.parent)},
         capture_output=True,
         text=True,
         timeout=60,

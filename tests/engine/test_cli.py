@@ -66,11 +66,31 @@ def test_validate_and_catalog(tmp_path: Path) -> None:
     spec.write_text(json.dumps(SPEC))
     proc = engine("validate", str(spec))
     assert proc.returncode == 0 and "2 runs" in proc.stdout
-    proc = engine("catalog")
-    assert proc.returncode == 0
+    proc = engine("catalog", "--json")
+    assert proc.returncode == 0 and proc.stdout.count("\n") == 1
     cat = json.loads(proc.stdout)
     adam = next(e for e in cat["optimizers"] if e["name"] == "adam")
     assert adam["defaults"]["lr"] == 0.001 and "properties" in adam["schema"]
+    # For a terminal: a section per kind, an entry per line with its defaults below.
+    text = engine("catalog").stdout.splitlines()
+    assert f"optimizers ({len(cat['optimizers'])})" in text
+    assert max(len(line) for line in text) <= 100
+    at = next(i for i, line in enumerate(text) if line.startswith("  adam "))
+    assert "lr=0.001" in text[at + 1] and "betas=[0.9, 0.999]" in text[at + 1]
+
+
+def test_a_closed_pipe_ends_quietly() -> None:
+    """``true`` exits before Python has started, so every write meets a closed pipe."""
+    proc = subprocess.run(
+        f"set -o pipefail; '{sys.executable}' -m engine catalog | true",
+        shell=True,
+        executable="/bin/bash",
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert proc.returncode == 0 and proc.stderr == ""
 
 
 @pytest.mark.parametrize(
