@@ -83,6 +83,7 @@ class ConvNet(Network):
         self.channels, self.n_out = int(channels), int(n_out)
         self.norm = "batchnorm" if batchnorm else None
         self.regression = False
+        self.input_norm = None
         self.l2 = 0.0
         self.hidden = [self.channels]
         self.head = Network(POOLED * POOLED * self.channels, [], n_out)
@@ -100,11 +101,7 @@ class ConvNet(Network):
             ("fc.weight", (POOLED * POOLED * C, n_out), "matrix"),
             ("fc.bias", (n_out,), "bias"),
         ]
-        self._layout = Layout.build(parts)
-
-    @property
-    def layout(self) -> Layout:
-        return self._layout
+        self.layout = Layout.build(parts)
 
     def conv_views(
         self, flat: np.ndarray

@@ -127,6 +127,8 @@ class SupervisedProblem(Problem):
         norm: Norm | None = None,
         l2: float = 0.0,
         batch_size: int | None = None,
+        input_norm: bool = False,
+        norm_affine: bool = True,
         net: Network | None = None,
     ) -> None:
         """``net`` replaces the MLP the other arguments describe (e.g. a convolutional one)."""
@@ -143,8 +145,11 @@ class SupervisedProblem(Problem):
             norm=norm,
             regression=data.regression,
             l2=l2,
+            input_norm=input_norm,
+            norm_affine=norm_affine,
         )
-        if self.net.norm == "batchnorm" and (batch_size or n_train) < 2:
+        batch_stats = self.net.norm == "batchnorm" or self.net.input_norm is not None
+        if batch_stats and (batch_size or n_train) < 2:
             raise ValueError("batch normalisation needs batches of at least 2 examples")
         self.dim = self.net.size
         self.batch_size = batch_size
@@ -282,6 +287,10 @@ class LearningSpec(SpecModel):
     def _norm(self) -> Norm | None:
         return None
 
+    def _batch_stats(self) -> bool:
+        """Whether a layer normalises with batch statistics (so batches need 2 examples)."""
+        return self._norm() == "batchnorm"
+
     @model_validator(mode="after")
     def _fits_the_data(self) -> LearningSpec:
         info = DATASETS[self.dataset]
@@ -299,7 +308,7 @@ class LearningSpec(SpecModel):
                 f"batch_size {max(batches)} exceeds the {n_train} training examples "
                 f"of {self.dataset!r}"
             )
-        if self._norm() == "batchnorm" and min([*batches, n_train]) < 2:
+        if self._batch_stats() and min([*batches, n_train]) < 2:
             raise ValueError("batchnorm needs batch_size ≥ 2")
         return self
 
@@ -340,20 +349,40 @@ class MLPSpec(SyntheticFields):
     )
     batchnorm: bool = Field(default=False, description="batch norm before each activation")
     layernorm: bool = Field(default=False, description="layer norm before each activation")
+    layernorm_affine: bool = Field(
+        default=True,
+        description="layer norm with learnt γ, β; false: the seed's (z − μ)/√(σ² + ε) alone",
+    )
+    input_batchnorm: bool = Field(
+        default=False,
+        description="batch norm of the inputs z⁽⁰⁾ (with γ, β), as in the seed's example",
+    )
 
     def _norm(self) -> Norm | None:
         return "batchnorm" if self.batchnorm else "layernorm" if self.layernorm else None
+
+    def _batch_stats(self) -> bool:
+        return self.batchnorm or self.input_batchnorm
 
     @model_validator(mode="after")
     def _one_norm(self) -> MLPSpec:
         if self.batchnorm and self.layernorm:
             raise ValueError("batchnorm and layernorm are mutually exclusive")
+        if not self.layernorm_affine and not self.layernorm:
+            raise ValueError("layernorm_affine applies to layernorm: set layernorm to true")
         return self
 
     def num_params(self) -> int:
         info = DATASETS[self.dataset]
         return max(
-            count_params(info.n_features, h, info.n_outputs, self._norm())
+            count_params(
+                info.n_features,
+                h,
+                info.n_outputs,
+                self._norm(),
+                input_norm=self.input_batchnorm,
+                norm_affine=self.layernorm_affine,
+            )
             for h in options(self, "hidden")
         )
 
@@ -414,6 +443,8 @@ def mlp(
     activation: Activation = "relu",
     batchnorm: bool = False,
     layernorm: bool = False,
+    layernorm_affine: bool = True,
+    input_batchnorm: bool = False,
     batch_size: int | None = None,
     test_fraction: float = 0.2,
     split_seed: int = 0,
@@ -422,8 +453,10 @@ def mlp(
 ) -> SupervisedProblem:
     """Multilayer perceptron: softmax cross-entropy (classification) or squared error (diabetes).
 
-    Hidden layers ``Linear → [batch norm | layer norm] → activation``; torch's default
-    ``nn.Linear`` initialisation from the run seed. Non-convex; ``f_star`` unknown.
+    Hidden layers ``Linear → [batch norm | layer norm] → activation``, optionally after a batch
+    norm of the inputs (``input_batchnorm``, the seed's normalised ``z⁽⁰⁾``); a layer norm without
+    ``γ``, ``β`` with ``layernorm_affine = false``. torch's default ``nn.Linear`` initialisation
+    from the run seed. Non-convex; ``f_star`` unknown.
     """
     if batchnorm and layernorm:
         raise ValueError("batchnorm and layernorm are mutually exclusive")
@@ -437,4 +470,6 @@ def mlp(
         activation=activation,
         norm=norm,
         batch_size=batch_size,
+        input_norm=input_batchnorm,
+        norm_affine=layernorm_affine,
     )

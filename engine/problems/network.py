@@ -6,7 +6,10 @@ Architecture, for hidden sizes ``h_1 … h_L`` (``L = 0`` gives a linear model):
     out = a_L W_o + b_o
 
 ``norm`` is batch normalisation (batch statistics in training mode, running statistics in
-inference mode), layer normalisation, or the identity; ``φ`` is ReLU, tanh or GELU in its tanh
+inference mode), layer normalisation (with ``γ``, ``β``, or without: the seed's
+``z' = (z − μ)/√(σ² + ε)``), or the identity. With ``input_norm`` the inputs are batch-normalised
+first, ``a_0 = BN(x)`` with their own ``γ₀``, ``β₀`` and running statistics — the seed's example,
+which normalises ``z⁽⁰⁾`` before the first layer; ``φ`` is ReLU, tanh or GELU in its tanh
 form ``½ z (1 + tanh(√(2/π)(z + 0.044715 z³)))`` (torch's ``approximate="tanh"``; chosen over
 the exact ``erf`` form because NumPy has no vectorised ``erf``).
 
@@ -20,7 +23,8 @@ Backward: ``∂L/∂out = (softmax(out) − onehot(y)) / B`` or ``2 (out − y) 
 ``∂W = a_{l−1}ᵀ ∂z``, ``∂b = Σ_b ∂z``, ``∂a_{l−1} = ∂z Wᵀ``, ``∂z̃ = ∂a ⊙ φ'(z̃)``, and the
 normalisation layer's backward (:mod:`engine.layers`) maps ``∂z̃`` to ``∂z``, ``∂γ``, ``∂β``.
 
-Layout of a parameter row, layer after layer: ``W_l`` (``fan_in × fan_out``, row-major) followed
+Layout of a parameter row: the input norm's ``γ₀``, ``β₀`` first when present, then layer after
+layer: ``W_l`` (``fan_in × fan_out``, row-major) followed
 by ``b_l``, which together form one contiguous ``(fan_in + 1) × fan_out`` block ``[W_l; b_l]``, then
 ``γ_l``, ``β_l`` when the layer is normalised; the output layer last. Inputs carry a trailing
 column of ones, so ``a [W; b]`` is one matrix product and ``[a 1]ᵀ ∂z`` yields ``∂W`` and ``∂b``
@@ -83,10 +87,19 @@ def layer_sizes(n_in: int, hidden: Sequence[int], n_out: int) -> list[tuple[int,
     return list(itertools.pairwise([n_in, *hidden, n_out]))
 
 
-def count_params(n_in: int, hidden: Sequence[int], n_out: int, norm: Norm | None) -> int:
+def count_params(
+    n_in: int,
+    hidden: Sequence[int],
+    n_out: int,
+    norm: Norm | None,
+    *,
+    input_norm: bool = False,
+    norm_affine: bool = True,
+) -> int:
     """Parameters per run of :class:`Network` with these sizes (no arrays built)."""
     linear = sum(fi * fo + fo for fi, fo in layer_sizes(n_in, hidden, n_out))
-    return linear + (2 * sum(hidden) if norm is not None else 0)
+    affine = norm == "batchnorm" or (norm == "layernorm" and norm_affine)
+    return linear + (2 * sum(hidden) if affine else 0) + (2 * n_in if input_norm else 0)
 
 
 def with_ones(x: np.ndarray) -> np.ndarray:
@@ -119,23 +132,30 @@ class Network:
         norm: Norm | None = None,
         regression: bool = False,
         l2: float = 0.0,
+        input_norm: bool = False,
+        norm_affine: bool = True,
     ) -> None:
         if activation not in ("relu", "tanh", "gelu"):
             raise ValueError(f"unknown activation {activation!r}")
+        if not norm_affine and norm != "layernorm":
+            raise ValueError("only layer normalisation can go without affine parameters")
         self.activation = activation
         self.norm = norm
         self.regression = regression
         self.l2 = float(l2)
         self.hidden = list(hidden)
         self.n_out = n_out
+        self.n_in = n_in
+        #: Offset of the input batch norm's ``γ₀`` (``β₀`` follows), or ``None``.
+        self.input_norm: int | None = 0 if input_norm else None
         slots: list[LayerSlots] = []
-        offset = 0
+        offset = 2 * n_in if input_norm else 0
         sizes = layer_sizes(n_in, hidden, n_out)
         for i, (fi, fo) in enumerate(sizes):
             w, b = offset, offset + fi * fo
             offset = b + fo
             gamma = beta = None
-            if norm is not None and i < len(sizes) - 1:
+            if norm is not None and norm_affine and i < len(sizes) - 1:
                 gamma, beta = offset, offset + fo
                 offset += 2 * fo
             slots.append(LayerSlots(fi, fo, w, b, gamma, beta))
@@ -155,9 +175,17 @@ class Network:
             out.append(LayerViews(wb, gamma, beta))
         return out
 
+    def input_views(self, flat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """``(γ₀, β₀)`` of the input batch norm, ``(R, n_in)`` views (requires ``input_norm``)."""
+        assert self.input_norm is not None
+        start, n = self.input_norm, self.n_in
+        return flat[:, start : start + n], flat[:, start + n : start + 2 * n]
+
     def init(self, seeds: Sequence[int], dtype: np.dtype) -> np.ndarray:
         """``(R, size)`` initial parameters, run ``r`` drawn from ``seeds[r]``'s init stream."""
         rows = np.zeros((len(seeds), self.size))
+        if self.input_norm is not None:
+            self.input_views(rows)[0][...] = 1.0
         for row, seed in zip(rows, seeds, strict=True):
             rng = stream_rng(seed, STREAM_INIT)
             for s in self.slots:
@@ -169,13 +197,14 @@ class Network:
         return rows.astype(dtype)
 
     def workspace(self) -> Workspace:
-        return Workspace(len(self.hidden))
+        return Workspace(len(self.hidden) + (self.input_norm is not None))
 
     def new_running_stats(self, R: int, dtype: np.dtype) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Batch-norm running (mean, variance) per hidden layer, torch's start values (0, 1)."""
-        if self.norm != "batchnorm":
-            return []
-        return [(np.zeros((R, h), dtype), np.ones((R, h), dtype)) for h in self.hidden]
+        """Batch-norm running (mean, variance), torch's start values (0, 1): one per hidden layer
+        with ``norm="batchnorm"``, then the input batch norm's."""
+        widths = self.hidden if self.norm == "batchnorm" else []
+        widths = widths + ([self.n_in] if self.input_norm is not None else [])
+        return [(np.zeros((R, h), dtype), np.ones((R, h), dtype)) for h in widths]
 
     def forward(
         self,
@@ -197,6 +226,9 @@ class Network:
         tape: list[Any] = []
         a1 = x1
         R, B, dt = params.shape[0], x1.shape[-2], params.dtype
+        input_cache = None
+        if self.input_norm is not None:
+            a1, input_cache = self._normalise_input(params, x1, training, running, ws)
         # ReLU and tanh can run in place on the product, written straight into the next input
         in_place = self.norm is None and self.activation != "gelu"
         for i, layer in enumerate(layers[:-1]):
@@ -222,7 +254,29 @@ class Network:
         out = buffer(ws, "out", (R, C, B), dt)
         np.matmul(np.swapaxes(layers[-1].wb, 1, 2), np.swapaxes(a1, -1, -2), out=out)
         tape.append((a1, None, None))
+        tape.append(input_cache)
         return out, tape
+
+    def _normalise_input(
+        self,
+        params: np.ndarray,
+        x1: np.ndarray,
+        training: bool,
+        running: Sequence[tuple[np.ndarray, np.ndarray]],
+        ws: Workspace | None,
+    ) -> tuple[np.ndarray, Any]:
+        """``[BN(x) 1]`` for inputs ``x1 = [x 1]``: the seed's batch norm of ``z⁽⁰⁾``, per input
+        feature over the batch, with its own ``γ₀``, ``β₀`` and running statistics."""
+        R, B, dt = params.shape[0], x1.shape[-2], params.dtype
+        x = np.broadcast_to(x1[..., :-1], (R, B, self.n_in))
+        gamma, beta = self.input_views(params)
+        mean, var = running[-1]
+        scratch = None if ws is None else ws.norms[-1]
+        y, cache = batchnorm.forward(x, gamma, beta, mean, var, training=training, scratch=scratch)
+        a1 = buffer(ws, "input", (R, B, self.n_in + 1), dt)
+        a1[..., :-1] = y
+        a1[..., -1] = 1.0
+        return a1, cache
 
     def backward(
         self,
@@ -241,6 +295,12 @@ class Network:
             a1 = tape[i][0]
             np.matmul(np.swapaxes(a1, -1, -2), dz, out=glayers[i].wb)
             if i == 0:
+                if self.input_norm is not None:
+                    dx = np.matmul(dz, np.swapaxes(layers[0].w, 1, 2))
+                    _, grads = batchnorm.backward(dx, tape[-1])
+                    in_gamma, in_beta = self.input_views(grad)
+                    in_gamma[...] = grads["gamma"]
+                    in_beta[...] = grads["beta"]
                 break
             w = layers[i].w
             da = buffer(ws, f"da{i - 1}", (*dz.shape[:2], w.shape[1]), dz.dtype)
@@ -248,13 +308,13 @@ class Network:
             _, norm_cache, act_cache = tape[i - 1]
             self._activate_backward(da, a1[..., :-1], act_cache, ws, i - 1)
             dz = da
-            if self.norm is not None:
+            if norm_cache is not None:
                 module = batchnorm if self.norm == "batchnorm" else layernorm
                 dz, grads = module.backward(da, norm_cache)
                 g_gamma, g_beta = glayers[i - 1].gamma, glayers[i - 1].beta
-                assert g_gamma is not None and g_beta is not None
-                g_gamma[...] = grads["gamma"]
-                g_beta[...] = grads["beta"]
+                if g_gamma is not None and g_beta is not None:  # not a non-affine layer norm
+                    g_gamma[...] = grads["gamma"]
+                    g_beta[...] = grads["beta"]
         if self.l2:
             for layer, g in zip(layers, glayers, strict=True):
                 g.w[...] += self.l2 * layer.w

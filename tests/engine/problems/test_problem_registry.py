@@ -60,7 +60,8 @@ def test_numeric_fields_are_sweepable(name: str) -> None:
     spec_model = PROBLEMS.get(name).spec
     markers = sweep_markers(spec_model)
     for field in spec_model.model_fields:
-        if field not in ("name", "init", "dataset", "batchnorm", "layernorm"):
+        flags = ("batchnorm", "layernorm", "layernorm_affine", "input_batchnorm")
+        if field not in ("name", "init", "dataset", *flags):
             assert field in markers, f"{name}.{field} is not a Sweep"
 
 
