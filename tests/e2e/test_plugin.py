@@ -1,7 +1,7 @@
-"""An installed plugin's optimizer through the service: the API accepts and lists it, a real
-Celery worker process (which loads the same entry points) runs it, and its results equal
-``python -m engine run`` on the same spec. The plugin (``examples/plugin``) is installed into the
-virtual environment by ``make install``; nothing is uploaded."""
+"""An installed plugin's optimizer and problem through the service: the API accepts and lists
+them, a real Celery worker process (which loads the same entry points) runs them, and the results
+equal ``python -m engine run`` on the same spec. The plugin (``examples/plugin``) is installed
+into the virtual environment by ``make install``; nothing is uploaded."""
 
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ SPEC = {
     "problems": [
         {"name": "rosenbrock", "dim": 2, "init": [-1.5, 2.0]},
         {"name": "mlp", "dataset": "iris", "hidden": [8], "batch_size": 30},
+        {"name": "booth"},
     ],
     "optimizers": [{"name": "signum", "lr": [0.001, 0.01], "momentum": 0.9}, {"name": "adam"}],
     "seeds": [0, 1],
@@ -45,14 +46,16 @@ def test_a_plugin_optimizer_runs_through_the_service_on_a_real_worker(
     tmp_path: Path,
 ) -> None:
     client, settings = api
-    listed = {e["name"]: e for e in client.get("/v1/catalog").json()["optimizers"]}
-    assert listed["signum"]["origin"].startswith("optbench-example-plugin ")
+    catalog = client.get("/v1/catalog").json()
+    for kind, name in (("optimizers", "signum"), ("problems", "booth")):
+        (entry,) = [e for e in catalog[kind] if e["name"] == name]
+        assert entry["origin"].startswith("optbench-example-plugin "), kind
     start_worker(settings, concurrency=1)
     created = client.post("/v1/experiments", json=SPEC)
     assert created.status_code == 202, created.text
     experiment = wait_finished(client.get, created.json()["id"], 120)
     assert experiment["status"] == "succeeded"
-    assert experiment["counts"]["succeeded"] == experiment["total_runs"] == 12
+    assert experiment["counts"]["succeeded"] == experiment["total_runs"] == 18
     reference = engine_cli(SPEC, tmp_path)
     runs = all_runs(client.get, experiment["id"])
     assert {r["spec_hash"] for r in runs} == set(reference)
@@ -63,7 +66,7 @@ def test_a_plugin_optimizer_runs_through_the_service_on_a_real_worker(
         if full["spec"]["optimizer"]["name"] == "signum":
             signum += 1
             assert full["metrics"]["final_loss"] < full["curves"]["losses"][0]
-    assert signum == 8
+    assert signum == 12
 
 
 def test_an_unknown_optimizer_is_a_422_naming_the_installed_ones(

@@ -14,10 +14,12 @@ from pydantic import TypeAdapter
 from engine.catalog import catalog
 from engine.optimizers import OPTIMIZERS, OptimizerSpec, build_optimizer
 from engine.plugins import PluginError, load_plugins
+from engine.problems import PROBLEMS, ProblemSpec, build_problem
 from engine.registry import BUILTIN
 from engine.runner import run_one
 from engine.spec import expand, parse_experiment
 from tests.engine import plugin_fixture
+from tests.numeric import row_central_diff
 from tests.registered import plugins
 
 EXAMPLE = "optbench-example-plugin"
@@ -92,6 +94,16 @@ def test_a_plugin_optimizer_runs_through_the_engine_like_a_builtin() -> None:
     assert result["final_loss"] < result["losses"][0] and not result["diverged"]
     # every coordinate moves by exactly lr per update while the momentum keeps its sign
     assert result["update_norms"][0] == pytest.approx(0.01 * math.sqrt(4), rel=1e-12)
+
+
+def test_the_plugin_problem_is_registered_with_a_correct_gradient() -> None:
+    assert PROBLEMS.get("booth").origin.startswith(EXAMPLE)
+    problem = build_problem(TypeAdapter(ProblemSpec).validate_python({"name": "booth"}), [0, 1])
+    x = problem.init_params()
+    assert np.abs(x).max() <= 10.0 and x.shape == (2, 2)
+    _, grad = problem.loss_and_grad(x, 0)
+    np.testing.assert_allclose(grad, row_central_diff(problem.loss, x), rtol=1e-8, atol=1e-8)
+    assert problem.loss(np.array([[1.0, 3.0]] * 2)).tolist() == [0.0, 0.0]
 
 
 def fixture_ep(name: str, value: str) -> EntryPoint:

@@ -57,7 +57,7 @@ def build(doc: dict[str, Any], seeds: list[int]) -> SupervisedProblem:
 @pytest.mark.parametrize("doc", CASES, ids=lambda d: "-".join(map(str, d.values())))
 def test_gradient_matches_finite_differences(doc: dict[str, Any]) -> None:
     problem = build(doc, [0, 4])
-    assert problem.dim == SPEC.validate_python(doc).num_params()
+    assert problem.dim == SPEC.validate_python(doc).num_params() == problem.layout.size
     rng = np.random.default_rng(5)
     for step in (0, 3):
         x = problem.init_params() + 0.3 * rng.normal(size=(2, problem.dim))

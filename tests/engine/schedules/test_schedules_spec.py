@@ -13,6 +13,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 from engine.registry import UnknownNameError
 from engine.schedules import SCHEDULES, ScheduleSpec, build_schedule
 from engine.specbase import grid_fields
+from tests.registered import plugins
 
 ADAPTER: TypeAdapter[Any] = TypeAdapter(ScheduleSpec)
 
@@ -50,6 +51,10 @@ def union_literals() -> set[str]:
         (literal,) = typing.get_args(model.model_fields["name"].annotation)
         names.add(literal)
     return names
+
+
+# An installed plugin's schedules: the contract asks them to build from their defaults.
+REQUIRED |= {name: {} for name in plugins(SCHEDULES)}
 
 
 def test_registry_names_equal_the_union_literals() -> None:

@@ -1,1 +1,2 @@
-"""An example optbench plugin: one optimizer (``signum``) registered through an entry point."""
+"""An example optbench plugin: one optimizer (``signum``) and one problem (``booth``), registered
+through entry points."""
