@@ -39,6 +39,11 @@ _LATER_FIELDS = {"schedule_unit": "step"}
 Seed = Annotated[int, Field(ge=0, lt=2**32)]
 
 
+#: The most full-training-set evaluations a minibatch run makes at the default ``eval_every``
+#: (plus the one at the start point).
+MAX_DEFAULT_EVALS = 50
+
+
 def _constant_schedule() -> list[Any]:
     return [TypeAdapter(ScheduleSpec).validate_python({"name": "constant"})]
 
@@ -105,7 +110,8 @@ class ExperimentSpec(SpecModel):
     eval_every: Annotated[int, Field(ge=1)] | None = Field(
         default=None,
         description="Steps between full-training-set loss evaluations of minibatch problems "
-        "(default: steps // 100, at least 1). Full-batch problems record every step.",
+        "(default: once per epoch, at most 50 evaluations). Full-batch problems record every "
+        "step.",
     )
     dtype: Dtype = "float64"
     schedule_unit: ScheduleUnit = Field(default="step", description=_UNIT)
@@ -120,9 +126,17 @@ class ExperimentSpec(SpecModel):
         )
 
     def resolved_eval_every(self, problem: BaseModel) -> int:
+        """Full-batch problems record every step. A minibatch problem evaluates the full
+        training loss every ``eval_every`` updates; by default once per epoch (per update when
+        the problem has no data set) but at most :data:`MAX_DEFAULT_EVALS` times: an evaluation
+        passes over the whole training set, as a whole epoch of updates does, so evaluating more
+        often than per epoch would cost more than the training it reports on."""
         if not is_minibatch(problem):
             return 1
-        return self.eval_every if self.eval_every is not None else max(1, self.steps // 100)
+        if self.eval_every is not None:
+            return self.eval_every
+        epoch = problem.steps_per_epoch() if hasattr(problem, "steps_per_epoch") else None
+        return max(epoch or 1, -(-self.steps // MAX_DEFAULT_EVALS))
 
 
 def _nested(value: Any) -> list[BaseModel] | None:

@@ -291,6 +291,21 @@ class LearningSpec(SpecModel):
         """Whether a layer normalises with batch statistics (so batches need 2 examples)."""
         return self._norm() == "batchnorm"
 
+    def steps_per_epoch(self) -> int | None:
+        """Updates per pass over the training set (``None`` for full-batch training); for a
+        spec with grids, the shortest of its runs' epochs."""
+        batches = [b for b in options(self, "batch_size") if b is not None]
+        if not batches:
+            return None
+        return max(1, self._smallest_train_set() // max(batches))
+
+    def _smallest_train_set(self) -> int:
+        info = DATASETS[self.dataset]
+        samples, _ = self._synthetic_options()
+        sizes = [info.n_samples] if info.n_samples is not None else samples
+        n_min = min(SYNTHETIC_DEFAULT_SAMPLES if n is None else n for n in sizes)
+        return min(split_sizes(n_min, float(f))[0] for f in options(self, "test_fraction"))
+
     @model_validator(mode="after")
     def _fits_the_data(self) -> LearningSpec:
         info = DATASETS[self.dataset]
@@ -299,9 +314,7 @@ class LearningSpec(SpecModel):
             raise ValueError(
                 f"n_samples and data_noise apply to the synthetic data sets, not {self.dataset!r}"
             )
-        sizes = [info.n_samples] if info.n_samples is not None else samples
-        n_min = min(SYNTHETIC_DEFAULT_SAMPLES if n is None else n for n in sizes)
-        n_train = min(split_sizes(n_min, float(f))[0] for f in options(self, "test_fraction"))
+        n_train = self._smallest_train_set()
         batches = [b for b in options(self, "batch_size") if b is not None]
         if batches and max(batches) > n_train:
             raise ValueError(

@@ -49,12 +49,16 @@ def test_issue_example_expands_to_the_full_product() -> None:
 def test_eval_every_resolves_per_problem() -> None:
     runs = expand(parse_experiment(ISSUE_EXAMPLE))
     by_problem = {r.problem.name: r.eval_every for r in runs}
-    assert by_problem == {"rosenbrock": 1, "mlp": 10}
+    # digits: 1,437 training examples in batches of 64 make a 22-update epoch
+    assert by_problem == {"rosenbrock": 1, "mlp": 22}
     doc = dict(ISSUE_EXAMPLE, eval_every=25)
     assert {r.problem.name: r.eval_every for r in expand(parse_experiment(doc))} == {
         "rosenbrock": 1,
         "mlp": 25,
     }
+    # a long budget is evaluated at most 50 times, beyond one epoch
+    doc = dict(ISSUE_EXAMPLE, steps=10_000)
+    assert {r.problem.name: r.eval_every for r in expand(parse_experiment(doc))}["mlp"] == 200
 
 
 def test_grids_multiply_and_tuples_are_values() -> None:
