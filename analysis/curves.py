@@ -131,8 +131,9 @@ def _span(points: np.ndarray, box: tuple[float, float] | None) -> tuple[float, f
     return lo - pad, hi + pad
 
 
-#: Trajectory points of all seeds but the landscape's, shared between those runs.
-OTHER_SEED_POINTS = 20_000
+#: Trajectory points of the landscape seed's runs, and of all other runs, each shared between them.
+SEED_POINTS = 6_000
+OTHER_SEED_POINTS = 4_000
 
 
 def problem_contour(
@@ -145,9 +146,9 @@ def problem_contour(
     seeded problem, e.g. the rotated quadratic, differs between seeds), evaluated row by row on a
     grid covering the trajectories of that seed and the problem's start box; ``z[j][i]`` is the
     loss at ``(x[i], y[j])``. Only evaluates the closed-form loss — no optimizer runs. That seed's
-    trajectories keep ``max_points`` points; the other seeds' share :data:`OTHER_SEED_POINTS`
-    between them, so the summary of a large sweep stays small. ``None`` for a problem that is not
-    2-D or has no trajectory yet.
+    trajectories share :data:`SEED_POINTS` (at most ``max_points`` each), the other seeds'
+    :data:`OTHER_SEED_POINTS`, so the summary of a large sweep stays small. ``None`` for a
+    problem that is not 2-D or has no trajectory yet.
     """
     from pydantic import TypeAdapter
 
@@ -166,10 +167,11 @@ def problem_contour(
     ]
     others = sum(int(r["spec"]["seed"]) != seed for _, r in drawn)
     budget = max(16, OTHER_SEED_POINTS // max(1, others))
+    main_points = min(max_points, max(64, SEED_POINTS // max(1, len(drawn) - others)))
     trajectories: list[dict[str, Any]] = []
     for g, rec in drawn:
         run_seed = int(rec["spec"]["seed"])
-        points = max_points if run_seed == seed else min(max_points, budget)
+        points = main_points if run_seed == seed else min(max_points, budget)
         xs, ys = _subsample(rec["params_x"], points), _subsample(rec["params_y"], points)
         trajectories.append(
             {"group_id": g.id, "solver": g.solver_label, "seed": run_seed, "x": xs, "y": ys}

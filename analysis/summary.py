@@ -12,6 +12,16 @@ from analysis.records import GROUP_METRICS, check_metric, succeeded
 from analysis.stats import compare, default_baseline, describe, rates
 from analysis.tuning import tuning
 
+#: Points of all groups' curves in one summary together: with many groups each curve gets fewer
+#: (never under :data:`MIN_CURVE_POINTS`), so a large sweep's summary stays small.
+CURVE_POINT_BUDGET = 4000
+MIN_CURVE_POINTS = 64
+
+
+def curve_points(max_points: int, n_groups: int) -> int:
+    """Points per group curve: ``max_points``, less when the budget is shared by many groups."""
+    return min(max_points, max(MIN_CURVE_POINTS, CURVE_POINT_BUDGET // max(1, n_groups)))
+
 
 def group_summary(group: Group, metrics: Sequence[str], max_points: int) -> dict[str, Any]:
     return {
@@ -98,7 +108,9 @@ def summarize(
         "n_runs": sum(len(g.records) for g in groups),
         "problems": problems,
         "solvers": [{"id": sid, "label": label} for sid, label in solvers_of(groups)],
-        "groups": [group_summary(g, metrics, max_points) for g in groups],
+        "groups": [
+            group_summary(g, metrics, curve_points(max_points, len(groups))) for g in groups
+        ],
         "rankings": {
             "profile": profiles(groups, profile_metric) if groups else None,
             "ecdf": ecdfs(groups, n_targets=n_targets, max_points=max_points),

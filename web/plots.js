@@ -260,7 +260,8 @@
       const head = document.createElement("div");
       head.className = "tip-head";
       head.textContent = `${current.xLabel || "x"} = ${OB.fmt(x)}`;
-      const list = rows.slice(0, 24).map(([v, ser]) => {
+      const fit = Math.max(6, Math.floor((u.height - 40) / 17)); // rows that fit the plot
+      const list = rows.slice(0, fit).map(([v, ser]) => {
         const row = document.createElement("div");
         row.className = "tip-row";
         const sw = document.createElement("span");
@@ -271,7 +272,7 @@
         row.append(sw, val, document.createTextNode(" " + ser.label));
         return row;
       });
-      if (rows.length > 24) list.push(document.createTextNode(`… ${rows.length - 24} more`));
+      if (rows.length > fit) list.push(document.createTextNode(`… ${rows.length - fit} more`));
       tip.replaceChildren(head, ...list);
       tip.hidden = false;
       const left = u.cursor.left + u.bbox.left / (window.devicePixelRatio || 1);

@@ -388,3 +388,28 @@ def test_the_page_asks_for_a_token_on_401(browser: Any, live_service: LiveServic
     assert seen[0] is None and seen[-1] == "Bearer s3cret"
     assert page.evaluate("sessionStorage.getItem('optbench-token')") == "s3cret"
     page.context.close()
+
+
+def test_the_dashboard_runs_under_a_strict_csp(
+    browser: Any, live_service: LiveService, sweep: str
+) -> None:
+    """No inline script or style and nothing from elsewhere: `default-src 'self'` breaks nothing."""
+    page = new_page(browser)
+
+    def strict(route: Any) -> None:
+        response = route.fetch()
+        headers = {**response.headers, "content-security-policy": "default-src 'self'"}
+        route.fulfill(response=response, headers=headers)
+
+    page.context.route(lambda u: u.rstrip("/") == live_service.url, strict)
+    run_id = httpx.get(f"{live_service.url}/v1/experiments/{sweep}/runs?limit=1", timeout=10).json()
+    for view, ready in (
+        (f"#/experiments/{sweep}", "#contours canvas"),
+        (f"#/runs/{run_id['items'][0]['id']}", "#plot-grad canvas"),
+        ("#/", "#experiment-list tbody tr"),
+        ("#/new", "#catalog .chip"),
+    ):
+        page.goto(f"{live_service.url}/{view}")
+        page.wait_for_selector(ready)
+    assert page.errors == []
+    page.context.close()

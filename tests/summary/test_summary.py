@@ -14,7 +14,7 @@ from analysis.gate import gate
 from analysis.groups import group_runs, resolve_solver
 from analysis.rankings import ecdfs, profiles
 from analysis.records import SummaryError, load_records
-from analysis.summary import summarize
+from analysis.summary import CURVE_POINT_BUDGET, MIN_CURVE_POINTS, summarize
 from analysis.tuning import tuning
 from tests.summary.factory import record
 
@@ -312,3 +312,17 @@ def test_summary_is_deterministic_and_valid_json() -> None:
     runs = comparison_runs() + two_problem_runs()
     first = json.dumps(summarize(runs), allow_nan=False, sort_keys=True)
     assert first == json.dumps(summarize(runs), allow_nan=False, sort_keys=True)
+
+
+def test_a_large_sweep_shares_one_curve_budget() -> None:
+    """Few groups keep max_points per curve; 100 groups share CURVE_POINT_BUDGET between them,
+    each curve still reaching its last step."""
+    losses = [1.0 / (1 + k) for k in range(1001)]
+    few = [record({"name": "sgd", "lr": lr}, 0, losses) for lr in (0.1, 0.2)]
+    many = [record({"name": "sgd", "lr": 0.001 * (i + 1)}, 0, losses) for i in range(100)]
+    shared = max(MIN_CURVE_POINTS, CURVE_POINT_BUDGET // 100)
+    for records, expected in ((few, 300), (many, shared)):
+        summary = summarize(records, max_points=300)
+        for g in summary["groups"]:
+            x = g["curves"]["loss"]["x"]
+            assert expected - 2 <= len(x) <= expected and x[-1] == 1000
