@@ -56,9 +56,9 @@ class Settings(BaseSettings):
     task_max_runs: PositiveInt = 250
     checkpoint_every_s: PositiveFloat = 2.0
     #: A claimed run whose lease is not renewed for this long is presumed abandoned: with the
-    #: 2 s heartbeat an attempt may miss four renewals (a slow commit, a database blip) before
-    #: it loses its runs, and a dead worker's runs are re-queued 10–12 s after its death.
-    lease_s: PositiveFloat = 10.0
+    #: 2 s heartbeat an attempt may miss three renewals (a slow commit, a database blip) before
+    #: it loses its runs, and a dead worker's runs are re-queued 8–10 s after its death.
+    lease_s: PositiveFloat = 8.0
     heartbeat_s: PositiveFloat = 2.0
     reconcile_every_s: PositiveFloat = 2.0
     #: How long a task keeps retrying an unreachable database (its claim, its final write)

@@ -7,6 +7,8 @@ duplicated, stranded or changed a run, or never recovered.
 from __future__ import annotations
 
 import argparse
+import shutil
+import signal
 import statistics
 import sys
 import tempfile
@@ -48,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--trials", type=int, default=10)
     parser.add_argument("--scenario", action="append", choices=SCENARIOS)
     args = parser.parse_args(argv)
+    # SIGTERM unwinds like Ctrl-C, so the trial's workers and private servers are stopped.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     scenarios = args.scenario or list(SCENARIOS)
     root = Path(tempfile.mkdtemp(prefix="optbench-faults-"))
     reference = engine_cli(FAULT_SPEC, root)
@@ -67,6 +71,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
     finally:
         pg.close()
+        shutil.rmtree(root, ignore_errors=True)
     print(f"\n{RUNS}-run experiments, 2 workers, default lease/heartbeat/reconcile settings\n")
     print(table(outcomes, scenarios))
     bad = [

@@ -208,14 +208,15 @@ def run_trial(
     scenario: str, pg: PrivatePostgres, reference: dict[str, dict[str, Any]], workdir: Path
 ) -> Outcome:
     workdir.mkdir(parents=True, exist_ok=True)
-    broker = PrivateRedis(aof=scenario == "redis-aof")
-    broker.start()
     url = pg.create_database()
     migrate(url)
     engine = create_engine(url, pool_pre_ping=True)
     with engine.begin() as conn:
         for statement in AUDIT_SQL:
             conn.execute(text(statement))
+    workers: list[WorkerProcess] = []
+    broker = PrivateRedis(aof=scenario == "redis-aof")
+    client = redis.Redis(port=broker.port, socket_timeout=2, socket_connect_timeout=1)
     settings = Settings(
         data_dir=workdir,
         database_url=url,
@@ -223,9 +224,8 @@ def run_trial(
         queue=f"faults-{uuid.uuid4().hex[:8]}",
         task_max_runs=2,
     )
-    workers: list[WorkerProcess] = []
-    client = redis.Redis(port=broker.port, socket_timeout=2, socket_connect_timeout=1)
     try:
+        broker.start()
         for i in range(2):
             workers.append(WorkerProcess(settings, workdir / f"worker{i}.log", concurrency=1))
         for worker in workers:

@@ -19,6 +19,7 @@ from pathlib import Path
 
 import redis
 from sqlalchemy import create_engine, text
+from sqlalchemy.pool import NullPool
 
 
 def spare_port() -> int:
@@ -49,7 +50,10 @@ class PrivatePostgres:
         if self.as_root:
             shutil.chown(self.root, "postgres", "postgres")
         self._run("initdb", "-D", str(self.data), "-U", "postgres", "--auth=trust", "--no-sync")
-        self.admin = create_engine(self.url("postgres"), isolation_level="AUTOCOMMIT")
+        # No pooled connection: the server is restarted under it.
+        self.admin = create_engine(
+            self.url("postgres"), isolation_level="AUTOCOMMIT", poolclass=NullPool
+        )
         self._databases = 0
 
     def _run(self, tool: str, *args: str) -> None:
