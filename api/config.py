@@ -8,9 +8,11 @@ start-up rather than discovered as a lost or doubly-run task.
 
 from __future__ import annotations
 
+import ipaddress
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,12 +21,43 @@ from sqlalchemy.engine import make_url
 PositiveFloat = Annotated[float, Field(gt=0)]
 PositiveInt = Annotated[int, Field(ge=1)]
 
+
+def redact_url(url: str) -> str:
+    """``url`` with its password replaced by ``***`` (SQLAlchemy's rendering where it parses,
+    else a pattern over ``scheme://user:password@``), for errors and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy parses: hide whatever sits between ':' and '@'
+        return re.sub(r"(://[^/@:]*:)[^@]*@", r"\1***@", url)
+
+
+def is_loopback(host: str) -> bool:
+    """True for ``localhost`` and loopback IP addresses; any other name or address is public."""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def is_public_address(host: str) -> bool:
+    """True for an IP address that is not loopback (names, e.g. a test client's, are not)."""
+    try:
+        return not ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
 #: Longest unix-socket path the kernel accepts (``sun_path`` is 108 bytes, NUL included).
 MAX_SOCKET_PATH = 107
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="OPTBENCH_", extra="ignore", frozen=True)
+    # hide_input_in_errors: a rejected setting is never echoed (a database URL holds a password).
+    model_config = SettingsConfigDict(
+        env_prefix="OPTBENCH_", extra="ignore", frozen=True, hide_input_in_errors=True
+    )
 
     data_dir: Path = Path(".data")
     database_url: str | None = None
@@ -76,6 +109,21 @@ class Settings(BaseSettings):
     db_pool_timeout_s: PositiveFloat = 10.0
     sqlite_busy_timeout_s: PositiveFloat = 30.0
 
+    #: Require bearer tokens (api.auth); always on when ``host`` is not a loopback address.
+    auth_required: bool = False
+    #: Origins (``scheme://host[:port]``) allowed cross-site: CORS and writes with an ``Origin``.
+    cors_origins: list[str] = []
+
+    # Quotas per token owner (api.quotas), enforced whenever authentication is on.
+    rate_limit_per_minute: PositiveInt = 600
+    max_queued_runs_per_owner: PositiveInt = 50_000
+    max_run_steps_per_day: PositiveInt = 10_000_000_000
+
+    #: Requests handled at once (health probes aside); more are answered 503 + Retry-After.
+    max_concurrent_requests: PositiveInt = 32
+    #: ``json`` (one object per line) or ``text`` log lines.
+    log_format: Literal["json", "text"] = "json"
+
     # The embedded launcher.
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
@@ -100,13 +148,16 @@ class Settings(BaseSettings):
             )
         url = self.resolved_database_url
         if not url.startswith(("sqlite", "postgresql")):
-            problems.append(f"database_url must be sqlite:// or postgresql+psycopg://, got {url!r}")
+            problems.append(
+                f"database_url must be sqlite:// or postgresql+psycopg://, got {redact_url(url)!r}"
+            )
         else:
             try:
                 make_url(url).get_dialect().import_dbapi()
             except Exception as exc:  # unparsable, or a driver that is not installed
+                reason = str(exc).replace(url, redact_url(url))
                 problems.append(
-                    f"database_url is unusable ({type(exc).__name__}: {exc}); "
+                    f"database_url is unusable ({type(exc).__name__}: {reason}); "
                     "use sqlite:///PATH or postgresql+psycopg://USER@HOST:PORT/DB"
                 )
         if not self.resolved_broker_url.startswith(("redis://", "rediss://", "redis+socket://")):
@@ -114,6 +165,11 @@ class Settings(BaseSettings):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def auth_enabled(self) -> bool:
+        """Tokens are required when asked for, and always when serving a non-loopback address."""
+        return self.auth_required or not is_loopback(self.host)
 
     @property
     def data_path(self) -> Path:

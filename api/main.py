@@ -10,13 +10,20 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 
 from api.config import Settings, get_settings
 from api.db import Database
 from api.errors import BodyLimitMiddleware, install_error_handlers
+from api.middleware import AdmissionMiddleware, BrowserSafetyMiddleware
+from api.quotas import Quotas
 from api.routes import catalog, experiments, health, runs, summary
+from api.routes.health import ReadinessCache
 from api.services.queue import Publisher
+
+#: Paths answered even when the server is saturated (probes and scrapes).
+UNTHROTTLED = ("/healthz", "/readyz", "/metrics")
 
 API_VERSION = "1.0.0"
 #: Responses smaller than this go out uncompressed (gzip would not pay for its header).
@@ -53,9 +60,24 @@ def create_app(
     app.state.settings = settings
     app.state.db = db
     app.state.publisher = pub
+    app.state.quotas = Quotas(settings)
+    app.state.readiness = ReadinessCache()
+    # Added innermost first: a request meets CORS, admission, browser safety, gzip, body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Summaries and curves are JSON of repetitive numbers: gzip shrinks them ~5x.
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
+    app.add_middleware(BrowserSafetyMiddleware, allowed_origins=settings.cors_origins)
+    app.add_middleware(
+        AdmissionMiddleware, limit=settings.max_concurrent_requests, exempt=UNTHROTTLED
+    )
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-None-Match"],
+            expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
+        )
     install_error_handlers(app)
     for module in (experiments, runs, catalog, health, summary):
         app.include_router(module.router)

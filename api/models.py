@@ -39,6 +39,8 @@ NAMING_CONVENTION = {
     "pk": "pk_%(table_name)s",
 }
 
+#: Token scopes, each granting the ones before it: ``write`` reads too, ``admin`` sees everyone's.
+SCOPES = ("read", "write", "admin")
 EXPERIMENT_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 RUN_STATUSES = ("queued", "running", "succeeded", "failed", "cancelled")
 #: Run states no task will change any more.
@@ -82,7 +84,10 @@ def _status_check(statuses: tuple[str, ...]) -> CheckConstraint:
 
 class Experiment(Base):
     __tablename__ = "experiments"
-    __table_args__ = (_status_check(EXPERIMENT_STATUSES),)
+    __table_args__ = (
+        _status_check(EXPERIMENT_STATUSES),
+        UniqueConstraint("owner", "idempotency_key", name="uq_experiments_owner_idempotency_key"),
+    )
 
     id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
     name: Mapped[str] = mapped_column(String(200), index=True)
@@ -92,7 +97,10 @@ class Experiment(Base):
     spec: Mapped[str] = mapped_column(Text)
     #: SHA-256 of ``spec``: what an ``Idempotency-Key`` replay must match.
     spec_hash: Mapped[str] = mapped_column(String(64))
-    idempotency_key: Mapped[str | None] = mapped_column(String(200), unique=True)
+    #: Name of the token that submitted it ("" when authentication is off): only tokens of
+    #: that name, and ``admin`` tokens, see it. Idempotency keys are unique per owner.
+    owner: Mapped[str] = mapped_column(String(200), default="", server_default="")
+    idempotency_key: Mapped[str | None] = mapped_column(String(200))
     total_runs: Mapped[int] = mapped_column(Integer)
     cancel_requested_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     #: Archived experiments are hidden from the default listing; nothing else changes.
@@ -189,3 +197,20 @@ class RunCurve(Base):
     start: Mapped[int] = mapped_column(Integer)
     length: Mapped[int] = mapped_column(Integer)
     data: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ApiToken(Base):
+    """A bearer token: only the SHA-256 of the secret is kept (see :mod:`api.auth`)."""
+
+    __tablename__ = "api_tokens"
+    __table_args__ = (
+        CheckConstraint(f"scope IN ({', '.join(repr(s) for s in SCOPES)})", name="scope"),
+    )
+
+    id: Mapped[str] = mapped_column(String(ID_LENGTH), primary_key=True)
+    #: The owner: experiments submitted with any token of this name belong to it.
+    name: Mapped[str] = mapped_column(String(200), index=True)
+    scope: Mapped[str] = mapped_column(String(8))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

@@ -165,6 +165,19 @@ class Health(_Out):
     checks: dict[str, str] = Field(default_factory=dict)
 
 
+class Limits(_Out):
+    """This service's limits (``OPTBENCH_*`` settings of the same names)."""
+
+    max_runs_per_experiment: int
+    max_steps_per_run: int
+    max_params_per_problem: int
+    max_body_bytes: int
+    rate_limit_per_minute: int
+    max_queued_runs_per_owner: int
+    max_run_steps_per_day: int
+    auth_required: bool
+
+
 # --------------------------------------------------------------------------- the summary
 # The summary's statistics are computed by the analysis package; these models document its
 # shape. Plot-ready arrays (curves, profiles, ECDFs, contours) stay loosely typed, and every

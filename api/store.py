@@ -109,6 +109,7 @@ def create_experiment(
     runs: Sequence[RunSpec],
     *,
     idempotency_key: str | None = None,
+    owner: str = "",
     now: datetime | None = None,
 ) -> Experiment:
     """Insert an experiment and its runs (all ``queued``); the caller commits."""
@@ -122,6 +123,7 @@ def create_experiment(
         spec=spec_json,
         spec_hash=hashlib.sha256(spec_json.encode()).hexdigest(),
         idempotency_key=idempotency_key,
+        owner=owner,
         total_runs=len(runs),
         created_at=now,
         tags=[ExperimentTag(tag=t) for t in sorted(set(spec.tags))],

@@ -1,7 +1,8 @@
 """optbench: submit experiments, follow them, fetch their results and gate CI on regressions.
 
 Talks to the service at ``--url`` (default ``$OPTBENCH_URL``, else where ``make run`` serves:
-``$OPTBENCH_HOST:$OPTBENCH_PORT``, by default ``http://127.0.0.1:8000``);
+``$OPTBENCH_HOST:$OPTBENCH_PORT``, by default ``http://127.0.0.1:8000``) with the API token
+``--token`` (default ``$OPTBENCH_TOKEN``) when the service requires one;
 ``submit`` and ``gate`` also take ``--local``, which runs the engine in this process instead.
 
 Exit codes: 0 success; 1 a negative outcome (a run failed or was cancelled, the gate found a
@@ -95,7 +96,7 @@ def cmd_submit(args: argparse.Namespace, out: TextIO) -> int:
             write_text(args.out, json.dumps(results_document(results), allow_nan=False) + "\n")
         print_result_table(results, out)
         return 0
-    service = Service(args.url)
+    service = Service(args.url, token=args.token)
     try:
         exp = submit(service, spec_doc, args.idempotency_key)
         print(f"experiment {exp['id']}: {exp['total_runs']} runs, {exp['status']}", file=out)
@@ -113,7 +114,7 @@ def cmd_submit(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
-    service = Service(args.url)
+    service = Service(args.url, token=args.token)
     try:
         exp = service.experiment(args.id).json()
     finally:
@@ -135,7 +136,7 @@ NAMED = ("problem", "optimizer", "schedule")
 
 
 def cmd_results(args: argparse.Namespace, out: TextIO) -> int:
-    service = Service(args.url)
+    service = Service(args.url, token=args.token)
     missing = f"no experiment {args.id!r} at {service.url}"
     wanted = {kind: getattr(args, kind) for kind in NAMED if getattr(args, kind)}
     try:
@@ -166,7 +167,7 @@ def cmd_results(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
-    service = Service(args.url)
+    service = Service(args.url, token=args.token)
     try:
         summary = service.get_json(
             f"/v1/experiments/{args.id}/summary",
@@ -194,7 +195,7 @@ def cmd_gate(args: argparse.Namespace, out: TextIO) -> int:
         current: Sequence[Mapping[str, Any]] = local_results(spec_doc, args.spec, args.quiet)
         saved: Any = results_document(current)
     else:
-        service = Service(args.url)
+        service = Service(args.url, token=args.token)
         try:
             exp = submit(service, spec_doc, None)
             print(f"experiment {exp['id']}: {exp['total_runs']} runs", file=out)
@@ -249,6 +250,11 @@ def build_parser() -> argparse.ArgumentParser:
         default=default_url(os.environ),
         help="the service (default: $OPTBENCH_URL, else $OPTBENCH_HOST:$OPTBENCH_PORT as for "
         "make run: %(default)s)",
+    )
+    parser.add_argument(
+        "--token",
+        default=os.environ.get("OPTBENCH_TOKEN") or None,
+        help="API token sent as 'Authorization: Bearer …' (default: $OPTBENCH_TOKEN)",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

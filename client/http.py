@@ -64,11 +64,12 @@ def _problem_message(response: httpx.Response) -> str:
 class Service:
     """The JSON API over httpx; every failure becomes a :class:`CliError`."""
 
-    def __init__(self, url: str, timeout: float = 30.0) -> None:
+    def __init__(self, url: str, timeout: float = 30.0, token: str | None = None) -> None:
         self.url = url.rstrip("/")
         if not self.url.startswith(("http://", "https://")):
             raise CliError(f"--url must be an http:// or https:// URL, got {url!r}")
-        self.http = httpx.Client(base_url=self.url, timeout=timeout)
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
 
     def close(self) -> None:
         self.http.close()
@@ -90,6 +91,16 @@ class Service:
             ) from None
         if response.status_code == 404 and not_found:
             raise CliError(not_found)
+        if response.status_code == 401:
+            raise CliError(
+                f"{_problem_message(response)} — pass --token or set OPTBENCH_TOKEN "
+                "(`optbench-admin token create NAME --scope write` makes one)"
+            )
+        if response.status_code == 429:
+            retry = response.headers.get("retry-after")
+            raise CliError(
+                _problem_message(response) + (f" (retry in {retry} s)" if retry else ""), 3
+            )
         if response.status_code >= 500:
             raise CliError(f"the service failed: {_problem_message(response)}", 3)
         if response.status_code >= 400:

@@ -8,6 +8,7 @@ from fastapi import APIRouter, Body, Header, Query, Request
 from starlette.responses import Response
 
 from api import schemas
+from api.auth import LOCAL, PrincipalDep
 from api.deps import DatabaseDep, PublisherDep, SettingsDep, cached_json, json_response
 from api.services import experiments as service
 from api.services import runs as run_service
@@ -15,6 +16,17 @@ from api.services.runs import SortKey
 from engine.spec import ExperimentSpec
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
+
+#: A page cursor: only ever one this API returned in ``next_cursor`` (unpadded base64url of a
+#: small JSON object); anything else is a 400.
+Cursor = Annotated[
+    str | None,
+    Query(
+        max_length=1000,
+        pattern=r"^[A-Za-z0-9_-]+$",
+        description="`next_cursor` of the previous page, verbatim; any other value is a `400`",
+    ),
+]
 
 PROBLEM = {"model": schemas.Problem, "content": {"application/problem+json": {}}}
 #: Request examples shown (and runnable) in /docs.
@@ -49,6 +61,12 @@ SPEC_EXAMPLES: dict[str, Any] = {
         },
     },
 }
+#: What every route may answer when authentication is on, or the caller is over a rate.
+GUARDED: dict[int | str, dict[str, object]] = {
+    401: {**PROBLEM, "description": "no token, or an unknown or revoked one"},
+    403: {**PROBLEM, "description": "the token's scope does not allow this"},
+    429: {**PROBLEM, "description": "over a quota; Retry-After says when to retry"},
+}
 
 
 @router.post(
@@ -63,11 +81,21 @@ SPEC_EXAMPLES: dict[str, Any] = {
         },
         400: PROBLEM,
         413: PROBLEM,
-        422: PROBLEM,
+        415: PROBLEM,
+        422: {
+            **PROBLEM,
+            "description": "invalid, or over a limit: at most `max_runs_per_experiment` runs "
+            "(the product of every grid's length × seeds, counted before expanding), "
+            "`max_steps_per_run` steps, `max_params_per_problem` parameters; the current "
+            "values are in `GET /v1/limits`",
+        },
+        **GUARDED,
     },
 )
 def submit_experiment(
     spec: Annotated[ExperimentSpec, Body(openapi_examples=SPEC_EXAMPLES)],
+    request: Request,
+    principal: PrincipalDep,
     settings: SettingsDep,
     db: DatabaseDep,
     publisher: PublisherDep,
@@ -83,7 +111,15 @@ def submit_experiment(
     """
     if dry_run:
         return json_response(service.dry_run(spec, settings))
-    experiment, created = service.submit(db, publisher, settings, spec, idempotency_key)
+    experiment, created = service.submit(
+        db,
+        publisher,
+        settings,
+        spec,
+        idempotency_key,
+        owner=principal.name,
+        quotas=None if principal is LOCAL else request.app.state.quotas,
+    )
     headers = {"Location": experiment["links"]["self"]}
     if not created:
         headers["Idempotent-Replayed"] = "true"
@@ -93,10 +129,11 @@ def submit_experiment(
 @router.get(
     "",
     response_model=schemas.ExperimentPage,
-    responses={304: {"description": "not modified"}, 400: PROBLEM, 422: PROBLEM},
+    responses={304: {"description": "not modified"}, 400: PROBLEM, 422: PROBLEM, **GUARDED},
 )
 def list_experiments(
     request: Request,
+    principal: PrincipalDep,
     db: DatabaseDep,
     status: schemas.Status | None = None,
     name: Annotated[
@@ -108,11 +145,18 @@ def list_experiments(
         bool, Query(description="list archived experiments instead of the others")
     ] = False,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    cursor: Cursor = None,
 ) -> Response:
     """Newest first; ``ETag`` + ``304`` like a single experiment, for dashboards that poll."""
     page = service.list_page(
-        db, status=status, name=name, tag=tag, archived=archived, limit=limit, cursor=cursor
+        db,
+        status=status,
+        name=name,
+        tag=tag,
+        archived=archived,
+        limit=limit,
+        cursor=cursor,
+        owner=principal.owner_filter,
     )
     return cached_json(request, page)
 
@@ -120,19 +164,21 @@ def list_experiments(
 @router.get(
     "/{experiment_id}",
     response_model=schemas.Experiment,
-    responses={304: {"description": "not modified"}, 404: PROBLEM},
+    responses={304: {"description": "not modified"}, 404: PROBLEM, **GUARDED},
 )
-def get_experiment(experiment_id: str, request: Request, db: DatabaseDep) -> Response:
-    return cached_json(request, service.get(db, experiment_id))
+def get_experiment(
+    experiment_id: str, request: Request, principal: PrincipalDep, db: DatabaseDep
+) -> Response:
+    return cached_json(request, service.get(db, experiment_id, principal.owner_filter))
 
 
 @router.patch(
     "/{experiment_id}",
     response_model=schemas.Experiment,
-    responses={404: PROBLEM, 422: PROBLEM},
+    responses={404: PROBLEM, 415: PROBLEM, 422: PROBLEM, **GUARDED},
 )
 def patch_experiment(
-    experiment_id: str, patch: schemas.ExperimentPatch, db: DatabaseDep
+    experiment_id: str, patch: schemas.ExperimentPatch, principal: PrincipalDep, db: DatabaseDep
 ) -> Response:
     """Set tags, the description, or archive (``"archived": true``) / restore it."""
     return json_response(
@@ -142,29 +188,37 @@ def patch_experiment(
             tags=patch.tags,
             description=patch.description,
             archived=patch.archived,
+            owner=principal.owner_filter,
         )
     )
 
 
-@router.delete("/{experiment_id}", status_code=204, responses={404: PROBLEM})
-def delete_experiment(experiment_id: str, db: DatabaseDep) -> Response:
+@router.delete("/{experiment_id}", status_code=204, responses={404: PROBLEM, **GUARDED})
+def delete_experiment(experiment_id: str, principal: PrincipalDep, db: DatabaseDep) -> Response:
     """Delete the experiment, its runs and curves, in any state. Queued runs never start; running
     ones stop at their next checkpoint and write nothing (their lease is gone)."""
-    service.remove(db, experiment_id)
+    service.remove(db, experiment_id, principal.owner_filter)
     return Response(status_code=204)
 
 
 @router.get(
     "/{experiment_id}/runs",
     response_model=schemas.RunPage,
-    responses={304: {"description": "not modified"}, 400: PROBLEM, 404: PROBLEM, 422: PROBLEM},
+    responses={
+        304: {"description": "not modified"},
+        400: PROBLEM,
+        404: PROBLEM,
+        422: PROBLEM,
+        **GUARDED,
+    },
 )
 def list_runs(
     experiment_id: str,
     request: Request,
+    principal: PrincipalDep,
     db: DatabaseDep,
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
-    cursor: Annotated[str | None, Query(max_length=1000)] = None,
+    cursor: Cursor = None,
     status: schemas.Status | None = None,
     problem: Annotated[str | None, Query(max_length=64, description="a problem name")] = None,
     optimizer: Annotated[str | None, Query(max_length=64, description="an optimizer name")] = None,
@@ -187,6 +241,7 @@ def list_runs(
             names={k: v for k, v in names.items() if v is not None},
             sort=sort,
             order=order,
+            owner=principal.owner_filter,
         ),
     )
 
@@ -195,8 +250,8 @@ def list_runs(
     "/{experiment_id}/cancel",
     status_code=202,
     response_model=schemas.Experiment,
-    responses={404: PROBLEM},
+    responses={404: PROBLEM, 415: PROBLEM, **GUARDED},
 )
-def cancel_experiment(experiment_id: str, db: DatabaseDep) -> Response:
+def cancel_experiment(experiment_id: str, principal: PrincipalDep, db: DatabaseDep) -> Response:
     """Queued runs are cancelled at once; running ones stop at their next checkpoint."""
-    return json_response(service.cancel(db, experiment_id), 202)
+    return json_response(service.cancel(db, experiment_id, principal.owner_filter), 202)

@@ -26,10 +26,11 @@ from analysis.export import export_rows, to_csv
 from analysis.records import GROUP_METRICS, SummaryError
 from analysis.summary import summarize
 from api import schemas
+from api.auth import PrincipalDep
 from api.db import Database
 from api.deps import DatabaseDep, json_response, matches
 from api.errors import ProblemError, json_body
-from api.routes.experiments import PROBLEM
+from api.routes.experiments import GUARDED, PROBLEM
 from api.services.summary import experiment_state, load_records
 
 router = APIRouter(prefix="/v1/experiments", tags=["summary"])
@@ -78,11 +79,17 @@ _cache = _Cache()
 @router.get(
     "/{experiment_id}/summary",
     response_model=schemas.Summary,
-    responses={304: {"description": "not modified"}, 404: PROBLEM, 422: PROBLEM},
+    responses={
+        304: {"description": "not modified"},
+        404: PROBLEM,
+        422: {**PROBLEM, "description": "an invalid query, or a `baseline` matching no solver"},
+        **GUARDED,
+    },
 )
 def get_summary(
     experiment_id: str,
     request: Request,
+    principal: PrincipalDep,
     db: DatabaseDep,
     metric: Metric = "final_loss",
     baseline: Annotated[
@@ -90,7 +97,8 @@ def get_summary(
         Query(
             min_length=1,
             max_length=300,
-            description="baseline solver: its label, a unique part of it, or its id",
+            description="baseline solver: its label, a unique part of it, or its id; one "
+            "that matches no solver of the experiment, or several, is a `422`",
         ),
     ] = None,
     max_points: Annotated[int, Query(ge=2, le=5000)] = 200,
@@ -99,7 +107,7 @@ def get_summary(
     """Per-group statistics over seeds, rankings (performance profiles, runtime ECDFs), pairwise
     comparisons against a baseline solver, the tuning view and, for 2-D problems, the loss
     landscape with each solver's trajectory. Partial while the experiment runs."""
-    state = experiment_state(db, experiment_id)
+    state = experiment_state(db, experiment_id, principal.owner_filter)
     etag = _etag("summary", experiment_id, state, metric, baseline, max_points, targets)
     if matches(request, etag):
         return Response(status_code=304, headers={"ETag": etag})
@@ -130,9 +138,13 @@ def get_summary(
 
 
 def _export(
-    request: Request, db: Database, experiment_id: str, kind: Literal["csv", "json"]
+    request: Request,
+    db: Database,
+    experiment_id: str,
+    kind: Literal["csv", "json"],
+    owner: str | None,
 ) -> Response:
-    state = experiment_state(db, experiment_id)
+    state = experiment_state(db, experiment_id, owner)
     etag = _etag(f"runs.{kind}", experiment_id, state)
     if matches(request, etag):
         return Response(status_code=304, headers={"ETag": etag})
@@ -153,23 +165,28 @@ def _export(
         200: {"content": {"text/csv": {}}, "description": "one row per run"},
         304: {"description": "not modified"},
         404: PROBLEM,
+        **GUARDED,
     },
 )
-def export_csv(experiment_id: str, request: Request, db: DatabaseDep) -> Response:
+def export_csv(
+    experiment_id: str, request: Request, principal: PrincipalDep, db: DatabaseDep
+) -> Response:
     """One row per run: labels, the run spec with dotted hyper-parameter columns
     (``optimizer.lr`` …), every metric and ``auc_log_subopt``. Lists are JSON text; a missing
     value is an empty cell."""
-    return _export(request, db, experiment_id, "csv")
+    return _export(request, db, experiment_id, "csv", principal.owner_filter)
 
 
 @router.get(
     "/{experiment_id}/runs.json",
-    responses={304: {"description": "not modified"}, 404: PROBLEM},
+    responses={304: {"description": "not modified"}, 404: PROBLEM, **GUARDED},
 )
-def export_json(experiment_id: str, request: Request, db: DatabaseDep) -> Response:
+def export_json(
+    experiment_id: str, request: Request, principal: PrincipalDep, db: DatabaseDep
+) -> Response:
     """The same rows as ``runs.csv`` as JSON (``{"experiment_id", "columns", "runs": [...]}``),
     values typed; ``optbench gate --baseline`` reads this document."""
-    return _export(request, db, experiment_id, "json")
+    return _export(request, db, experiment_id, "json", principal.owner_filter)
 
 
 @dashboard.get("/", response_class=FileResponse)

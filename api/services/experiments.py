@@ -20,6 +20,7 @@ from api.config import Settings
 from api.db import Database
 from api.errors import ProblemError, not_found
 from api.models import Experiment, ExperimentTag, utcnow
+from api.quotas import Quotas
 from api.services.queue import Publisher
 from api.store import (
     RUN_STATUS_KEYS,
@@ -100,7 +101,14 @@ def check_storable(spec: ExperimentSpec) -> None:
 
 
 def check_limits(spec: ExperimentSpec, settings: Settings) -> list[RunSpec]:
-    """Expand the spec, refusing what exceeds this service's limits (422 with field paths)."""
+    """Expand the spec, refusing what exceeds this service's limits (422 with field paths).
+
+    Every limit is checked by arithmetic on the spec as submitted before anything is expanded:
+    the run count is a product of grid lengths (:meth:`ExperimentSpec.count_runs`), so a small
+    body describing 10⁷ runs is refused in microseconds with no memory spent on its expansion.
+    Only a spec within the run limit has its problems expanded (to count their parameters), and
+    then there are at most ``max_runs_per_experiment`` variants.
+    """
     errors: list[dict[str, Any]] = []
     if spec.steps > settings.max_steps_per_run:
         errors.append(
@@ -109,18 +117,6 @@ def check_limits(spec: ExperimentSpec, settings: Settings) -> list[RunSpec]:
                 "message": f"at most {settings.max_steps_per_run} steps per run on this service",
             }
         )
-    for i, problem in enumerate(spec.problems):
-        for variant in expand_model(problem):
-            n = int(variant.num_params())  # type: ignore[attr-defined]
-            if n > settings.max_params_per_problem:
-                errors.append(
-                    {
-                        "path": f"problems[{i}]",
-                        "message": f"{n} parameters; at most {settings.max_params_per_problem} "
-                        "per problem on this service",
-                    }
-                )
-                break
     count = spec.count_runs()
     if count > settings.max_runs_per_experiment:
         errors.append(
@@ -130,6 +126,8 @@ def check_limits(spec: ExperimentSpec, settings: Settings) -> list[RunSpec]:
                 f"{settings.max_runs_per_experiment} per experiment on this service",
             }
         )
+    else:
+        errors += _param_errors(spec, settings)
     if errors:
         raise ProblemError(
             422, "the experiment exceeds this service's limits", kind="limit", errors=errors
@@ -142,6 +140,24 @@ def check_limits(spec: ExperimentSpec, settings: Settings) -> list[RunSpec]:
         ) from None
 
 
+def _param_errors(spec: ExperimentSpec, settings: Settings) -> list[dict[str, Any]]:
+    """The first problem variant over the parameter limit, per listed problem."""
+    errors = []
+    for i, problem in enumerate(spec.problems):
+        for variant in expand_model(problem):
+            n = int(variant.num_params())  # type: ignore[attr-defined]
+            if n > settings.max_params_per_problem:
+                errors.append(
+                    {
+                        "path": f"problems[{i}]",
+                        "message": f"{n} parameters; at most {settings.max_params_per_problem} "
+                        "per problem on this service",
+                    }
+                )
+                break
+    return errors
+
+
 def dry_run(spec: ExperimentSpec, settings: Settings) -> dict[str, Any]:
     check_storable(spec)
     runs = check_limits(spec, settings)
@@ -151,17 +167,26 @@ def dry_run(spec: ExperimentSpec, settings: Settings) -> dict[str, Any]:
     }
 
 
-def _load(session: Session, experiment_id: str, *, with_spec: bool = True) -> dict[str, Any]:
-    exp = session.get(Experiment, experiment_id)
-    if exp is None:
+def find(session: Session, experiment_id: str, owner: str | None) -> Experiment:
+    """The experiment if ``owner`` may see it (None: anyone's), else the same 404 as a missing
+    one — an id of someone else's experiment reveals nothing."""
+    exp = session.get(Experiment, experiment_id) if valid_id(experiment_id) else None
+    if exp is None or (owner is not None and exp.owner != owner):
         raise not_found("experiment", experiment_id)
+    return exp
+
+
+def _load(
+    session: Session, experiment_id: str, owner: str | None = None, *, with_spec: bool = True
+) -> dict[str, Any]:
+    exp = find(session, experiment_id, owner)
     counts = run_counts(session, [exp.id])[exp.id]
     return experiment_dict(exp, counts, with_spec=with_spec)
 
 
-def _replay(session: Session, key: str, spec_hash: str) -> dict[str, Any] | None:
+def _replay(session: Session, key: str, spec_hash: str, owner: str) -> dict[str, Any] | None:
     exp = session.execute(
-        select(Experiment).where(Experiment.idempotency_key == key)
+        select(Experiment).where(Experiment.idempotency_key == key, Experiment.owner == owner)
     ).scalar_one_or_none()
     if exp is None:
         return None
@@ -182,22 +207,33 @@ def submit(
     settings: Settings,
     spec: ExperimentSpec,
     idempotency_key: str | None,
+    *,
+    owner: str = "",
+    quotas: Quotas | None = None,
 ) -> tuple[dict[str, Any], bool]:
-    """Store and enqueue an experiment; returns (experiment, created).
+    """Store and enqueue an experiment for ``owner``; returns (experiment, created).
 
-    ``created`` is False when an ``Idempotency-Key`` replay returned the original experiment.
+    ``created`` is False when an ``Idempotency-Key`` replay (keys are per owner) returned the
+    original experiment. With ``quotas``, the owner's backlog and daily run-steps are checked
+    after the spec's limits and before anything is stored.
     """
     check_storable(spec)
     spec_hash = spec_hash_of(spec)
     if idempotency_key is not None:
         with db.session() as session:
-            original = _replay(session, idempotency_key, spec_hash)
+            original = _replay(session, idempotency_key, spec_hash, owner)
         if original is not None:
             return original, False
     runs = check_limits(spec, settings)
+    if quotas is not None:
+        with db.session() as session:
+            quotas.check_queued(session, owner, len(runs))
+        quotas.charge_run_steps(owner, len(runs) * spec.steps)
     try:
         with db.writer() as session:
-            exp = create_experiment(session, spec, runs, idempotency_key=idempotency_key)
+            exp = create_experiment(
+                session, spec, runs, idempotency_key=idempotency_key, owner=owner
+            )
             session.commit()
             experiment_id = exp.id
     except IntegrityError:
@@ -205,7 +241,7 @@ def submit(
             raise
         # A concurrent request with the same key won the insert.
         with db.session() as session:
-            original = _replay(session, idempotency_key, spec_hash)
+            original = _replay(session, idempotency_key, spec_hash, owner)
         if original is None:
             raise
         return original, False
@@ -214,11 +250,9 @@ def submit(
         return _load(session, experiment_id), True
 
 
-def get(db: Database, experiment_id: str) -> dict[str, Any]:
-    if not valid_id(experiment_id):
-        raise not_found("experiment", experiment_id)
+def get(db: Database, experiment_id: str, owner: str | None = None) -> dict[str, Any]:
     with db.session() as session:
-        return _load(session, experiment_id)
+        return _load(session, experiment_id, owner)
 
 
 def encode_cursor(data: dict[str, Any]) -> str:
@@ -255,8 +289,10 @@ def list_page(
     cursor: str | None,
     tag: str | None = None,
     archived: bool = False,
+    owner: str | None = None,
 ) -> dict[str, Any]:
-    """Newest first (ids sort by creation time); keyset pagination on the id.
+    """Newest first (ids sort by creation time); keyset pagination on the id; only ``owner``'s
+    experiments unless it is None.
 
     ``name`` matches a substring regardless of case, alike on SQLite and PostgreSQL (whose LIKE
     is case-sensitive); ``tag`` matches one tag exactly; ``archived`` lists the archived
@@ -268,6 +304,8 @@ def list_page(
     )
     if status is not None:
         query = query.where(Experiment.status == status)
+    if owner is not None:
+        query = query.where(Experiment.owner == owner)
     if name:
         query = query.where(Experiment.name.icontains(name, autoescape=True))
     if tag:
@@ -287,9 +325,9 @@ def list_page(
     return {"items": items, "next_cursor": next_cursor}
 
 
-def cancel(db: Database, experiment_id: str) -> dict[str, Any]:
-    if not valid_id(experiment_id):
-        raise not_found("experiment", experiment_id)
+def cancel(db: Database, experiment_id: str, owner: str | None = None) -> dict[str, Any]:
+    with db.session() as session:
+        find(session, experiment_id, owner)
     with db.writer() as session:
         exp = cancel_experiment(session, experiment_id, utcnow())
         if exp is None:
@@ -306,14 +344,11 @@ def update(
     tags: list[str] | None,
     description: str | None,
     archived: bool | None,
+    owner: str | None = None,
 ) -> dict[str, Any]:
     """Change what describes an experiment (tags, description, archived); never its runs."""
-    if not valid_id(experiment_id):
-        raise not_found("experiment", experiment_id)
     with db.writer() as session:
-        exp = session.get(Experiment, experiment_id)
-        if exp is None:
-            raise not_found("experiment", experiment_id)
+        exp = find(session, experiment_id, owner)
         if tags is not None:
             exp.tags = [ExperimentTag(tag=t) for t in sorted(set(tags))]
         if description is not None:
@@ -325,14 +360,14 @@ def update(
         return _load(session, experiment_id)
 
 
-def remove(db: Database, experiment_id: str) -> None:
+def remove(db: Database, experiment_id: str, owner: str | None = None) -> None:
     """Delete the experiment with its runs and curves, whatever its state.
 
     Queued runs never start (their tasks find no row to claim); a running run's worker finds its
     lease gone at the next checkpoint and stops without writing anything.
     """
-    if not valid_id(experiment_id):
-        raise not_found("experiment", experiment_id)
+    with db.session() as session:
+        find(session, experiment_id, owner)
     with db.writer() as session:
         if lock_experiment(session, experiment_id) is None:
             raise not_found("experiment", experiment_id)

@@ -12,7 +12,14 @@ from sqlalchemy.orm import Session
 from api.db import Database
 from api.errors import not_found
 from api.models import Experiment, Run
-from api.services.experiments import decode_cursor, encode_cursor, invalid_cursor, iso, valid_id
+from api.services.experiments import (
+    decode_cursor,
+    encode_cursor,
+    find,
+    invalid_cursor,
+    iso,
+    valid_id,
+)
 from api.store import load_curves
 from engine.curves import downsample, since
 from engine.runner import METRIC_KEYS
@@ -99,6 +106,7 @@ def list_page(
     sort: SortKey | None,
     order: str,
     names: dict[str, str] | None = None,
+    owner: str | None = None,
 ) -> dict[str, Any]:
     """A page of the experiment's runs; ``names`` keeps runs whose ``problem`` / ``optimizer`` /
     ``schedule`` name is the one given."""
@@ -130,8 +138,7 @@ def list_page(
             raise invalid_cursor()
         query = query.where(_after(column, data.get("value"), data["id"], descending))
     with db.session() as session:
-        if session.get(Experiment, experiment_id) is None:
-            raise not_found("experiment", experiment_id)
+        find(session, experiment_id, owner)
         rows = list(session.execute(query).scalars().all())
     page = rows[:limit]
     next_cursor = None
@@ -143,9 +150,16 @@ def list_page(
     return {"items": [run_dict(r) for r in page], "next_cursor": next_cursor}
 
 
-def _find(session: Session, run_id: str) -> Run:
+def _find(session: Session, run_id: str, owner: str | None) -> Run:
+    """The run if ``owner`` may see its experiment (None: anyone's), else a 404."""
     run = session.get(Run, run_id) if valid_id(run_id) else None
-    if run is None:
+    if run is None or (
+        owner is not None
+        and session.execute(
+            select(Experiment.owner).where(Experiment.id == run.experiment_id)
+        ).scalar_one()
+        != owner
+    ):
         raise not_found("run", run_id)
     return run
 
@@ -155,17 +169,28 @@ def _etag(run: Run, max_points: int | None, since_step: int | None) -> str:
     return f'"{run.id}.{run.revision}.{max_points or 0}.{since_step or 0}"'
 
 
-def run_etag(db: Database, run_id: str, max_points: int | None, since_step: int | None) -> str:
+def run_etag(
+    db: Database,
+    run_id: str,
+    max_points: int | None,
+    since_step: int | None,
+    owner: str | None = None,
+) -> str:
     with db.session() as session:
-        return _etag(_find(session, run_id), max_points, since_step)
+        return _etag(_find(session, run_id, owner), max_points, since_step)
 
 
 def get_with_curves(
-    db: Database, run_id: str, *, max_points: int | None, since_step: int | None
+    db: Database,
+    run_id: str,
+    *,
+    max_points: int | None,
+    since_step: int | None,
+    owner: str | None = None,
 ) -> tuple[dict[str, Any], str]:
     """The run with its curves (both from one snapshot) and their ETag."""
     with db.snapshot() as session:
-        run = _find(session, run_id)
+        run = _find(session, run_id, owner)
         out = run_dict(run)
         etag = _etag(run, max_points, since_step)
         curves = load_curves(session, run_id)

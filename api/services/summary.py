@@ -20,14 +20,19 @@ from api.store import INT_CURVES
 from engine.runner import METRIC_KEYS
 
 
-def experiment_state(db: Database, experiment_id: str) -> tuple[str, int, int]:
-    """(status, run count, revision sum): changes whenever anything the summary reads changes."""
+def experiment_state(
+    db: Database, experiment_id: str, owner: str | None = None
+) -> tuple[str, int, int]:
+    """(status, run count, revision sum): changes whenever anything the summary reads changes.
+
+    A 404 unless ``owner`` may see the experiment (None: anyone's)."""
     if not valid_id(experiment_id):
         raise not_found("experiment", experiment_id)
     with db.session() as session:
-        status = session.execute(
-            select(Experiment.status).where(Experiment.id == experiment_id)
-        ).scalar_one_or_none()
+        query = select(Experiment.status).where(Experiment.id == experiment_id)
+        if owner is not None:
+            query = query.where(Experiment.owner == owner)
+        status = session.execute(query).scalar_one_or_none()
         if status is None:
             raise not_found("experiment", experiment_id)
         count, revisions = session.execute(

@@ -27,8 +27,14 @@ from tests.conftest import ROOT, SIMPLE_SPEC, Broker, settings_env, wait_for
 def server(
     make_settings: Callable[..., Settings], pg_url: str, redis_broker: Broker, tmp_path: Path
 ) -> Iterator[str]:
+    # Admission control off (limit above the burst): this test is about the pools, and the 503s
+    # admission control gives by design are tested in tests/security/test_admission.py.
     settings = make_settings(
-        database_url=pg_url, broker=redis_broker, db_pool_size=2, db_max_overflow=0
+        database_url=pg_url,
+        broker=redis_broker,
+        db_pool_size=2,
+        db_max_overflow=0,
+        max_concurrent_requests=1000,
     )
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

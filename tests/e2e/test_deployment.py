@@ -4,6 +4,7 @@ health-gated start-up order, settings that exist, commands that resolve."""
 from __future__ import annotations
 
 import importlib
+import re
 import shlex
 from typing import Any
 
@@ -36,15 +37,32 @@ def test_services_and_health_gated_order(compose: dict[str, Any]) -> None:
     assert "container_name" not in services["worker"] and "ports" not in services["worker"]
 
 
+def with_defaults(value: str) -> str:
+    """Compose's interpolation with nothing set: every ``${NAME:-default}`` is its default."""
+    assert "${" not in re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", "", value), f"no default in {value!r}"
+    return re.sub(r"\$\{[A-Z_]+:-([^}]*)\}", r"\1", value)
+
+
 def test_environment_names_real_settings(compose: dict[str, Any]) -> None:
     fields = set(Settings.model_fields)
     for name in ("migrate", "api", "worker"):
         env = compose["services"][name]["environment"]
         for key in env:
             assert key.startswith("OPTBENCH_") and key[9:].lower() in fields, key
-        settings = Settings(**{k[9:].lower(): v for k, v in env.items()})
+        settings = Settings(**{k[9:].lower(): with_defaults(v) for k, v in env.items()})
         assert settings.resolved_database_url.startswith("postgresql+psycopg://")
         assert settings.resolved_broker_url == "redis://redis:6379/0"
+        assert settings.auth_enabled
+
+
+def test_credentials_come_from_the_environment(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    url = services["api"]["environment"]["OPTBENCH_DATABASE_URL"]
+    assert "${POSTGRES_PASSWORD:-" in url and "${POSTGRES_USER:-" in url
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${")
+    # Published on the host's loopback unless OPTBENCH_PUBLISH says otherwise.
+    [port] = services["api"]["ports"]
+    assert with_defaults(port) == "127.0.0.1:8000:8000"
 
 
 def test_commands_resolve(compose: dict[str, Any]) -> None:

@@ -1,0 +1,183 @@
+"""Tokens, scopes, owners and quotas end to end: ``optbench-admin`` makes the tokens, the
+``optbench`` client talks to a real uvicorn + Celery worker on the machine's Redis."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+
+from api.config import Settings
+from api.launcher import api_command, migrate
+from client.commands import main
+from tests.client.live import LiveService, _healthy, free_port
+from tests.conftest import ROOT, Broker, WorkerProcess, settings_env, wait_for
+
+pytestmark = pytest.mark.e2e
+
+SPEC: dict[str, Any] = {
+    "name": "auth-e2e",
+    "problems": [{"name": "rosenbrock", "dim": 2}],
+    "optimizers": [{"name": "adam", "lr": 0.01}],
+    "seeds": [0, 1],
+    "steps": 100,
+}
+#: Room for exactly three experiments of SPEC a day.
+STEPS_PER_DAY = 3 * 2 * 100
+
+
+@pytest.fixture(scope="module")
+def service(
+    tmp_path_factory: pytest.TempPathFactory, redis_broker: Broker
+) -> Iterator[LiveService]:
+    tmp = tmp_path_factory.mktemp("secured")
+    database_url = f"sqlite:///{tmp / 'optbench.db'}"
+    migrate(database_url)
+    settings = Settings(
+        data_dir=tmp,
+        database_url=database_url,
+        broker_url=redis_broker.url,
+        broker_key_prefix=f"{redis_broker.prefix}{uuid.uuid4().hex[:6]}:",
+        queue=f"q-{uuid.uuid4().hex[:10]}",
+        auth_required=True,
+        max_run_steps_per_day=STEPS_PER_DAY,
+        checkpoint_every_s=0.2,
+        lease_s=4.0,
+        heartbeat_s=0.5,
+        reconcile_every_s=1.0,
+        task_soft_time_limit_s=60.0,
+        task_hard_time_limit_s=70.0,
+        visibility_timeout_s=75.0,
+        unacked_restore_interval_s=1.0,
+    )
+    worker = WorkerProcess(settings, tmp / "worker.log")
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    api_log = tmp / "api.log"
+    with api_log.open("wb") as log:
+        api = subprocess.Popen(
+            api_command("127.0.0.1", port),
+            cwd=ROOT,
+            env=settings_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            process_group=0,
+        )
+    try:
+        worker.wait_ready()
+        wait_for(lambda: _healthy(url, api, api_log), 30.0, "the API to answer", interval=0.1)
+        yield LiveService(url, settings, worker, api_log)
+    finally:
+        if api.poll() is None:
+            os.killpg(api.pid, signal.SIGTERM)
+            api.wait(15)
+        worker.stop()
+
+
+def admin(service: LiveService, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "api.admin", "token", *args],
+        cwd=ROOT,
+        env=settings_env(service.settings),
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+def new_token(service: LiveService, name: str, scope: str) -> str:
+    done = admin(service, "create", name, "--scope", scope)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.strip().splitlines()[-1]
+
+
+def cli(
+    service: LiveService,
+    argv: list[str],
+    capsys: pytest.CaptureFixture[str],
+    token: str | None,
+) -> tuple[int, str, str]:
+    capsys.readouterr()
+    out = io.StringIO()
+    args = ["--url", service.url, *(["--token", token] if token else []), *argv]
+    with pytest.raises(SystemExit) as exc:
+        main(args, out=out)
+    return int(exc.value.code or 0), out.getvalue(), capsys.readouterr().err
+
+
+def test_tokens_scopes_owners_and_quotas_through_the_client(
+    service: LiveService, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    alice = new_token(service, "alice", "write")
+    alice_reader = new_token(service, "alice", "read")
+    bob = new_token(service, "bob", "write")
+    root = new_token(service, "root", "admin")
+    assert len({alice, alice_reader, bob, root}) == 4
+
+    listing = admin(service, "list")
+    assert listing.returncode == 0
+    assert "alice" in listing.stdout and "admin" in listing.stdout
+    assert not any(t in listing.stdout for t in (alice, bob, root))
+
+    spec = tmp_path / "spec.json"
+    spec.write_text(json.dumps(SPEC))
+
+    code, _, err = cli(service, ["submit", str(spec)], capsys, None)
+    assert code == 2 and "OPTBENCH_TOKEN" in err and "needs a token" in err
+    code, _, err = cli(service, ["submit", str(spec)], capsys, "optb_wrong")
+    assert code == 2 and "not valid" in err
+    code, _, err = cli(service, ["submit", str(spec)], capsys, alice_reader)
+    assert code == 2 and "'read'" in err
+
+    code, _, err = cli(service, ["submit", str(spec), "--wait", "--quiet"], capsys, alice)
+    assert code == 0, err
+    experiments = httpx.get(
+        f"{service.url}/v1/experiments", headers={"Authorization": f"Bearer {alice}"}
+    ).json()["items"]
+    assert [e["status"] for e in experiments] == ["succeeded"]
+    experiment_id = experiments[0]["id"]
+
+    # The reader of the same owner sees it; bob does not; admin does.
+    assert cli(service, ["status", experiment_id], capsys, alice_reader)[0] == 0
+    code, _, err = cli(service, ["status", experiment_id], capsys, bob)
+    assert code == 2 and "no experiment" in err
+    assert cli(service, ["results", experiment_id, "--format", "csv"], capsys, bob)[0] == 2
+    code, out, _ = cli(service, ["results", experiment_id, "--format", "json"], capsys, root)
+    assert code == 0 and len(json.loads(out)["runs"]) == 2
+
+    # The token from the environment works like --token.
+    os.environ["OPTBENCH_TOKEN"] = alice_reader
+    try:
+        capsys.readouterr()
+        with pytest.raises(SystemExit) as exc:
+            main(["--url", service.url, "status", experiment_id], out=io.StringIO())
+        assert exc.value.code == 0
+    finally:
+        del os.environ["OPTBENCH_TOKEN"]
+
+    # Run-steps per day: alice has used one third; two more fit, the fourth is refused.
+    for _ in range(2):
+        assert cli(service, ["submit", str(spec)], capsys, alice)[0] == 0
+    code, _, err = cli(service, ["submit", str(spec)], capsys, alice)
+    assert code == 3 and "run-steps per day" in err and "retry in" in err
+    # Bob's budget is his own.
+    assert cli(service, ["submit", str(spec)], capsys, bob)[0] == 0
+
+    # A revoked token stops working at once.
+    token_id = next(
+        line.split()[0] for line in admin(service, "list").stdout.splitlines() if "bob" in line
+    )
+    assert admin(service, "revoke", token_id).returncode == 0
+    code, _, err = cli(service, ["status", experiment_id], capsys, bob)
+    assert code == 2 and "not valid" in err
+    assert admin(service, "revoke", token_id).returncode == 2
