@@ -107,7 +107,8 @@ def _adam(
         lr = f64(lr)
         put(state["_k"], -(lr / (1.0 - power(b1, t))))
         put(state["_bc2_sqrt"], power(1.0 - power(b2, t), 0.5))
-        put(state["_decay"], 1.0 - lr * wd)
+        if mode == fused.DECOUPLED_DECAY:
+            put(state["_decay"], 1.0 - lr * wd)
 
     def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
         coefficients(state, lr)
@@ -294,7 +295,8 @@ def nadam(
         mu_product *= mu
         put(state["_k1"], -lr * (1.0 - mu) / (1.0 - mu_product))
         put(state["_k2"], (-lr * mu_next) / (1.0 - mu_product * mu_next))
-        put(state["_decay"], 1.0 - lr * wd)
+        if mode == fused.DECOUPLED_DECAY:
+            put(state["_decay"], 1.0 - lr * wd)
 
     def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
         coefficients(state, lr)
@@ -361,7 +363,8 @@ def radam(
         rectify = put(state["_rectify"], rho_t > 5.0)
         put(state["_bc1"], 1.0 - power(b1, t))
         put(state["_lr"], f64(lr))
-        put(state["_decay"], 1.0 - f64(lr) * wd)
+        if mode == fused.DECOUPLED_DECAY:
+            put(state["_decay"], 1.0 - f64(lr) * wd)
         if not rectify.any():
             return False
         with np.errstate(divide="ignore", invalid="ignore"):
