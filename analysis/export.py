@@ -8,7 +8,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from analysis.groups import group_runs
+from analysis.groups import full_spec, group_runs
 from analysis.records import (
     AUC,
     NESTED,
@@ -23,20 +23,24 @@ from engine.runner import METRIC_KEYS
 def export_rows(records: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[dict[str, Any]]]:
     """One flat row per run: labels, the run spec with dotted hyper-parameter columns, metrics.
 
-    Column order: ``run_id, status, problem, solver, seed, steps, target_loss, eval_every,
-    dtype``, the ``problem.*``, ``optimizer.*`` and ``schedule.*`` columns (sorted), then the
-    engine's metrics and ``auc_log_subopt``. :func:`normalize` turns a row back into a record.
+    Column order: ``run_id, spec_hash, status, problem, solver, seed, steps, target_loss,
+    eval_every, dtype, schedule_unit``, the ``problem.*``, ``optimizer.*`` and ``schedule.*``
+    columns (sorted), then the engine's metrics and ``auc_log_subopt``. ``run_id`` is the id the
+    run has where it came from — the API's (``/v1/runs/{run_id}``) for a stored run, the
+    engine's for a local one — and ``spec_hash`` the engine's hash of the run spec.
+    :func:`~analysis.records.normalize` turns a row back into a record.
     """
     groups = group_runs(records)
     rows = []
     spec_cols: set[str] = set()
     for g in groups:
         for rec in g.records:
-            spec = rec["spec"]
+            spec = full_spec(rec["spec"])
             nested = flatten({k: spec[k] for k in NESTED})
             spec_cols.update(nested)
             row = {
                 "run_id": rec.get("run_id"),
+                "spec_hash": rec.get("spec_hash") or rec.get("run_id"),
                 "status": rec.get("status"),
                 "problem": g.problem_label,
                 "solver": g.solver_label,
@@ -48,6 +52,7 @@ def export_rows(records: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[d
             rows.append(row)
     columns = [
         "run_id",
+        "spec_hash",
         "status",
         "problem",
         "solver",

@@ -1,64 +1,102 @@
-"""Rankings across solvers: performance profiles (Dolan–Moré) and runtime ECDFs (COCO)."""
+"""Rankings across solvers: performance profiles (Dolan–Moré) and runtime ECDFs (COCO).
+
+Both are computed sparsely — a solver only has costs and runtimes on the problems it ran on — so
+they are linear in the number of runs (times the number of plotted points), however many
+problems and solvers an experiment has.
+"""
 
 from __future__ import annotations
 
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
 
-from analysis.groups import Group, problems_of, solvers_of
+from analysis.groups import Group, problems_of
 from analysis.records import (
     AUC,
     HIGHER_IS_BETTER,
-    LOG_FLOOR,
     Curve,
     SummaryError,
+    canonical,
     curve_of,
     floats,
     metric_value,
     num_or_int,
+    run_state,
 )
 
 #: AlgoPerf integrates performance profiles over τ ∈ [1, 4].
 TAU_MAX = 4.0
+#: A suboptimality at or below this counts as solved: every solver there ties at ratio 1 (COCO's
+#: finest target precision), so float noise near the optimum is not read as a factor between
+#: solvers.
+SOLVED_FLOOR = 1e-8
+#: COCO's target precisions: ``Δf = 10^k`` above f*, k from 1 down to −8.
+TARGET_TOP, TARGET_BOTTOM = 1.0, -8.0
+#: 46 targets: k = 1, 0.8, …, −8 (COCO's 0.2 spacing).
+DEFAULT_TARGETS = 46
 
 
 def performance_profile(
     costs: np.ndarray, tau_max: float = TAU_MAX
 ) -> tuple[list[float], list[list[float]], list[float]]:
-    """Dolan–Moré profiles of a (instances × solvers) cost table; ``inf`` marks a failure.
+    """Dolan–Moré profiles of a dense (instances × solvers) cost table; ``inf`` marks a failure.
 
     ``r[p, s] = c[p, s] / min_s c[p, s]`` and ``ρ_s(τ) = |{p : r[p, s] ≤ τ}| / n_p``: the share
     of instances solver ``s`` solves within a factor τ of the best solver. An instance that no
     solver solves stays in the denominator (ratio ∞ for all). Returns the breakpoints τ (1 and
-    every finite ratio, ascending — ρ is a right-continuous step function constant in between),
-    ρ per solver at those τ, and each solver's AlgoPerf-style score
+    every finite ratio up to ``tau_max``, ascending — ρ is a right-continuous step function
+    constant in between), ρ per solver at those τ, and each solver's AlgoPerf-style score
     ``(1 / (τ_max − 1)) ∫_1^τ_max ρ_s(τ) dτ`` (1 = best on every instance, 0 = never within τ_max).
     """
     c = np.asarray(costs, dtype=np.float64)
-    best = c.min(axis=1, keepdims=True)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        ratios = np.where(np.isfinite(best), c / best, np.inf)
-    finite = ratios[np.isfinite(ratios)]
-    taus = np.unique(np.concatenate([[1.0], finite]))
-    n = c.shape[0]
-    rho = [
-        [float(np.count_nonzero(ratios[:, s] <= t)) / n for t in taus] for s in range(c.shape[1])
-    ]
-    scores = []
-    for s in range(c.shape[1]):
-        r = np.sort(ratios[:, s])
-        # ∫_1^τmax ρ dτ = Σ_p (τmax − max(r_p, 1)) / n over instances with r_p < τmax.
+    best = c.min(axis=1)
+    columns = {str(s): c[:, s].tolist() for s in range(c.shape[1])}
+    taus, rho, scores = _profile(
+        columns, {s: best.tolist() for s in columns}, c.shape[0], tau_max, max_points=None
+    )
+    return taus, [rho[s] for s in columns], [scores[s] for s in columns]
+
+
+def _profile(
+    costs: Mapping[str, list[float]],
+    bests: Mapping[str, list[float]],
+    instances: int,
+    tau_max: float,
+    max_points: int | None,
+) -> tuple[list[float], dict[str, list[float]], dict[str, float]]:
+    """The profile from each solver's costs and the best cost of the same instances, both in the
+    same order (sparse: a solver lists only instances of the problems it ran on)."""
+    ratios = {
+        sid: np.sort(
+            [
+                c / b if math.isfinite(c) and math.isfinite(b) else math.inf
+                for c, b in zip(cs, bests[sid], strict=True)
+            ]
+        )
+        for sid, cs in costs.items()
+    }
+    finite = np.concatenate([r[np.isfinite(r)] for r in ratios.values()] or [np.empty(0)])
+    taus = np.unique(np.concatenate([[1.0], finite[finite <= tau_max]]))
+    if max_points is not None and taus.size > max_points:
+        taus = taus[np.unique(np.linspace(0, taus.size - 1, max_points).round().astype(np.int64))]
+    rho, scores = {}, {}
+    for sid, r in ratios.items():
+        rho[sid] = (np.searchsorted(r, taus, side="right") / instances).tolist()
         inside = r[r < tau_max]
-        scores.append(float(np.sum(tau_max - np.maximum(inside, 1.0)) / (n * (tau_max - 1.0))))
-    return [float(t) for t in taus], rho, scores
+        # ∫_1^τmax ρ dτ = Σ_p (τmax − max(r_p, 1)) / n over instances with r_p < τmax.
+        scores[sid] = float(np.sum(tau_max - np.maximum(inside, 1.0)) / (instances * (tau_max - 1)))
+    return taus.tolist(), rho, scores
 
 
 def _cost(record: Mapping[str, Any], metric: str) -> float:
-    """The cost a profile compares: steps to target (at least 1), or a floored suboptimality."""
-    if record.get("diverged"):
+    """The cost a profile compares: steps to target (at least 1), or the suboptimality
+    (``value − f*``, f* taken as 0 when unknown) floored at :data:`SOLVED_FLOOR`; ``inf`` for a
+    failed run or a target never reached."""
+    if run_state(record) == "failed":
         return math.inf
     if metric == "steps_to_target":
         v = record.get("steps_to_target")
@@ -68,40 +106,72 @@ def _cost(record: Mapping[str, Any], metric: str) -> float:
         return math.inf
     if metric in ("final_loss", "best_loss"):
         value -= record.get("f_star") or 0.0
-    return max(value, LOG_FLOOR)
+    return max(value, SOLVED_FLOOR)
 
 
-def _profile_json(solvers: Sequence[tuple[str, str]], costs: np.ndarray) -> dict[str, Any]:
-    taus, rho, scores = performance_profile(costs)
+def _profile_json(
+    labels: Mapping[str, str],
+    costs: Mapping[str, list[float]],
+    bests: Mapping[str, list[float]],
+    instances: int,
+    max_points: int,
+) -> dict[str, Any]:
+    taus, rho, scores = _profile(costs, bests, instances, TAU_MAX, max_points)
     return {
         "tau": taus,
-        "instances": int(costs.shape[0]),
+        "instances": instances,
         "series": [
-            {"solver_id": sid, "solver": label, "rho": rho[i], "score": scores[i]}
-            for i, (sid, label) in enumerate(solvers)
+            {"solver_id": sid, "solver": labels[sid], "rho": rho[sid], "score": scores[sid]}
+            for sid in costs
         ],
     }
 
 
-def profiles(groups: Sequence[Group], metric: str) -> dict[str, Any]:
-    """Performance profiles per problem (instances = seeds) and across problems (problem × seed)."""
+def profiles(groups: Sequence[Group], metric: str, max_points: int = 200) -> dict[str, Any]:
+    """Performance profiles per problem (instances = seeds) and across problems (problem × seed),
+    as :func:`performance_profile` defines them, over the solvers that ran on each; τ is kept in
+    [1, τ_max] and thinned to ``max_points`` breakpoints (ρ exact at each)."""
     if metric == AUC or metric in HIGHER_IS_BETTER:
         raise SummaryError(f"a performance profile needs a positive cost; {metric!r} is not one")
-    solvers = solvers_of(groups)
-    sid_index = {sid: i for i, (sid, _) in enumerate(solvers)}
+    labels = {g.solver_id: g.solver_label for g in groups}
     per_problem = []
-    all_rows: list[np.ndarray] = []
+    all_costs: dict[str, list[float]] = {}
+    all_bests: dict[str, list[float]] = {}
+    instances = 0
     for pid, plabel, pgroups in problems_of(groups):
         seeds = sorted({s for g in pgroups for s in g.seeds})
-        table = np.full((len(seeds), len(solvers)), np.inf)
-        row_of = {s: i for i, s in enumerate(seeds)}
+        best = dict.fromkeys(seeds, math.inf)
+        costs: dict[str, dict[int, float]] = {}
         for g in pgroups:
+            mine = costs.setdefault(g.solver_id, {})
             for rec in g.records:
-                table[row_of[int(rec["spec"]["seed"])], sid_index[g.solver_id]] = _cost(rec, metric)
-        all_rows.append(table)
-        per_problem.append({"problem_id": pid, "problem": plabel, **_profile_json(solvers, table)})
-    overall = _profile_json(solvers, np.vstack(all_rows))
-    return {"metric": metric, "tau_max": TAU_MAX, "per_problem": per_problem, "overall": overall}
+                seed = int(rec["spec"]["seed"])
+                mine[seed] = _cost(rec, metric)
+                best[seed] = min(best[seed], mine[seed])
+        # a solver without a run on a seed has failed that instance
+        dense = {sid: [c.get(s, math.inf) for s in seeds] for sid, c in costs.items()}
+        bests = {sid: [best[s] for s in seeds] for sid in costs}
+        problem_labels = {sid: labels[sid] for sid in costs}
+        per_problem.append(
+            {
+                "problem_id": pid,
+                "problem": plabel,
+                **_profile_json(problem_labels, dense, bests, len(seeds), max_points),
+            }
+        )
+        for sid in labels:
+            all_costs.setdefault(sid, []).extend(dense.get(sid, []))
+            all_bests.setdefault(sid, []).extend(bests.get(sid, []))
+        instances += len(seeds)
+    overall = _profile_json(labels, all_costs, all_bests, instances, max_points)
+    return {
+        "metric": metric,
+        "tau_max": TAU_MAX,
+        "solved_floor": SOLVED_FLOOR,
+        "rule": f"failure = ∞; a suboptimality ≤ {SOLVED_FLOOR:g} counts as solved (ratio 1)",
+        "per_problem": per_problem,
+        "overall": overall,
+    }
 
 
 def first_hits(steps: Curve, values: Curve, targets: np.ndarray) -> np.ndarray:
@@ -115,12 +185,45 @@ def first_hits(steps: Curve, values: Curve, targets: np.ndarray) -> np.ndarray:
     return np.where(idx < y.size, x[np.minimum(idx, y.size - 1)], np.inf)
 
 
-def target_ladder(starts: Sequence[float], bests: Sequence[float], count: int) -> np.ndarray:
-    """``count`` targets log-spaced (descending) from below the worst start value to the best value
-    any run reached, both floored at :data:`LOG_FLOOR` (COCO's ladder, scaled to the problem)."""
-    hi = max(max(starts), LOG_FLOOR)
-    lo = min(max(min(bests), LOG_FLOOR), hi)
-    return np.logspace(math.log10(hi), math.log10(lo), count + 1)[1:]
+@lru_cache(maxsize=1024)
+def initial_loss(problem_json: str) -> float | None:
+    """The problem's noise-free loss at the start point of its seed-0 instance (the engine's own
+    ``Problem.loss``): a fixed reference for a problem whose f* is unknown."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from engine.problems import ProblemSpec, build_problem
+
+    try:
+        spec = TypeAdapter(ProblemSpec).validate_json(problem_json)
+    except ValidationError:
+        return None
+    problem = build_problem(spec, [0], np.float64)
+    with np.errstate(all="ignore"):
+        value = float(problem.loss(problem.init_params())[0])
+    return value if math.isfinite(value) and value > 0 else None
+
+
+def coco_targets(
+    problem: Mapping[str, Any], f_star: float | None, count: int
+) -> tuple[np.ndarray, str] | None:
+    """Fixed targets for a problem (on ``f − f*``, f* taken as 0 when unknown) and their rule.
+
+    With f* known: ``10^k`` for ``count`` exponents k evenly from 1 down to −8 (COCO). Without
+    it: ``f₀ · 10^k`` for k evenly in (0, −8], f₀ the problem's :func:`initial_loss`. Either way
+    the targets depend on the problem alone, so the same problem has the same targets in every
+    experiment. ``None`` when neither reference exists.
+    """
+    if f_star is not None:
+        k = np.linspace(TARGET_TOP, TARGET_BOTTOM, count)
+        return 10.0**k, f"f* + 10^k, k = {TARGET_TOP:g} … {TARGET_BOTTOM:g} ({count} targets)"
+    f0 = initial_loss(canonical(problem))
+    if f0 is None:
+        return None
+    k = np.linspace(0.0, TARGET_BOTTOM, count + 1)[1:]
+    return f0 * 10.0**k, (
+        f"f* unknown: f0 · 10^k, f0 = {f0:.6g} (initial loss, seed 0), k = "
+        f"{k[0]:.3g} … {TARGET_BOTTOM:g} ({count} targets)"
+    )
 
 
 def _ecdf_x(hits: Iterable[np.ndarray], last_step: float, max_points: int) -> np.ndarray:
@@ -131,82 +234,80 @@ def _ecdf_x(hits: Iterable[np.ndarray], last_step: float, max_points: int) -> np
     return x
 
 
-def ecdfs(groups: Sequence[Group], *, n_targets: int = 51, max_points: int = 200) -> dict[str, Any]:
+def ecdfs(
+    groups: Sequence[Group], *, n_targets: int = DEFAULT_TARGETS, max_points: int = 200
+) -> dict[str, Any]:
     """Runtime ECDFs: the share of (run, target) pairs reached by each step, per solver.
 
-    Targets per problem are :func:`target_ladder` on the suboptimality ``f − f*`` (the loss when
-    f* is unknown). Per problem every (run, target) pair of a solver weighs the same — a run with
-    no curve yet (queued) reaches none; across problems every problem weighs the same (the mean
-    of the per-problem fractions). Needs the loss curves.
+    Targets per problem are the fixed :func:`coco_targets` on ``f − f*``. Per problem every
+    (run, target) pair of a solver weighs the same — a run with no curve yet (queued) reaches
+    none, a diverged run keeps the targets it reached before; across problems every problem
+    weighs the same (the mean of the per-problem fractions, 0 where a solver did not run). Needs
+    the loss curves.
     """
-    solvers = solvers_of(groups)
+    labels = {g.solver_id: g.solver_label for g in groups}
     per_problem = []
     runtimes: list[dict[str, tuple[np.ndarray, int]]] = []
     last_steps: list[float] = []
     for pid, plabel, pgroups in problems_of(groups):
-        curves: dict[str, list[tuple[Curve, np.ndarray]]] = {}
-        starts, bests, last = [], [], 0.0
-        for g in pgroups:
-            curves[g.solver_id] = []
-            for rec in g.records:
-                if curve_of(rec, "eval_steps") is None:
-                    continue
-                y = floats(rec["losses"]) - (rec.get("f_star") or 0.0)
-                curves[g.solver_id].append((rec["eval_steps"], y))
-                ok = y[np.isfinite(y)]
-                if ok.size:
-                    starts.append(float(ok[0]))
-                    bests.append(float(ok.min()))
-                last = max(last, float(rec["eval_steps"][-1]))
-        if not starts:
+        f_star = next(
+            (r.get("f_star") for g in pgroups for r in g.records if r.get("f_star") is not None),
+            None,
+        )
+        found = coco_targets(pgroups[0].problem, f_star, n_targets)
+        with_curves = [
+            (g, r) for g in pgroups for r in g.records if curve_of(r, "eval_steps") is not None
+        ]
+        if found is None or not with_curves:
             continue
-        targets = target_ladder(starts, bests, n_targets)
-        hits = {
-            g.solver_id: (
-                np.concatenate(
-                    [first_hits(x, list(y), targets) for x, y in curves[g.solver_id]]
-                    or [np.empty(0)]
-                ),
-                len(g.records) * targets.size,
-            )
-            for g in pgroups
+        targets, rule = found
+        hits: dict[str, tuple[list[np.ndarray], int]] = {
+            g.solver_id: ([], len(g.records) * targets.size) for g in pgroups
         }
-        runtimes.append(hits)
+        last = 0.0
+        for g, rec in with_curves:
+            y = floats(rec["losses"]) - (f_star or 0.0)
+            hits[g.solver_id][0].append(first_hits(rec["eval_steps"], y, targets))
+            last = max(last, float(rec["eval_steps"][-1]))
+        flat = {
+            sid: (np.concatenate(h or [np.empty(0)]), denominator)
+            for sid, (h, denominator) in hits.items()
+        }
+        runtimes.append(flat)
         last_steps.append(last)
-        xs = _ecdf_x((h for h, _ in hits.values()), last, max_points)
+        xs = _ecdf_x((h for h, _ in flat.values()), last, max_points)
         per_problem.append(
             {
                 "problem_id": pid,
                 "problem": plabel,
                 "targets": [float(t) for t in targets],
+                "target_rule": rule,
                 "x": [num_or_int(v) for v in xs],
                 "series": [
-                    {"solver_id": sid, "solver": label, "y": _ecdf_y(hits.get(sid), xs)}
-                    for sid, label in solvers
+                    {"solver_id": sid, "solver": labels[sid], "y": _ecdf_y(h, xs).tolist()}
+                    for sid, h in flat.items()
                 ],
             }
         )
     overall: dict[str, Any] = {"x": [], "series": []}
     if runtimes:
         xs = _ecdf_x((h for f in runtimes for h, _ in f.values()), max(last_steps), max_points)
+        sums = {sid: np.zeros(xs.size) for sid in labels}
+        for f in runtimes:
+            for sid, h in f.items():
+                sums[sid] += _ecdf_y(h, xs)
         overall = {
             "x": [num_or_int(v) for v in xs],
             "series": [
-                {
-                    "solver_id": sid,
-                    "solver": label,
-                    "y": np.mean([_ecdf_y(f.get(sid), xs) for f in runtimes], axis=0).tolist(),
-                }
-                for sid, label in solvers
+                {"solver_id": sid, "solver": label, "y": (sums[sid] / len(runtimes)).tolist()}
+                for sid, label in labels.items()
             ],
         }
     return {"n_targets": n_targets, "per_problem": per_problem, "overall": overall}
 
 
-def _ecdf_y(hits: tuple[np.ndarray, int] | None, xs: np.ndarray) -> list[float]:
+def _ecdf_y(hits: tuple[np.ndarray, int], xs: np.ndarray) -> np.ndarray:
     """Fraction of the ``denominator`` (run, target) pairs whose runtime is ≤ each x."""
-    if hits is None:
-        return [0.0] * xs.size
     times, denominator = hits
     counts = np.searchsorted(np.sort(times[np.isfinite(times)]), xs, side="right")
-    return [float(c) / denominator for c in counts]
+    return counts / denominator

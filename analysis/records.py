@@ -18,30 +18,40 @@ import hashlib
 import json
 import math
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any, TypedDict, cast
+from typing import Any, Literal, TypedDict, cast
 
 import numpy as np
 
 #: Floor under a suboptimality (or a loss, when f* is unknown) before taking its logarithm: below
 #: ~1e-16 relative to a unit-scale loss the differences are float64 rounding, not progress.
 LOG_FLOOR = 1e-16
-#: Fields of the engine's run spec besides the three nested specs.
-RUN_FIELDS = ("seed", "steps", "target_loss", "eval_every", "dtype")
+#: Fields of the engine's run spec besides the three nested specs (export columns, in order).
+RUN_FIELDS = ("seed", "steps", "target_loss", "eval_every", "dtype", "schedule_unit")
+#: The budget: run-spec fields that belong to the problem side of a group (the rest of the spec
+#: but the seed is the solver: optimizer, schedule, schedule_unit and any later field).
+BUDGET_FIELDS = ("steps", "target_loss", "eval_every", "dtype")
 NESTED = ("problem", "optimizer", "schedule")
 #: The derived metric: mean log10 suboptimality over the run (see :func:`auc_log_subopt`).
 AUC = "auc_log_subopt"
-#: Metrics aggregated per group (numbers where a smaller value is better, except test_accuracy).
-GROUP_METRICS = (
-    "final_loss",
-    "best_loss",
-    "suboptimality",
-    "steps_to_target",
-    AUC,
-    "test_loss",
-    "test_accuracy",
-    "wall_time_s",
-)
-HIGHER_IS_BETTER = frozenset({"test_accuracy"})
+#: Every metric a group is summarised on, with its direction — declared here and nowhere else:
+#: ``"min"`` when a smaller value is better, ``"max"`` when a larger one is. A failed run ranks as
+#: the worst value in that direction (see :func:`outcome`).
+DIRECTION: dict[str, Literal["min", "max"]] = {
+    "final_loss": "min",
+    "best_loss": "min",
+    "suboptimality": "min",
+    "steps_to_target": "min",
+    AUC: "min",
+    "test_loss": "min",
+    "test_accuracy": "max",
+    "wall_time_s": "min",
+}
+GROUP_METRICS = tuple(DIRECTION)
+HIGHER_IS_BETTER = frozenset(m for m, d in DIRECTION.items() if d == "max")
+#: Run statuses whose runs are not outcomes yet (left out of every statistic).
+PENDING = frozenset({"queued", "running"})
+#: Run statuses that are failures, like a diverged run.
+FAILED = frozenset({"failed", "cancelled"})
 
 #: A curve as stored or sent: a list (``None`` for a non-finite value) or a float array.
 Curve = Sequence[Any] | np.ndarray
@@ -56,6 +66,7 @@ class RunRecord(TypedDict, total=False):
     """
 
     run_id: str | None
+    spec_hash: str | None
     spec: dict[str, Any]
     status: str | None
     final_loss: float | None
@@ -129,19 +140,26 @@ def normalize(item: Mapping[str, Any]) -> RunRecord:
 
     * engine result: returned as is (a shallow copy);
     * API run object (``"metrics"`` and optionally ``"curves"`` nested): flattened onto the top,
-      ``run_id`` taken from ``spec_hash``;
+      ``run_id`` the API's run id (``id``), ``spec_hash`` the engine's;
     * export row (``"optimizer.name"`` …): the spec rebuilt from its dotted columns.
     """
     if "spec" in item and isinstance(item["spec"], Mapping):
         record = {k: v for k, v in item.items() if k not in ("metrics", "curves")}
         record.update(item.get("metrics") or {})
         record.update(item.get("curves") or {})
-        if "spec_hash" in item:
-            record["run_id"] = item["spec_hash"]
+        if "id" in item and "spec_hash" in item:
+            record["run_id"] = item["id"]
         return cast(RunRecord, record)
     if "optimizer.name" in item:
         spec = unflatten(item, NESTED)
-        spec.update({k: item[k] for k in RUN_FIELDS if k in item})
+        # An empty cell of a field added later (schedule_unit) means the run predates it.
+        spec.update(
+            {
+                k: item[k]
+                for k in RUN_FIELDS
+                if k in item and (item[k] is not None or k == "target_loss")
+            }
+        )
         record = {k: v for k, v in item.items() if "." not in k and k not in RUN_FIELDS}
         record["spec"] = spec
         return cast(RunRecord, record)
@@ -230,3 +248,43 @@ def succeeded(record: Mapping[str, Any]) -> bool:
 def check_metric(metric: str) -> None:
     if metric not in GROUP_METRICS:
         raise SummaryError(f"unknown metric {metric!r}; known: {', '.join(GROUP_METRICS)}")
+
+
+def direction_sign(metric: str) -> float:
+    """+1 for a lower-is-better metric, −1 for a higher-is-better one: ``sign · value`` is a
+    badness (smaller is better) for every metric."""
+    check_metric(metric)
+    return -1.0 if DIRECTION[metric] == "max" else 1.0
+
+
+def run_state(record: Mapping[str, Any]) -> Literal["pending", "failed", "done"]:
+    """``pending`` (queued or running: not an outcome yet), ``failed`` (diverged, failed or
+    cancelled) or ``done``."""
+    status = record.get("status")
+    if status in PENDING:
+        return "pending"
+    if record.get("diverged") or status in FAILED:
+        return "failed"
+    return "done"
+
+
+def outcome(record: Mapping[str, Any], metric: str) -> float | None:
+    """The value of ``metric`` a statistic uses for this run.
+
+    * a pending run, or a metric the run does not have (``test_accuracy`` of a problem without a
+      test set): ``None`` — not counted;
+    * a failed run (diverged, failed, cancelled), or a finished run that never reached its target
+      for ``steps_to_target``: the worst value in the metric's direction (``+inf`` for a
+      lower-is-better metric, ``−inf`` for a higher-is-better one), so it ranks last;
+    * otherwise the run's finite value.
+    """
+    state = run_state(record)
+    if state == "pending":
+        return None
+    worst = direction_sign(metric) * math.inf
+    if state == "failed":
+        return worst
+    value = metric_value(record, metric)
+    if value is None and metric == "steps_to_target" and record["spec"].get("target_loss"):
+        return worst
+    return value

@@ -1,210 +1,209 @@
-"""Descriptive statistics of one group and paired tests of a solver against a baseline."""
+"""Statistics of one group over its seeds, with intervals whose coverage is checked by simulation.
+
+Every run of a group counts. A failed run (diverged, failed, cancelled — and, for
+``steps_to_target``, a run that never reached its target) is the worst outcome in the metric's
+direction (:func:`analysis.records.outcome`): it ranks last in every quantile, and a mean over a
+group with a failure is undefined (``None``) with the failure count beside it, never the mean of
+the survivors. The success rate, with its interval, is reported next to every location statistic.
+
+Intervals (95 %; the output names the method of each, and at n = 1 there is none):
+
+* mean — Student-t, ``x̄ ± t_{0.975, n−1} · s / √n`` (exact for normal data);
+* median — order statistics ``[x_(l), x_(n+1−l)]``, whose coverage ``1 − 2·P(B ≤ l − 1)``,
+  ``B ~ Binomial(n, ½)``, holds for any continuous distribution. Below n = 6 no pair of order
+  statistics reaches 95 % (n = 3: [min, max] covers 75 %), so the widest one is given with its
+  exact level;
+* success rate — Clopper–Pearson (exact binomial), never below its nominal level.
+"""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 from scipy import stats
 
-from analysis.groups import Group, problems_of, solvers_of
-from analysis.records import HIGHER_IS_BETTER, check_metric, json_num, succeeded
+from analysis.groups import Group
+from analysis.records import curve_of, direction_sign, floats, json_num, run_state
 
-BOOTSTRAP_RESAMPLES = 2000
 CONFIDENCE = 0.95
+MEAN_METHOD = "student-t"
+MEDIAN_METHOD = "order statistics (exact binomial)"
+RATE_METHOD = "clopper-pearson"
+NO_INTERVAL = "n = 1: no interval"
+#: The location and spread fields of :func:`describe` (``None`` until computed).
+LOCATION_KEYS = (
+    "mean",
+    "ci_low",
+    "ci_high",
+    "ci_method",
+    "median",
+    "median_ci_low",
+    "median_ci_high",
+    "median_ci_level",
+    "median_ci_method",
+    "q25",
+    "q75",
+    "iqr",
+    "min",
+    "max",
+)
 
 
-def bootstrap_ci(
-    values: Sequence[float] | np.ndarray, *, resamples: int = BOOTSTRAP_RESAMPLES, seed: int = 0
-) -> tuple[float, float] | None:
-    """Percentile bootstrap 95 % CI of the mean (scipy.stats.bootstrap, fixed seed → deterministic).
-
-    The percentile method rather than scipy's default BCa: with the handful of seeds a benchmark
-    has, BCa's jackknife acceleration is unstable and undefined for tied values, while the
-    percentile interval always lies within [min, max] of the data. ``None`` for fewer than two
-    values; all-equal values give the exact degenerate interval ``(v, v)``.
-    """
-    x = np.asarray(values, dtype=np.float64)
-    if x.size < 2:
+def mean_interval(x: np.ndarray, level: float = CONFIDENCE) -> tuple[float, float] | None:
+    """Student-t interval of the mean of finite values; ``None`` for fewer than two; all-equal
+    values give the exact point ``(v, v)``."""
+    n = x.size
+    if n < 2:
         return None
-    if np.all(x == x[0]):
-        return float(x[0]), float(x[0])
-    res = stats.bootstrap(
-        (x,),
-        np.mean,
-        n_resamples=resamples,
-        confidence_level=CONFIDENCE,
-        method="percentile",
-        vectorized=True,
-        rng=np.random.default_rng(seed),
-    )
-    return float(res.confidence_interval.low), float(res.confidence_interval.high)
+    mean, sd = float(x.mean()), float(x.std(ddof=1))
+    if sd == 0.0:
+        return mean, mean
+    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    return mean - half, mean + half
 
 
-def describe(values: Sequence[float | None]) -> dict[str, Any]:
-    """n, mean, median, quartiles, IQR, min, max and the bootstrap CI of the mean.
-
-    Computed over the values that exist (``None`` — a diverged run's loss, a target never reached
-    — is left out; ``n_missing`` counts them).
-    """
-    present = [float(v) for v in values if v is not None]
-    out: dict[str, Any] = {"n": len(present), "n_missing": len(values) - len(present)}
-    if not present:
-        keys = ("mean", "median", "q25", "q75", "iqr", "min", "max", "ci_low", "ci_high")
-        out.update(dict.fromkeys(keys))
-        return out
-    x = np.asarray(present)
-    q25, median, q75 = np.percentile(x, [25.0, 50.0, 75.0])
-    ci = bootstrap_ci(x)
-    out.update(
-        mean=json_num(x.mean()),
-        median=json_num(median),
-        q25=json_num(q25),
-        q75=json_num(q75),
-        iqr=json_num(q75 - q25),
-        min=json_num(x.min()),
-        max=json_num(x.max()),
-        ci_low=json_num(ci[0]) if ci else None,
-        ci_high=json_num(ci[1]) if ci else None,
-    )
-    return out
+def median_rank(n: int, level: float = CONFIDENCE) -> tuple[int, float]:
+    """The order-statistic interval of the median at n: (l, exact coverage) of
+    ``[x_(l), x_(n+1−l)]`` — the largest l whose coverage reaches ``level``, else l = 1."""
+    best = (1, 1.0 - 2.0 * float(stats.binom.cdf(0, n, 0.5)))
+    for l_ in range(2, (n + 1) // 2 + 1):
+        coverage = 1.0 - 2.0 * float(stats.binom.cdf(l_ - 1, n, 0.5))
+        if coverage < level:
+            break
+        best = (l_, coverage)
+    return best
 
 
-def holm(pvalues: Sequence[float | None]) -> list[float | None]:
-    """Holm–Bonferroni adjusted p-values (``None`` entries are not tests and stay ``None``).
-
-    With the m p-values sorted ascending, ``p̃_(i) = max_{j ≤ i} min(1, (m − j + 1) p_(j))``;
-    rejecting where ``p̃ ≤ α`` controls the family-wise error rate at α.
-    """
-    order = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
-    m = len(order)
-    out: list[float | None] = [None] * len(pvalues)
-    running = 0.0
-    for rank, (p, i) in enumerate(order):
-        running = max(running, min(1.0, (m - rank) * p))
-        out[i] = running
-    return out
-
-
-def rank_biserial(differences: Sequence[float]) -> float | None:
-    """Matched-pairs rank-biserial correlation ``(T⁺ − T⁻) / (T⁺ + T⁻)``.
-
-    ``T±`` are the sums of the (average) ranks of ``|d|`` over the positive / negative differences,
-    zeros dropped — the effect size that goes with the Wilcoxon signed-rank test: +1 when every
-    difference is positive, −1 when every one is negative. ``None`` when all differences are 0.
-    """
-    d = np.asarray(differences, dtype=np.float64)
-    d = d[d != 0]
-    if d.size == 0:
+def rate_interval(k: int, n: int, level: float = CONFIDENCE) -> tuple[float, float] | None:
+    """Clopper–Pearson interval of a proportion k / n (``None`` for n = 0)."""
+    if n == 0:
         return None
-    ranks = stats.rankdata(np.abs(d))
-    plus, minus = ranks[d > 0].sum(), ranks[d < 0].sum()
-    return float((plus - minus) / (plus + minus))
+    ci = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="exact")
+    return float(ci.low), float(ci.high)
 
 
-def paired_test(
-    group: Mapping[int, float | None], baseline: Mapping[int, float | None]
-) -> dict[str, Any]:
-    """Wilcoxon signed-rank test of ``group − baseline`` over the seeds both have.
-
-    A seed where exactly one side has no value (diverged, target never reached) counts as that side
-    being worse: its difference is ±∞, which ranks as the largest magnitude. Seeds missing on both
-    sides are dropped. All-zero differences give p = 1 (identical runs).
-    """
-    diffs: list[float] = []
-    for seed in sorted(set(group) & set(baseline)):
-        a, b = group[seed], baseline[seed]
-        if a is None and b is None:
-            continue
-        diffs.append(math.inf if a is None else -math.inf if b is None else a - b)
-    out: dict[str, Any] = {"n_pairs": len(diffs), "median_diff": None, "statistic": None}
-    out.update(p_value=None, effect=rank_biserial(diffs) if diffs else None)
-    if not diffs:
-        return out
-    d = np.asarray(diffs)
-    out["median_diff"] = json_num(np.median(d))
-    if np.all(d == 0):
-        out.update(statistic=0.0, p_value=1.0)
-        return out
-    # The test uses only the signs and the ranks of |d|: an infinite difference becomes twice the
-    # largest finite magnitude, which keeps every rank (and tie) as it was.
-    big = 2.0 * np.abs(d[np.isfinite(d)]).max(initial=0.5)
-    d = np.where(np.isfinite(d), d, np.sign(d) * big)
-    res = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided", method="auto")
-    out.update(statistic=float(res.statistic), p_value=float(res.pvalue))
-    return out
-
-
-def compare(groups: Sequence[Group], baseline_solver: str, metric: str) -> list[dict[str, Any]]:
-    """Every solver against the baseline solver, per problem, Holm-corrected within each problem.
-
-    ``effect`` is the rank-biserial correlation of ``solver − baseline`` (for a lower-is-better
-    metric, negative = the solver is better); ``verdict`` is ``better`` / ``worse`` when the
-    Holm-adjusted p is below 0.05, else ``n.s.``.
-    """
-    check_metric(metric)
-    sign = -1.0 if metric in HIGHER_IS_BETTER else 1.0
-    out = []
-    for pid, plabel, pgroups in problems_of(groups):
-        base = next((g for g in pgroups if g.solver_id == baseline_solver), None)
-        if base is None:
-            continue
-        base_values = base.by_seed(metric)
-        pairs = []
-        for g in pgroups:
-            if g is base:
-                continue
-            result = paired_test(g.by_seed(metric), base_values)
-            pairs.append(
-                {"group_id": g.id, "solver_id": g.solver_id, "solver": g.solver_label, **result}
-            )
-        for pair, adjusted in zip(pairs, holm([p["p_value"] for p in pairs]), strict=True):
-            pair["p_holm"] = adjusted
-            effect = pair["effect"]
-            if adjusted is not None and adjusted < 0.05 and effect:
-                pair["verdict"] = "worse" if sign * effect > 0 else "better"
-            else:
-                pair["verdict"] = "n.s."
-        out.append(
-            {
-                "problem_id": pid,
-                "problem": plabel,
-                "baseline_group_id": base.id,
-                "baseline": base.solver_label,
-                "pairs": pairs,
-            }
-        )
-    return out
-
-
-def default_baseline(groups: Sequence[Group], metric: str) -> str | None:
-    """The solver with the best mean rank of its group median over the problems."""
-    solvers = solvers_of(groups)
-    if not solvers:
-        return None
-    ranks: dict[str, list[float]] = {sid: [] for sid, _ in solvers}
-    for _, _, pgroups in problems_of(groups):
-        medians = [median_or_worst(g, metric) for g in pgroups]
-        order = stats.rankdata(medians)
-        for g, r in zip(pgroups, order, strict=True):
-            ranks[g.solver_id].append(float(r))
-    return min(solvers, key=lambda s: (np.mean(ranks[s[0]]) if ranks[s[0]] else math.inf, s[1]))[0]
-
-
-def median_or_worst(group: Group, metric: str) -> float:
-    values = [v for v in group.values(metric) if v is not None]
-    if not values:
+def badness_quantile(bad: np.ndarray, q: float) -> float:
+    """The q-quantile (linear interpolation, numpy's default) of ascending badness values where a
+    failure is ``+inf``: a quantile that touches a failure is itself a failure."""
+    pos = q * (bad.size - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    frac = pos - lo
+    a, b = float(bad[lo]), float(bad[hi])
+    if math.isinf(a) or (frac > 0 and math.isinf(b)):
         return math.inf
-    m = float(np.median(values))
-    return -m if metric in HIGHER_IS_BETTER else m
+    return a + frac * (b - a)
 
 
-def rates(group: Group) -> dict[str, Any]:
-    n = len(group.records)
-    has_target = any(r["spec"].get("target_loss") is not None for r in group.records)
-    return {
-        "success_rate": sum(succeeded(r) for r in group.records) / n if has_target else None,
-        "diverged_rate": sum(bool(r.get("diverged")) for r in group.records) / n,
+def describe(values: Sequence[float | None], metric: str) -> dict[str, Any]:
+    """A group's ``metric`` over its runs' :func:`~analysis.records.outcome` values.
+
+    ``n`` counts the runs in the statistic (finished, failures included), ``n_failed`` the
+    failures among them, ``n_missing`` the runs left out (pending, or without this metric).
+    ``mean`` and its interval are ``None`` as soon as one run failed; quantiles, ``min`` and
+    ``max`` are ``None`` where they land on a failure (the worst end). ``note`` says in words why
+    something is missing.
+    """
+    sign = direction_sign(metric)
+    present = [float(v) for v in values if v is not None]
+    n = len(present)
+    failed = sum(1 for v in present if math.isinf(v))
+    out: dict[str, Any] = {
+        "n": n,
+        "n_failed": failed,
+        "n_missing": len(values) - n,
+        "success_rate": (n - failed) / n if n else None,
     }
+    rate_ci = rate_interval(n - failed, n)
+    out.update(
+        success_ci_low=rate_ci[0] if rate_ci else None,
+        success_ci_high=rate_ci[1] if rate_ci else None,
+        success_ci_method=RATE_METHOD if rate_ci else None,
+    )
+    out.update(dict.fromkeys(LOCATION_KEYS))
+    notes: list[str] = []
+    if n == 0:
+        out["note"] = "no finished run"
+        return out
+    bad = np.sort(sign * np.asarray(present))  # ascending badness, failures (+inf) last
+    back = lambda b: json_num(sign * b)  # noqa: E731 — badness back to the metric's scale
+    q25, median, q75 = (badness_quantile(bad, q) for q in (0.25, 0.5, 0.75))
+    lo_q, hi_q = (q25, q75) if sign > 0 else (q75, q25)
+    out.update(
+        median=back(median),
+        q25=back(lo_q),
+        q75=back(hi_q),
+        iqr=json_num(q75 - q25),
+        min=back(bad[0] if sign > 0 else bad[-1]),
+        max=back(bad[-1] if sign > 0 else bad[0]),
+    )
+    if failed:
+        notes.append(f"{failed} of {n} runs failed: no mean (failures rank worst)")
+        if math.isinf(median):
+            notes.append("the median is a failure")
+    else:
+        x = np.asarray(present)
+        out["mean"] = json_num(x.mean())
+        ci = mean_interval(x)
+        if ci is not None:
+            out.update(ci_low=json_num(ci[0]), ci_high=json_num(ci[1]), ci_method=MEAN_METHOD)
+    if n >= 2:
+        l_, level = median_rank(n)
+        lo_b, hi_b = float(bad[l_ - 1]), float(bad[n - l_])
+        low, high = (lo_b, hi_b) if sign > 0 else (hi_b, lo_b)
+        out.update(
+            median_ci_low=back(low),
+            median_ci_high=back(high),
+            median_ci_level=level,
+            median_ci_method=MEDIAN_METHOD,
+        )
+        if level < CONFIDENCE:
+            notes.append(f"median interval [min, max] covers {level:.0%} at n = {n}, not 95%")
+    else:
+        notes.append(NO_INTERVAL)
+    out["note"] = "; ".join(notes) or None
+    return out
+
+
+def group_rates(group: Group) -> dict[str, Any]:
+    """Success over the group's finished runs: not failed and, with a target loss, reaching it;
+    ``diverged_rate`` over all its runs. With the success rate's Clopper–Pearson interval."""
+    finished = [r for r in group.records if run_state(r) != "pending"]
+    has_target = any(r["spec"].get("target_loss") is not None for r in group.records)
+    ok = [
+        run_state(r) == "done" and (not has_target or r.get("steps_to_target") is not None)
+        for r in finished
+    ]
+    n = len(finished)
+    ci = rate_interval(sum(ok), n)
+    return {
+        "n_finished": n,
+        "n_failed": sum(run_state(r) == "failed" for r in finished),
+        "success_rate": sum(ok) / n if n else None,
+        "success_ci_low": ci[0] if ci else None,
+        "success_ci_high": ci[1] if ci else None,
+        "diverged_rate": sum(bool(r.get("diverged")) for r in group.records) / len(group.records),
+    }
+
+
+def is_deterministic(group: Group) -> bool:
+    """Whether every seed produced the very same run: at least two finished runs, none failed,
+    identical loss curves (or, without curves, identical final and best losses). The spread is
+    then zero by construction and more seeds add nothing."""
+    done = [r for r in group.records if run_state(r) != "pending"]
+    if len(done) < 2 or any(run_state(r) == "failed" for r in done):
+        return False
+    curves = [curve_of(r, "losses") for r in done]
+    if all(c is not None for c in curves):
+        first = floats(curves[0])
+        return all(np.array_equal(first, floats(c), equal_nan=True) for c in curves[1:])
+    keys = ("final_loss", "best_loss")
+    return all(all(r.get(k) == done[0].get(k) for k in keys) for r in done[1:])
+
+
+DETERMINISTIC_NOTE = (
+    "all seeds produced the same curve (a deterministic problem and start): the spread is zero by "
+    "construction and more seeds add nothing"
+)

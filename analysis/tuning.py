@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
 
+from analysis.compare import best_key, best_rule
 from analysis.groups import Group, fmt_value, problems_of
 from analysis.records import canonical, check_metric, flatten
-from analysis.stats import describe, median_or_worst, rates
+from analysis.stats import describe, group_rates
+
+#: What each point of a tuning series carries from :func:`~analysis.stats.describe`.
+POINT_STATS = (
+    "mean",
+    "ci_low",
+    "ci_high",
+    "median",
+    "median_ci_low",
+    "median_ci_high",
+    "median_ci_level",
+    "n_failed",
+)
 
 
 def tuning(groups: Sequence[Group], metric: str) -> list[dict[str, Any]]:
@@ -17,8 +29,10 @@ def tuning(groups: Sequence[Group], metric: str) -> list[dict[str, Any]]:
     A hyper-parameter is swept when it takes more than one value among the groups of that
     optimizer on that problem. Each series holds the groups that agree on every other varying
     field (other hyper-parameters, the schedule); each point carries the group's mean, median and
-    CI of the metric and its success / divergence rates. ``best`` is the group with the best median
-    among all of that optimizer's groups on the problem.
+    their intervals and its success / divergence rates. ``best`` is the group chosen by
+    :func:`~analysis.compare.best_rule` (success first) among all of that optimizer's groups on
+    the problem, named in ``best_rule``. Linear in the number of groups per optimizer and
+    swept hyper-parameter.
     """
     check_metric(metric)
     out = []
@@ -28,6 +42,8 @@ def tuning(groups: Sequence[Group], metric: str) -> list[dict[str, Any]]:
             by_opt.setdefault(str(g.optimizer.get("name")), []).append(g)
         for opt_name, ogroups in by_opt.items():
             flats = [flatten({"optimizer": g.optimizer, "schedule": g.schedule}) for g in ogroups]
+            stats_of = {g.id: describe(g.values(metric), metric) for g in ogroups}
+            rates_of = {g.id: group_rates(g) for g in ogroups}
             keys = sorted({k for f in flats for k in f})
             varying = [k for k in keys if len({canonical(f.get(k)) for f in flats}) > 1]
             numeric = [
@@ -41,8 +57,8 @@ def tuning(groups: Sequence[Group], metric: str) -> list[dict[str, Any]]:
             ]
             if not numeric:
                 continue
-            best = min(ogroups, key=lambda g: median_or_worst(g, metric))
-            has_best = math.isfinite(median_or_worst(best, metric))
+            best = min(ogroups, key=lambda g: best_key(g, metric))
+            has_best = rates_of[best.id]["success_rate"] is not None
             for param in numeric:
                 others = [k for k in varying if k != param and k.startswith("optimizer.")]
                 schedules_vary = any(k.startswith("schedule.") for k in varying)
@@ -54,16 +70,13 @@ def tuning(groups: Sequence[Group], metric: str) -> list[dict[str, Any]]:
                     if schedules_vary:
                         parts.append(g.solver_label.rsplit(" / ", 1)[1])
                     label = ", ".join(parts)
-                    stats_ = describe(g.values(metric))
+                    s = stats_of[g.id]
                     series.setdefault(label, []).append(
                         {
                             "x": f[param],
                             "group_id": g.id,
-                            "mean": stats_["mean"],
-                            "median": stats_["median"],
-                            "ci_low": stats_["ci_low"],
-                            "ci_high": stats_["ci_high"],
-                            **rates(g),
+                            **{k: s[k] for k in POINT_STATS},
+                            **rates_of[g.id],
                         }
                     )
                 xs = [float(f[param]) for f in flats]
@@ -80,6 +93,7 @@ def tuning(groups: Sequence[Group], metric: str) -> list[dict[str, Any]]:
                         "log_x": min(xs) > 0 and max(xs) / min(xs) >= 10,
                         "best_group_id": best.id if has_best else None,
                         "best_x": best.optimizer.get(param.split(".", 1)[1]) if has_best else None,
+                        "best_rule": best_rule(metric),
                         "series": ordered,
                     }
                 )

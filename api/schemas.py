@@ -189,19 +189,32 @@ class _Open(BaseModel):
 
 
 class MetricStats(_Open):
-    """A metric over a group's seeds; ``None`` where no run has a value."""
+    """A metric over a group's seeds. Failed runs (diverged, failed, cancelled) count as the
+    worst value: no mean when one failed, quantiles rank them last (``None`` where a quantile is
+    a failure). ``note`` says why a value or interval is missing."""
 
-    n: int
-    n_missing: int
+    n: int = Field(description="Finished runs in the statistic, failures included")
+    n_failed: int
+    n_missing: int = Field(description="Runs left out: pending, or without this metric")
+    success_rate: float | None
+    success_ci_low: float | None = Field(description="Clopper–Pearson 95 % interval")
+    success_ci_high: float | None
+    success_ci_method: str | None
     mean: float | None
+    ci_low: float | None = Field(description="Student-t 95 % interval of the mean")
+    ci_high: float | None
+    ci_method: str | None
     median: float | None
+    median_ci_low: float | None = Field(description="Order-statistic (binomial) interval")
+    median_ci_high: float | None
+    median_ci_level: float | None = Field(description="Exact coverage of the median interval")
+    median_ci_method: str | None
     q25: float | None
     q75: float | None
     iqr: float | None
     min: float | None
     max: float | None
-    ci_low: float | None = Field(description="Bootstrap 95 % confidence interval of the mean")
-    ci_high: float | None
+    note: str | None
 
 
 class SummaryProblem(_Open):
@@ -243,8 +256,16 @@ class SummaryGroup(_Open):
     seeds: list[int]
     n_runs: int
     runs: list[GroupRun]
-    success_rate: float | None
+    n_finished: int
+    n_failed: int
+    success_rate: float | None = Field(
+        description="Finished runs that neither failed nor missed the target loss"
+    )
+    success_ci_low: float | None
+    success_ci_high: float | None
     diverged_rate: float
+    deterministic: bool = Field(description="Every seed produced the same curve")
+    note: str | None
     metrics: dict[str, MetricStats]
     curves: dict[str, Any] | None
 
@@ -260,5 +281,8 @@ class Summary(_Open):
     groups: list[SummaryGroup]
     rankings: dict[str, Any] = Field(description="Performance profiles and ECDFs, plot-ready")
     baseline_solver_id: str | None
+    baseline_solver_ids: list[str]
+    baseline_rule: str = Field(description="How the baseline was chosen")
+    baseline_note: str | None
     comparisons: list[dict[str, Any]] = Field(description="Paired tests against the baseline")
     tuning: list[dict[str, Any]]

@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any, NoReturn, TextIO
 
 from analysis.export import to_csv
-from analysis.gate import gate
+from analysis.gate import gate, mismatches
 from analysis.records import GROUP_METRICS, SummaryError, load_records
 from client.http import CliError, Service, default_url, submit, wait
 from client.junit import junit_xml
@@ -183,14 +183,34 @@ def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
     return 0
 
 
-def cmd_gate(args: argparse.Namespace, out: TextIO) -> int:
+def planned_runs(spec_doc: Any, source: str) -> list[dict[str, Any]]:
+    """The runs a spec expands to, as records with a spec and nothing run yet."""
+    from pydantic import ValidationError
 
+    from engine.spec import expand, format_errors, parse_experiment
+
+    try:
+        spec = parse_experiment(spec_doc)
+    except ValidationError as exc:
+        raise CliError(f"{source}: {format_errors(exc)}") from None
+    return [{"spec": run.model_dump(mode="json"), "status": "queued"} for run in expand(spec)]
+
+
+def cmd_gate(args: argparse.Namespace, out: TextIO) -> int:
     baseline_doc = read_json(args.baseline, "results file")
     try:
         baseline = load_records(baseline_doc)
     except (SummaryError, KeyError, TypeError) as exc:
         raise CliError(f"{args.baseline}: not a results file ({exc})") from None
     spec_doc = read_json(args.spec, "spec file")
+    # Checked before anything runs: a gate that compares different things cannot pass by accident.
+    problems = mismatches(planned_runs(spec_doc, args.spec), baseline)
+    if problems and not args.allow_mismatch:
+        raise CliError(
+            f"{args.spec} cannot be gated against {args.baseline}: "
+            + "; ".join(problems)
+            + " (--allow-mismatch compares the groups both have)"
+        )
     if args.local:
         current: Sequence[Mapping[str, Any]] = local_results(spec_doc, args.spec, args.quiet)
         saved: Any = results_document(current)
@@ -219,6 +239,7 @@ def cmd_gate(args: argparse.Namespace, out: TextIO) -> int:
             metric=args.metric,
             max_regression=args.max_regression,
             abs_tol=args.abs_tol,
+            alpha=args.alpha,
         )
     except SummaryError as exc:
         raise CliError(str(exc)) from None
@@ -301,12 +322,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "gate",
         help="run a spec and fail on a regression against saved results",
-        description="Run SPEC and compare each group (problem × solver) with the same group in "
-        "the baseline results. A group regresses when (1) more of its runs diverge, (2) with a "
-        "target loss, a smaller share of its runs reach it, or (3) the whole 95% bootstrap CI "
-        "of its mean METRIC is worse than the baseline mean by more than MAX_REGRESSION × "
-        "|baseline mean| + ABS_TOL. Groups only on one side are reported (new / missing) but do "
-        "not fail the gate. Exit 1 on a regression.",
+        description="Run SPEC and compare each group (problem × solver, matched by every "
+        "resolved hyper-parameter) with the same group in the baseline results. Before anything "
+        "runs, a group on one side only, a different steps / dtype / budget or problem set is an "
+        "error (exit 2) unless --allow-mismatch. A group regresses when (1) its failure rate "
+        "(diverged, failed, cancelled) or (2), with a target loss, its miss rate is higher than "
+        "the baseline's beyond chance (Fisher's exact test, one-sided, p ≤ ALPHA; with too few "
+        "runs for any test to reach ALPHA, any increase), or (3) the 95% Welch interval of the "
+        "difference of the mean METRIC (over runs that did not fail) lies wholly beyond "
+        "MAX_REGRESSION × |baseline mean| + ABS_TOL on the bad side. Exit 1 on a regression.",
     )
     p.add_argument("spec", help="experiment spec JSON file")
     p.add_argument(
@@ -330,6 +354,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="final_loss",
         metavar="METRIC",
         help="one of: %(choices)s (default %(default)s)",
+    )
+    p.add_argument(
+        "--alpha", type=parse_fraction, default=0.05, help="test level for rates (default 0.05)"
+    )
+    p.add_argument(
+        "--allow-mismatch",
+        action="store_true",
+        help="gate the groups both sides have even if groups, steps, dtype or problems differ",
     )
     p.add_argument("--junit", help="write a JUnit XML report here")
     p.add_argument("--save-results", help="write this run's results JSON here (a new baseline)")

@@ -7,7 +7,7 @@ import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from typing import Any
 
-from client.render import verdict_numbers
+from client.render import verdict_text
 
 
 def junit_xml(verdicts: Sequence[Any], args: argparse.Namespace) -> str:
@@ -22,7 +22,7 @@ def junit_xml(verdicts: Sequence[Any], args: argparse.Namespace) -> str:
     )
     for v in verdicts:
         case = ET.SubElement(suite, "testcase", classname=f"optbench.{v.problem}", name=v.solver)
-        numbers = verdict_numbers(v, args.metric)
+        numbers = verdict_text(v)
         if v.status == "regression":
             failure = ET.SubElement(case, "failure", message="; ".join(v.reasons))
             failure.text = numbers

@@ -78,7 +78,9 @@ def print_result_table(records: Sequence[Mapping[str, Any]], out: TextIO) -> Non
 
 
 def render_comparison(summary: Mapping[str, Any]) -> str:
-    """Per problem: the baseline and each solver's statistics, p (Holm) and effect size."""
+    """Per problem: the baseline and each solver's statistics (success rate beside every
+    location statistic), the test, p (Holm), effect size and verdict, with the notes that say
+    what a row cannot tell."""
     metric = summary["metric"]
     groups = {g["id"]: g for g in summary["groups"]}
     blocks = []
@@ -89,49 +91,61 @@ def render_comparison(summary: Mapping[str, Any]) -> str:
         headers = (
             "solver",
             "runs",
-            f"mean {metric}",
-            "95% CI",
-            "median",
-            "IQR",
             "success",
+            f"mean {metric}",
+            "95% CI (t)",
+            "median",
+            "median CI",
             "Δ median",
+            "test",
             "p (Holm)",
             "effect",
             "verdict",
         )
+        notes = sorted({p["note"] for p in comp["pairs"] if p.get("note")})
+        notes += [f"{g['solver']}: {g['note']}" for g in (base,) if g.get("note")]
         blocks.append(
             f"{comp['problem']} — baseline {comp['baseline']}, metric {metric}\n"
             + table(headers, rows)
+            + "".join(f"\n  note: {n}" for n in notes)
         )
     if not blocks:
         return "no runs to compare yet"
-    note = (
-        "Δ median: median over seeds of (solver − baseline); p: Wilcoxon signed-rank over seeds, "
-        "Holm-corrected per problem; effect: matched-pairs rank-biserial (−1: better on every "
-        "seed, +1: worse on every seed)."
+    rule = f"baseline: {summary.get('baseline_rule')}"
+    if summary.get("baseline_note"):
+        rule += f" — {summary['baseline_note']}"
+    legend = (
+        "success: runs that neither failed nor missed the target; a failed run is the worst "
+        f"{metric} (no mean; quantiles rank it last). Δ median: median over seeds of (solver − "
+        "baseline); test: exact sign-flip below 6 pairs, else Wilcoxon signed-rank, "
+        "Holm-corrected per problem; effect: matched-pairs rank-biserial (−1: lower on every "
+        "seed, +1: higher on every seed)."
     )
-    return "\n\n".join(blocks) + "\n\n" + note
+    return "\n\n".join(blocks) + "\n\n" + rule + "\n" + legend
+
+
+def _interval(low: Any, high: Any, level: float | None = None) -> str | None:
+    if low is None and high is None:
+        return None
+    text = f"{fmt(low)} … {fmt(high)}"
+    return text + (f" ({level:.0%})" if level is not None and level < 0.95 else "")
 
 
 def _comparison_row(
     group: Mapping[str, Any], metric: str, pair: Mapping[str, Any] | None
 ) -> list[Any]:
     m = group["metrics"][metric]
-    ci = (
-        f"{m['ci_low']:.4g} … {m['ci_high']:.4g}"
-        if m["ci_low"] is not None and m["ci_high"] is not None
-        else None
-    )
     success = group.get("success_rate")
     return [
         group["solver"],
         group["n_runs"],
-        m["mean"],
-        ci,
-        m["median"],
-        m["iqr"],
         f"{success:.0%}" if success is not None else None,
+        m["mean"],
+        _interval(m["ci_low"], m["ci_high"]),
+        m["median"],
+        _interval(m["median_ci_low"], m["median_ci_high"], m["median_ci_level"]),
         pair["median_diff"] if pair else None,
+        (pair["test"] or "exact") if pair else None,
         pair["p_holm"] if pair else None,
         pair["effect"] if pair else None,
         pair["verdict"] if pair else "baseline",
@@ -141,32 +155,19 @@ def _comparison_row(
 _MARK = {"ok": "PASS", "improved": "PASS", "regression": "FAIL", "new": "NEW", "missing": "MISSING"}
 
 
-def verdict_numbers(v: Any, metric: str) -> str:
-    cur, base = v.current or {}, v.baseline or {}
-    parts = []
-    if cur.get("mean") is not None:
-        ci = (
-            f" [{cur['ci_low']:.4g}, {cur['ci_high']:.4g}]" if cur.get("ci_low") is not None else ""
-        )
-        parts.append(f"{metric} {cur['mean']:.6g}{ci}")
-    if base.get("mean") is not None:
-        parts.append(f"baseline {base['mean']:.6g}")
-    return ", ".join(parts)
-
-
 def render_gate(verdicts: Sequence[Any], args: argparse.Namespace) -> str:
+    """One line per group — baseline vs now with intervals, and the reason of a failure."""
     lines = [
-        f"gate on {args.metric}: a group regresses when more runs diverge, fewer reach the target, "
-        f"or its 95% CI of the mean is worse than the baseline mean by more than "
-        f"{args.max_regression:.4g}×|baseline| + {args.abs_tol:g}",
+        f"gate on {args.metric}: a group regresses when its failure or miss rate is higher beyond "
+        f"chance (Fisher exact, one-sided, α = {args.alpha:g}) or its mean is worse by more than "
+        f"{args.max_regression:.4g}×|baseline| + {args.abs_tol:g} (95% Welch interval of the "
+        "difference)",
     ]
     rows = []
     for v in verdicts:
-        detail = "; ".join(v.reasons) if v.reasons else verdict_numbers(v, args.metric)
-        if v.status == "improved":
-            detail = "improved: " + detail
-        rows.append([_MARK[v.status], v.problem, v.solver, detail])
-    lines.append(table(("", "problem", "solver", "detail"), rows))
+        text = verdict_text(v)
+        rows.append([_MARK[v.status], v.problem, v.solver, text])
+    lines.append(table(("", "problem", "solver", "baseline vs now"), rows))
     n_bad = sum(v.status == "regression" for v in verdicts)
     n_cmp = sum(v.status not in ("new", "missing") for v in verdicts)
     verdict = (
@@ -176,3 +177,13 @@ def render_gate(verdicts: Sequence[Any], args: argparse.Namespace) -> str:
     )
     lines.append(verdict)
     return "\n".join(lines)
+
+
+def verdict_text(v: Any) -> str:
+    """The verdict's reasons (when it failed) followed by its baseline-vs-now numbers."""
+    if v.status == "new":
+        return "not in the baseline"
+    if v.status == "missing":
+        return "in the baseline but not in this run"
+    head = "REGRESSION: " + "; ".join(v.reasons) + " — " if v.reasons else ""
+    return head + ("improved: " if v.status == "improved" else "") + v.detail

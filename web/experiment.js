@@ -311,7 +311,7 @@
         many && ["problem", "problem", (g) => g.problem],
         ["solver", "solver", (g) => g.solver],
         ["runs", "seeds", (g) => g.n_runs],
-        ["success", "reached target", (g) => g.success_rate, (g) => pct(g.success_rate)],
+        ["success", "success (no failure, target reached)", (g) => g.success_rate, (g) => pct(g.success_rate)],
         ["diverged", "diverged", (g) => g.diverged_rate, (g) => pct(g.diverged_rate)],
         ["metric_mean", `${m}: mean [95% CI]`, (g) => metric(g, m, "mean"), (g) => `${OB.fmt(metric(g, m, "mean"))} [${OB.fmt(metric(g, m, "ci_low"), 3)}, ${OB.fmt(metric(g, m, "ci_high"), 3)}]`],
         ["metric_median", "median", (g) => metric(g, m, "median")],
@@ -322,8 +322,9 @@
       const rows = [...s.groups].sort((a, b) => {
         const va = col[2](a), vb = col[2](b);
         if (va === vb) return 0;
-        if (va === null || va === undefined) return 1;
-        if (vb === null || vb === undefined) return -1;
+        // undefined (a mean over failed runs, a failed quantile) sorts as the largest value
+        if (va === null || va === undefined) return st.sortDir;
+        if (vb === null || vb === undefined) return -st.sortDir;
         return (va < vb ? -1 : 1) * st.sortDir;
       });
       const head = h(

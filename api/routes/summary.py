@@ -23,6 +23,7 @@ from starlette.responses import Response
 
 from analysis.curves import problem_contour
 from analysis.export import export_rows, to_csv
+from analysis.rankings import DEFAULT_TARGETS
 from analysis.records import GROUP_METRICS, SummaryError
 from analysis.summary import summarize
 from api import schemas
@@ -102,7 +103,9 @@ def get_summary(
         ),
     ] = None,
     max_points: Annotated[int, Query(ge=2, le=5000)] = 200,
-    targets: Annotated[int, Query(ge=1, le=200)] = 51,
+    targets: Annotated[
+        int, Query(ge=1, le=200, description="targets per problem, 10^k above f* for k = 1 … −8")
+    ] = DEFAULT_TARGETS,
 ) -> Response:
     """Per-group statistics over seeds, rankings (performance profiles, runtime ECDFs), pairwise
     comparisons against a baseline solver, the tuning view and, for 2-D problems, the loss

@@ -50,7 +50,8 @@ def _decode(name: str, data: bytes) -> np.ndarray:
 def load_records(
     db: Database, experiment_id: str, *, curves: tuple[str, ...] = ()
 ) -> list[dict[str, Any]]:
-    """The experiment's runs as engine-shaped records (status added), in submission order.
+    """The experiment's runs as engine-shaped records, in submission order: ``run_id`` is the
+    API's run id (what ``/v1/runs/{id}`` accepts), ``spec_hash`` the engine's, ``status`` added.
 
     ``curves`` are read in one query for all runs, decoded straight into arrays (NaN where a value
     was not finite); a running run has the points written so far — runs and curves from one
@@ -77,7 +78,8 @@ def load_records(
     records = []
     for run in runs:
         record: dict[str, Any] = {key: getattr(run, key) for key in METRIC_KEYS}
-        record.update(run_id=run.spec_hash, spec=json.loads(run.spec), status=run.status)
+        record.update(run_id=run.id, spec_hash=run.spec_hash, status=run.status)
+        record["spec"] = json.loads(run.spec)
         for name in curves:
             parts = chunks.get((run.id, name))
             if parts:

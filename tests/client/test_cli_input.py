@@ -10,6 +10,7 @@ import xml.etree.ElementTree as ET
 from pathlib import Path
 
 import pytest
+from scipy import stats
 
 from analysis.gate import Verdict, gate
 from client.commands import build_parser, main, parse_fraction
@@ -111,15 +112,15 @@ def test_table_aligns_text_left_and_numbers_right() -> None:
 
 
 def gate_args(**kw: object) -> argparse.Namespace:
-    base = {"metric": "final_loss", "max_regression": 0.05, "abs_tol": 0.0}
+    base = {"metric": "final_loss", "max_regression": 0.05, "abs_tol": 0.0, "alpha": 0.05}
     base.update(kw)
     return argparse.Namespace(**base)
 
 
 def verdicts() -> list[Verdict]:
     adam = {"name": "adam", "lr": 0.01}
-    base = [record(adam, s, [1.0, v]) for s, v in enumerate([0.5, 0.51])]
-    cur = [record(adam, s, [1.0, v]) for s, v in enumerate([0.7, 0.71])]
+    base = [record(adam, s, [1.0, v]) for s, v in enumerate([0.5, 0.51, 0.52])]
+    cur = [record(adam, s, [1.0, v]) for s, v in enumerate([0.7, 0.71, 0.72])]
     base += [record({"name": "sgd", "lr": 0.1}, 0, [1.0, 0.3])]
     cur += [record({"name": "sgd", "lr": 0.1}, 0, [1.0, 0.3])]
     cur += [record({"name": "rmsprop", "lr": 0.1}, 0, [1.0, 0.2])]
@@ -129,9 +130,16 @@ def verdicts() -> list[Verdict]:
 def test_gate_report_names_each_group_and_the_verdict() -> None:
     text = render_gate(verdicts(), gate_args())
     lines = text.splitlines()
-    assert lines[0].startswith("gate on final_loss: a group regresses when more runs diverge")
+    assert lines[0].startswith("gate on final_loss: a group regresses when its failure or miss")
     fail = next(line for line in lines if line.startswith("FAIL"))
-    assert "adam / constant" in fail and "is worse than the baseline's 0.505" in fail
+    assert "adam / constant" in fail and "REGRESSION: final_loss worse by 0.2" in fail
+    # baseline vs now, each with its interval, and the difference with its Welch interval
+    half = stats.t.ppf(0.975, 2) * 0.01 / 3**0.5
+    assert f"baseline mean 0.51 [{0.51 - half:.4g}, {0.51 + half:.4g}] (student-t), 3/3 ok" in fail
+    assert f"now mean 0.71 [{0.71 - half:.4g}, {0.71 + half:.4g}]" in fail
+    welch = stats.ttest_ind([0.7, 0.71, 0.72], [0.5, 0.51, 0.52], equal_var=False)
+    ci = welch.confidence_interval(0.95)
+    assert f"[{ci.low:.4g}, {ci.high:.4g}] (welch 95%)" in fail
     assert any(line.startswith("PASS") and "sgd / constant" in line for line in lines)
     assert any(line.startswith("NEW") and "rmsprop / constant" in line for line in lines)
     assert lines[-1] == "FAILED: 1 of 2 groups regressed"
@@ -145,7 +153,7 @@ def test_junit_report_has_a_failure_per_regression() -> None:
     cases = {c.attrib["name"]: c for c in suite.findall("testcase")}
     assert set(cases) == {"adam / constant", "sgd / constant", "rmsprop / constant"}
     failure = cases["adam / constant"].find("failure")
-    assert failure is not None and "final_loss mean 0.705" in failure.attrib["message"]
+    assert failure is not None and "final_loss worse by 0.2" in failure.attrib["message"]
     assert cases["adam / constant"].attrib["classname"] == "optbench.rosenbrock"
     assert cases["rmsprop / constant"].find("skipped") is not None
     assert cases["sgd / constant"].find("failure") is None

@@ -107,7 +107,7 @@ def test_gate_local_fails_on_a_regression_and_writes_junit(
     )
     assert code == 1
     (fail,) = [line for line in out.splitlines() if line.startswith("FAIL ")]
-    assert "sgd(lr=0.02) / constant" in fail and "auc_log_subopt mean" in fail
+    assert "sgd(lr=0.02) / constant" in fail and "REGRESSION: auc_log_subopt worse by 1" in fail
     cases = ET.parse(junit).getroot().iter("testcase")
     assert sorted((c.attrib["name"], c.find("failure") is not None) for c in cases) == [
         ("sgd(lr=0.02) / constant", True),
@@ -115,15 +115,32 @@ def test_gate_local_fails_on_a_regression_and_writes_junit(
     ]
 
 
-def test_gate_local_needs_a_matching_baseline(
+def test_gate_refuses_changed_hyperparameters_before_running_anything(
     files: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
+    """A spec whose groups differ from the baseline's (a changed lr, steps) is an error before
+    any run: exit 2, nothing computed, nothing saved — never a PASSED over zero comparisons."""
     base = files[1]
-    other = tmp_path / "other.json"
-    other.write_text(json.dumps({**SPEC, "steps": 81}))
+    saved = tmp_path / "saved.json"
+    changed = {**SPEC, "optimizers": [{"name": "sgd", "lr": [0.03, 0.05], "momentum": 0.9}]}
+    for spec in (changed, {**SPEC, "steps": 81}):
+        other = tmp_path / "other.json"
+        other.write_text(json.dumps(spec))
+        argv = ["gate", str(other), "--baseline", str(base), "--local", "--quiet"]
+        code, out = cli([*argv, "--save-results", str(saved)])
+        assert code == 2 and out == ""
+        assert not saved.exists()  # nothing ran
+        err = capsys.readouterr().err
+        assert "cannot be gated against" in err and "--allow-mismatch" in err
+    assert "steps differs: 81 now, 80 in the baseline" in err
+    other.write_text(json.dumps(changed))
     code, _ = cli(["gate", str(other), "--baseline", str(base), "--local", "--quiet"])
-    assert code == 2
-    assert "shares no group (problem, budget, optimizer, schedule)" in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert "only now: quadratic / sgd(lr=0.03) / constant" in err
+    assert "only in the baseline: quadratic / sgd(lr=0.02) / constant" in err
+    # allowed explicitly: the groups both sides have are compared (here sgd(lr=0.05))
+    code, out = cli([*argv[:-1], "--allow-mismatch", "--quiet"])
+    assert code == 0 and "NEW" in out and "MISSING" in out
 
 
 def test_invalid_spec_is_one_readable_message(

@@ -79,7 +79,7 @@ def test_results_equal_the_engine_to_the_last_digit(
     assert doc == json.loads(results_file.read_text())
     assert len(doc["runs"]) == 18
     for row in doc["runs"]:
-        local = local_results[row["run_id"]]
+        local = local_results[row["spec_hash"]]
         for key in ("final_loss", "best_loss", "steps_to_target", "diverged", "steps_done"):
             assert row[key] == local[key], key
         assert row["optimizer.lr"] == local["spec"]["optimizer"]["lr"]
@@ -178,7 +178,7 @@ def test_gate_against_the_service(
     doc = json.loads(results.read_text())
     for row in doc["runs"]:
         if row["solver"] == "adam(lr=0.05) / constant":
-            row["final_loss"] *= 0.1  # the baseline was ten times better
+            row["final_loss"] -= 5.0  # the baseline was 5 lower on every seed
     doctored = tmp_path / "doctored.json"
     doctored.write_text(json.dumps(doc))
     code, out = cli(

@@ -69,7 +69,11 @@ def finish(db: Database, experiment_id: str) -> list[dict[str, Any]]:
             now=utcnow(),
         )
         session.commit()
-    return [{**r, "status": "succeeded"} for r in results]
+    # as the API shows them: its own run id, the engine's as the spec hash
+    return [
+        {**r, "run_id": row, "spec_hash": r["run_id"], "status": "succeeded"}
+        for row, r in zip(claimed.runs, results, strict=True)
+    ]
 
 
 def test_summary_equals_the_statistics_of_the_stored_results(
@@ -136,7 +140,9 @@ def test_summary_of_a_running_experiment_shows_partial_curves(
         # six updates done; the loss after the sixth is evaluated with the seventh gradient
         assert group["curves"]["loss"]["x"] == list(range(6))
         assert {r["status"] for r in group["runs"]} == {"running"}
-        assert group["metrics"]["final_loss"]["n"] == 3
+        # running runs are not outcomes yet: curves show, statistics wait
+        final = group["metrics"]["final_loss"]
+        assert (final["n"], final["n_missing"], final["mean"]) == (0, 3, None)
 
 
 def test_exports_list_every_run_with_flattened_hyperparameters(
@@ -160,6 +166,11 @@ def test_exports_list_every_run_with_flattened_hyperparameters(
         assert float(row["final_loss"]) == result["final_loss"]
         assert float(row["optimizer.lr"]) == result["spec"]["optimizer"]["lr"]
         assert row["status"] == "succeeded"
+        # one id per run everywhere: the export's run_id is the one /v1/runs/{id} accepts
+        run = client.get(f"/v1/runs/{row['run_id']}").json()
+        assert (run["id"], run["spec_hash"]) == (row["run_id"], row["spec_hash"])
+    summary = client.get(f"/v1/experiments/{experiment_id}/summary").json()
+    assert {r["run_id"] for g in summary["groups"] for r in g["runs"]} == set(by_id)
     etag = text.headers["etag"]
     again = client.get(f"/v1/experiments/{experiment_id}/runs.csv", headers={"If-None-Match": etag})
     assert again.status_code == 304

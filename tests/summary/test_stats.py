@@ -6,14 +6,17 @@ import math
 
 import numpy as np
 import pytest
-from hypothesis import given, settings
+from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
+from analysis.compare import holm, paired_test, rank_biserial
 from analysis.curves import band
-from analysis.rankings import first_hits, performance_profile, target_ladder
-from analysis.records import auc_log_subopt, flatten, unflatten
-from analysis.stats import bootstrap_ci, describe, holm, paired_test, rank_biserial
+from analysis.rankings import coco_targets, first_hits, initial_loss, performance_profile
+from analysis.records import auc_log_subopt, canonical, flatten, unflatten
+from analysis.stats import describe
+from engine.problems import build_problem
+from engine.spec import RunSpec
 
 INF = math.inf
 
@@ -51,62 +54,96 @@ def test_rank_biserial_by_hand() -> None:
     assert rank_biserial([INF, -1.0]) == pytest.approx((2 - 1) / 3)
 
 
-def test_paired_test_is_the_exact_wilcoxon_over_common_seeds() -> None:
+def test_paired_test_is_wilcoxon_from_six_pairs_over_common_seeds() -> None:
     group = {s: 10.0 + s for s in range(6)}
     base = {s: 10.0 + s - (s + 1) * 0.5 for s in range(6)} | {99: 1.0}
     out = paired_test(group, base)
     # six positive differences: exact two-sided p = 2 / 2^6
-    assert out["n_pairs"] == 6
+    assert out["n_pairs"] == 6 and out["test"] == "wilcoxon signed-rank"
     assert out["p_value"] == pytest.approx(2 / 64)
     assert out["statistic"] == 0.0
     assert out["effect"] == 1.0
     assert out["median_diff"] == pytest.approx(1.75)
 
 
-def test_paired_test_ranks_a_missing_value_as_the_worst() -> None:
-    group = {0: 1.0, 1: None, 2: 3.0, 3: 2.5}
-    base = {0: 2.0, 1: 5.0, 2: 1.0, 3: 2.0}
+def test_below_six_pairs_the_test_is_the_exact_sign_flip() -> None:
+    # differences +1, −2, +3, +4 (ties none): enumerate the 16 sign patterns by hand
+    diffs = [1.0, -2.0, 3.0, 4.0]
+    ranks = [1, 2, 3, 4]
+    observed = abs(sum(r if d > 0 else -r for d, r in zip(diffs, ranks, strict=True)))
+    patterns = [
+        abs(sum(r * (1 if (mask >> i) & 1 else -1) for i, r in enumerate(ranks)))
+        for mask in range(16)
+    ]
+    expected = sum(s >= observed for s in patterns) / 16
+    out = paired_test(dict(enumerate(diffs)), dict.fromkeys(range(4), 0.0))
+    assert out["test"] == "exact sign-flip (signed ranks)"
+    assert out["p_value"] == pytest.approx(expected)
+    # with ties (|d| = 1, 1, 2) the exact test still enumerates: 8 patterns
+    tied = paired_test({0: 1.0, 1: -1.0, 2: 2.0}, dict.fromkeys(range(3), 0.0))
+    ranks_t = [1.5, 1.5, 3.0]
+    obs_t = abs(1.5 - 1.5 + 3.0)
+    pats = [
+        abs(sum(r * (1 if (m >> i) & 1 else -1) for i, r in enumerate(ranks_t))) for m in range(8)
+    ]
+    assert tied["p_value"] == pytest.approx(sum(s >= obs_t - 1e-12 for s in pats) / 8)
+
+
+def test_paired_test_ranks_a_failure_as_the_worst() -> None:
+    group = {0: 1.0, 1: INF, 2: 3.0, 3: 2.5, 4: 0.0, 5: 7.0}
+    base = {0: 2.0, 1: 5.0, 2: 1.0, 3: 2.0, 4: 0.0, 5: 6.0}
     out = paired_test(group, base)
-    # differences −1, +∞, +2, +0.5; the ∞ is the largest magnitude
-    expected = stats.wilcoxon([-1.0, 10.0, 2.0, 0.5])
+    # differences −1, +∞, +2, +0.5, 0, +1; the ∞ is the largest magnitude, the zero dropped
+    expected = stats.wilcoxon([-1.0, 10.0, 2.0, 0.5, 0.0, 1.0])
     assert out["p_value"] == pytest.approx(float(expected.pvalue))
-    assert out["statistic"] == pytest.approx(float(expected.statistic))
-    assert out["effect"] == pytest.approx((4 + 3 + 1 - 2) / 10)
-    both_missing = paired_test({0: None, 1: 2.0}, {0: None, 1: 2.0})
-    assert both_missing["n_pairs"] == 1 and both_missing["p_value"] == 1.0
-    assert both_missing["effect"] is None
-
-
-def test_bootstrap_ci_is_deterministic_and_contains_the_mean() -> None:
-    x = [0.3, 0.1, 0.7, 0.2, 0.45]
-    ci = bootstrap_ci(x)
-    assert ci is not None
-    assert ci == bootstrap_ci(x)
-    assert min(x) <= ci[0] < np.mean(x) < ci[1] <= max(x)
-    assert bootstrap_ci([4.0]) is None
-    assert bootstrap_ci([2.0, 2.0, 2.0]) == (2.0, 2.0)
-
-
-@settings(max_examples=25, deadline=None)
-@given(st.lists(st.floats(min_value=-1e6, max_value=1e6, allow_nan=False), min_size=2, max_size=8))
-def test_bootstrap_ci_brackets_the_mean(values: list[float]) -> None:
-    ci = bootstrap_ci(values)
-    assert ci is not None
-    mean = float(np.mean(values))
-    tol = 1e-9 * max(1.0, max(abs(v) for v in values))
-    assert min(values) - tol <= ci[0] <= mean + tol
-    assert mean - tol <= ci[1] <= max(values) + tol
+    assert out["effect"] == pytest.approx((5 + 4 + 1 + 2.5 - 2.5) / 15)
+    both_failed = paired_test({0: INF, 1: 2.0}, {0: INF, 1: 2.0})
+    assert both_failed["n_pairs"] == 1 and both_failed["p_value"] == 1.0
+    assert both_failed["effect"] is None
+    pending = paired_test({0: None, 1: 2.0}, {0: 1.0, 1: 2.0})
+    assert pending["n_pairs"] == 1
 
 
 def test_describe_by_hand() -> None:
-    d = describe([1.0, 2.0, None, 3.0, 4.0])
-    assert (d["n"], d["n_missing"]) == (4, 1)
+    d = describe([1.0, 2.0, None, 3.0, 4.0], "final_loss")
+    assert (d["n"], d["n_missing"], d["n_failed"]) == (4, 1, 0)
     assert d["mean"] == 2.5 and d["median"] == 2.5
     assert (d["q25"], d["q75"], d["iqr"]) == (1.75, 3.25, 1.5)
     assert (d["min"], d["max"]) == (1.0, 4.0)
-    assert d["ci_low"] <= 2.5 <= d["ci_high"]
-    empty = describe([None, None])
+    half = stats.t.ppf(0.975, 3) * np.std([1, 2, 3, 4], ddof=1) / 2
+    assert (d["ci_low"], d["ci_high"]) == pytest.approx((2.5 - half, 2.5 + half))
+    assert d["ci_method"] == "student-t"
+    # n = 4: [min, max] covers 1 − 2/16 = 87.5 %, and that is said
+    assert (d["median_ci_low"], d["median_ci_high"], d["median_ci_level"]) == (1.0, 4.0, 0.875)
+    assert "87%" in d["note"] or "88%" in d["note"]
+    assert d["success_rate"] == 1.0
+    lo, hi = stats.binomtest(4, 4).proportion_ci(method="exact")
+    assert (d["success_ci_low"], d["success_ci_high"]) == pytest.approx((lo, hi))
+    empty = describe([None, None], "final_loss")
     assert empty["n"] == 0 and empty["mean"] is None and empty["ci_low"] is None
+
+
+def test_describe_ranks_failures_worst_in_the_metric_direction() -> None:
+    loss = describe([1.0, 2.0, INF, 3.0, INF], "final_loss")
+    assert loss["mean"] is None and loss["ci_low"] is None and loss["n_failed"] == 2
+    assert loss["median"] == 3.0 and loss["min"] == 1.0 and loss["max"] is None
+    assert loss["q25"] == 2.0 and loss["q75"] is None  # the upper quartile is a failure
+    assert loss["success_rate"] == pytest.approx(0.6)
+    assert "2 of 5 runs failed" in loss["note"]
+    acc = describe([0.9, 0.8, -INF, -INF, -INF], "test_accuracy")
+    assert acc["median"] is None and acc["max"] == 0.9 and acc["min"] is None
+    assert "the median is a failure" in acc["note"]
+    single = describe([0.5], "final_loss")
+    assert (
+        single["mean"] == 0.5
+        and single["ci_low"] is None
+        and single["note"] == ("n = 1: no interval")
+    )
+
+
+def test_deterministic_values_give_a_point_interval() -> None:
+    d = describe([2.0, 2.0, 2.0], "final_loss")
+    assert (d["ci_low"], d["ci_high"]) == (2.0, 2.0)
 
 
 def test_performance_profile_of_a_tiny_table_by_hand() -> None:
@@ -139,13 +176,32 @@ def test_auc_of_log_suboptimality_by_hand() -> None:
     assert auc_log_subopt([], [], 0.0) is None
 
 
-def test_first_hits_and_the_target_ladder() -> None:
+def test_first_hits_and_the_fixed_coco_targets() -> None:
     hits = first_hits([0, 10, 20, 30], [5.0, 3.0, 4.0, 1.0], np.array([4.0, 3.5, 2.0, 0.5]))
     assert hits.tolist() == [10.0, 10.0, 30.0, INF]
     assert first_hits([0, 1, 2], [5.0, None, 1.0], np.array([2.0])).tolist() == [2.0]
-    ladder = target_ladder([100.0, 10.0], [1e-2, 1.0], 4)
-    np.testing.assert_allclose(ladder, [10.0, 1.0, 0.1, 0.01])
-    np.testing.assert_allclose(target_ladder([1.0], [0.0], 1), [1e-16])
+    known = coco_targets({"name": "rosenbrock", "dim": 2}, 0.0, 46)
+    assert known is not None
+    np.testing.assert_allclose(known[0], 10.0 ** np.arange(1.0, -8.01, -0.2))
+    assert "10^k" in known[1]
+    # f* unknown: relative to the initial loss of the seed-0 instance, computed here by hand
+    problem = {"name": "mlp", "dataset": "iris", "hidden": [8], "batch_size": 16}
+    spec = RunSpec.model_validate(
+        {
+            "problem": problem,
+            "optimizer": {"name": "sgd", "lr": 0.1},
+            "schedule": {"name": "constant"},
+            "seed": 0,
+            "steps": 1,
+        }
+    ).problem
+    built = build_problem(spec, [0], np.float64)
+    f0 = float(built.loss(built.init_params())[0])
+    resolved = spec.model_dump(mode="json")
+    assert initial_loss(canonical(resolved)) == pytest.approx(f0)
+    relative = coco_targets(resolved, None, 4)
+    assert relative is not None
+    np.testing.assert_allclose(relative[0], f0 * 10.0 ** np.array([-2.0, -4.0, -6.0, -8.0]))
 
 
 def test_band_mean_and_envelope_across_runs() -> None:

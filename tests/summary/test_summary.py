@@ -7,11 +7,12 @@ import io
 import json
 from typing import Any
 
+import numpy as np
 import pytest
 
 from analysis.export import export_rows, to_csv
 from analysis.gate import gate
-from analysis.groups import group_runs, resolve_solver
+from analysis.groups import group_runs, resolve_solvers
 from analysis.rankings import ecdfs, profiles
 from analysis.records import SummaryError, load_records
 from analysis.summary import CURVE_POINT_BUDGET, MIN_CURVE_POINTS, summarize
@@ -65,11 +66,17 @@ def test_group_summary_aggregates_over_seeds() -> None:
     assert g["success_rate"] == pytest.approx(1 / 3)
     assert g["diverged_rate"] == pytest.approx(1 / 3)
     final = g["metrics"]["final_loss"]
-    assert (final["n"], final["n_missing"], final["mean"]) == (2, 1, 5.5)
-    assert g["metrics"]["steps_to_target"]["mean"] == 2.0
+    # the diverged run counts, as the worst final loss: no mean, the median is the middle run
+    assert (final["n"], final["n_failed"], final["mean"]) == (3, 1, None)
+    assert (final["median"], final["min"], final["max"]) == (10.0, 1.0, None)
+    assert final["success_rate"] == pytest.approx(2 / 3)
+    # steps to target: seed 1 never reached 5 and seed 2 diverged — both the worst
+    steps = g["metrics"]["steps_to_target"]
+    assert (steps["n_failed"], steps["median"], steps["min"]) == (2, None, 2.0)
     # AUC of log10 loss: seed 0 → (1.5 + 0.5)/2 = 1; seed 1 → (log 100 + 2 log 50 + 1)/4
     auc1 = (2 + 2 * 1.6989700043360187 + 1) / 4
-    assert g["metrics"]["auc_log_subopt"]["mean"] == pytest.approx((1.0 + auc1) / 2)
+    assert g["metrics"]["auc_log_subopt"]["median"] == pytest.approx(auc1)
+    assert g["metrics"]["auc_log_subopt"]["mean"] is None
     loss = g["curves"]["loss"]
     assert loss["x"] == [0, 1, 2]
     assert loss["mean"] == pytest.approx([100.0, (10 + 50 + 1e3) / 3, 5.5])
@@ -90,16 +97,24 @@ def two_problem_runs() -> list[dict[str, Any]]:
 
 
 def test_runtime_ecdfs_by_hand() -> None:
-    out = ecdfs(group_runs(two_problem_runs()), n_targets=2)
+    out = ecdfs(group_runs(two_problem_runs()), n_targets=10)
     rosen, quad = out["per_problem"]
-    # rosenbrock: ladder between start 100 and best 1 → targets 10, 1
-    assert rosen["targets"] == pytest.approx([10.0, 1.0])
+    # f* = 0 on both: the fixed targets 10^k, k = 1, 0, …, −8, whatever the runs reached
+    assert rosen["targets"] == pytest.approx([10.0**k for k in range(1, -9, -1)])
+    assert quad["targets"] == rosen["targets"]
     assert rosen["x"] == [0, 1, 2]
-    assert [s["y"] for s in rosen["series"]] == [[0.0, 0.5, 1.0], [0.0, 0.0, 0.5]]
-    assert quad["targets"] == pytest.approx([1.0, 0.1])
-    assert [s["y"] for s in quad["series"]] == [[0.0, 0.5, 1.0], [0.0, 0.0, 0.0]]
+    # adam 100 → 10 → 1 reaches 10 at step 1 and 1 at step 2; sgd reaches 10 at step 2
+    assert np.array([s["y"] for s in rosen["series"]]) == pytest.approx(
+        np.array([[0.0, 0.1, 0.2], [0.0, 0.0, 0.1]])
+    )
+    # adam 10 → 1 → 0.1: three targets by step 2; sgd stays at 10 (one target, at step 0)
+    assert np.array([s["y"] for s in quad["series"]]) == pytest.approx(
+        np.array([[0.1, 0.2, 0.3], [0.1, 0.1, 0.1]])
+    )
     # across problems: the mean of the per-problem fractions
-    assert [s["y"] for s in out["overall"]["series"]] == [[0.0, 0.5, 1.0], [0.0, 0.0, 0.25]]
+    assert np.array([s["y"] for s in out["overall"]["series"]]) == pytest.approx(
+        np.array([[0.05, 0.15, 0.25], [0.05, 0.05, 0.1]])
+    )
 
 
 def test_profiles_use_steps_to_target_per_problem_and_overall() -> None:
@@ -155,14 +170,24 @@ def test_pairwise_comparison_with_holm_inside_each_problem() -> None:
 def test_resolving_a_solver_reference() -> None:
     groups = group_runs(comparison_runs())
     sgd = groups[2].solver_id
-    assert resolve_solver(groups, "sgd / constant") == sgd
-    assert resolve_solver(groups, sgd[:6]) == sgd
-    assert resolve_solver(groups, groups[2].id) == sgd
-    assert resolve_solver(groups, "SGD") == sgd
+    assert resolve_solvers(groups, "sgd / constant") == [sgd]
+    assert resolve_solvers(groups, sgd[:6]) == [sgd]
+    assert resolve_solvers(groups, groups[2].id) == [sgd]
+    assert resolve_solvers(groups, "rosenbrock / sgd / constant") == [sgd]  # a group label
+    assert resolve_solvers(groups, "SGD") == [sgd]
+    # hyper-parameters the label does not show (sgd's lr is not swept) still name it
+    assert resolve_solvers(groups, "sgd(lr=0.01)") == [sgd]
+    assert resolve_solvers(groups, "sgd(lr=1e-2, momentum=0.9) / constant") == [sgd]
+    assert resolve_solvers(groups, "adam(lr=0.001)") == [groups[1].solver_id]
+    with pytest.raises(SummaryError, match=r"no solver matches 'sgd\(lr=0.1\)'"):
+        resolve_solvers(groups, "sgd(lr=0.1)")
     with pytest.raises(SummaryError, match="several solvers"):
-        resolve_solver(groups, "adam")
+        resolve_solvers(groups, "adam")
     with pytest.raises(SummaryError, match="no solver matches 'rmsprop'; known: adam"):
-        resolve_solver(groups, "rmsprop")
+        resolve_solvers(groups, "rmsprop")
+    # one optimizer under two schedules: both are baselines, each for its own schedule
+    two = group_runs([record(SGD, 0, [1.0, 0.5]), record(SGD, 0, [1.0, 0.4], schedule=STEP)])
+    assert resolve_solvers(two, "sgd(lr=0.01)") == [g.solver_id for g in two]
 
 
 def test_tuning_view_marks_the_best_setting() -> None:
@@ -209,8 +234,9 @@ def test_export_rows_flatten_the_spec_and_round_trip() -> None:
     runs = two_problem_runs()
     runs[0]["status"] = "succeeded"
     columns, rows = export_rows(runs)
-    assert columns[:9] == [
+    assert columns[:11] == [
         "run_id",
+        "spec_hash",
         "status",
         "problem",
         "solver",
@@ -219,6 +245,7 @@ def test_export_rows_flatten_the_spec_and_round_trip() -> None:
         "target_loss",
         "eval_every",
         "dtype",
+        "schedule_unit",
     ]
     assert (
         columns.index("problem.name")
@@ -263,14 +290,24 @@ def test_gate_on_the_metric(current: list[float], status: str) -> None:
     assert verdict.solver == "adam / constant"
 
 
-def test_gate_flags_divergence_and_missed_targets() -> None:
+def test_gate_flags_failure_and_miss_rates_beyond_chance() -> None:
     base = gate_runs([1.0, 1.0, 1.0], target=1.5)
-    (div,) = gate(gate_runs([1.0, 1.0, None], target=1.5), base)
-    assert div.status == "regression"
-    assert div.reasons[0] == "1 of 3 runs diverged (baseline: 0)"
-    (missed,) = gate(gate_runs([1.0, 1.0, 1.6], target=1.5), base, max_regression=1.0)
+    # 1 of 3 diverged against 0 of 3: Fisher one-sided p = 0.5, within chance
+    (one,) = gate(gate_runs([1.0, 1.0, None], target=1.5), base)
+    assert one.status == "ok"
+    # 3 of 3 against 0 of 3: p = 1 / C(6, 3) = 0.05
+    (all_,) = gate(gate_runs([None, None, None], target=1.5), base)
+    assert all_.status == "regression"
+    assert all_.reasons[0] == "failure rate 3/3 vs 0/3 (Fisher exact one-sided p = 0.05 ≤ 0.05)"
+    assert "no final_loss to compare" in all_.detail
+    (missed,) = gate(gate_runs([1.6, 1.6, 1.6], target=1.5), base, max_regression=1.0)
     assert missed.status == "regression"
-    assert missed.reasons == ["target reached by 67% of runs (baseline: 100%)"]
+    assert missed.reasons == [
+        "target reached by 0/3 vs 3/3 (Fisher exact one-sided p = 0.05 ≤ 0.05)"
+    ]
+    # two seeds cannot reach α (smallest p 1/6): any increase in failures then fails
+    (small,) = gate(gate_runs([1.0, None]), gate_runs([1.0, 1.0]))
+    assert small.status == "regression" and "any increase fails" in small.reasons[0]
 
 
 def test_gate_tolerance_is_absolute_plus_relative_and_mirrors_for_accuracy() -> None:
@@ -278,11 +315,11 @@ def test_gate_tolerance_is_absolute_plus_relative_and_mirrors_for_accuracy() -> 
     cur = gate_runs([3e-20, 3e-20])
     assert gate(cur, base)[0].status == "regression"
     assert gate(cur, base, abs_tol=1e-12)[0].status == "ok"
-    acc_base = gate_runs([1.0, 1.0])
-    acc_cur = gate_runs([1.0, 1.0])
-    for r, acc in zip(acc_base, (0.9, 0.92), strict=True):
+    acc_base = gate_runs([1.0, 1.0, 1.0])
+    acc_cur = gate_runs([1.0, 1.0, 1.0])
+    for r, acc in zip(acc_base, (0.9, 0.91, 0.92), strict=True):
         r["test_accuracy"] = acc
-    for r, acc in zip(acc_cur, (0.8, 0.81), strict=True):
+    for r, acc in zip(acc_cur, (0.8, 0.81, 0.82), strict=True):
         r["test_accuracy"] = acc
     assert gate(acc_cur, acc_base, metric="test_accuracy")[0].status == "regression"
     assert gate(acc_base, acc_cur, metric="test_accuracy")[0].status == "improved"

@@ -1,0 +1,236 @@
+"""Solvers against a baseline solver, paired over seeds, and the rule that picks the best.
+
+Per problem, each solver's runs are paired with the baseline's by seed (a failed run is the worst
+value in the metric's direction, so a pair where only one side failed is a win for the other).
+The test is Wilcoxon's signed-rank test from 6 pairs up, and below that the exact sign-flip
+permutation test of the same statistic (all 2ⁿ sign assignments). No paired test can do better
+than ``p = 2 / 2ⁿ`` (n = 3: 0.25), so when even that, Holm-corrected, cannot reach α the output
+says so and how many seeds would. Effect size: the matched-pairs rank-biserial correlation.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from scipy import stats
+
+from analysis.groups import Group, problems_of, solvers_of
+from analysis.records import canonical, direction_sign, json_num
+from analysis.stats import DETERMINISTIC_NOTE, badness_quantile, group_rates, is_deterministic
+
+ALPHA = 0.05
+#: Below this many pairs the exact sign-flip test replaces Wilcoxon's normal approximation.
+EXACT_BELOW = 6
+SIGN_FLIP = "exact sign-flip (signed ranks)"
+WILCOXON = "wilcoxon signed-rank"
+
+
+def best_rule(metric: str) -> str:
+    return (
+        f"highest success rate, then best median {metric} (failures count as the worst value), "
+        "then label"
+    )
+
+
+def holm(pvalues: Sequence[float | None]) -> list[float | None]:
+    """Holm–Bonferroni adjusted p-values (``None`` entries are not tests and stay ``None``).
+
+    With the m p-values sorted ascending, ``p̃_(i) = max_{j ≤ i} min(1, (m − j + 1) p_(j))``;
+    rejecting where ``p̃ ≤ α`` controls the family-wise error rate at α.
+    """
+    order = sorted((p, i) for i, p in enumerate(pvalues) if p is not None)
+    m = len(order)
+    out: list[float | None] = [None] * len(pvalues)
+    running = 0.0
+    for rank, (p, i) in enumerate(order):
+        running = max(running, min(1.0, (m - rank) * p))
+        out[i] = running
+    return out
+
+
+def rank_biserial(differences: Sequence[float]) -> float | None:
+    """Matched-pairs rank-biserial correlation ``(T⁺ − T⁻) / (T⁺ + T⁻)``.
+
+    ``T±`` are the sums of the (average) ranks of ``|d|`` over the positive / negative differences,
+    zeros dropped — the effect size that goes with the Wilcoxon signed-rank test: +1 when every
+    difference is positive, −1 when every one is negative. ``None`` when all differences are 0.
+    """
+    d = np.asarray(differences, dtype=np.float64)
+    d = d[d != 0]
+    if d.size == 0:
+        return None
+    ranks = stats.rankdata(np.abs(d))
+    plus, minus = ranks[d > 0].sum(), ranks[d < 0].sum()
+    return float((plus - minus) / (plus + minus))
+
+
+def _signed_rank_sum(x: np.ndarray, axis: int = -1) -> np.ndarray:
+    ranks = stats.rankdata(np.abs(x), axis=axis)
+    return np.asarray(np.sum(np.sign(x) * ranks, axis=axis))
+
+
+def seeds_needed(m: int, alpha: float = ALPHA) -> int:
+    """The fewest pairs whose smallest two-sided p, ``2 / 2ⁿ``, times m (Holm's factor for the
+    smallest of m p-values) is ≤ α."""
+    return max(1, math.ceil(1.0 + math.log2(max(m, 1) / alpha)))
+
+
+def paired_test(
+    group: Mapping[int, float | None], baseline: Mapping[int, float | None]
+) -> dict[str, Any]:
+    """Paired test of ``group − baseline`` over the seeds both have (see the module docstring).
+
+    Values are outcomes (a failure is ±inf, the metric's worst); a seed where both failed, or
+    either has no value, is dropped. An infinite difference ranks as the largest magnitude.
+    """
+    diffs: list[float] = []
+    for seed in sorted(set(group) & set(baseline)):
+        a, b = group[seed], baseline[seed]
+        if a is None or b is None or (math.isinf(a) and a == b):
+            continue
+        diffs.append(a - b)
+    d = np.asarray(diffs, dtype=np.float64)
+    out: dict[str, Any] = {"n_pairs": int(d.size), "median_diff": None, "statistic": None}
+    out.update(p_value=None, test=None, effect=rank_biserial(diffs) if diffs else None)
+    if not diffs:
+        return out
+    out["median_diff"] = json_num(float(np.median(d)))
+    if np.all(d == 0):
+        out.update(statistic=0.0, p_value=1.0, test=SIGN_FLIP)
+        return out
+    # Only the signs and the ranks of |d| matter: an infinite difference becomes twice the
+    # largest finite magnitude, which keeps every rank (and tie) as it was.
+    big = 2.0 * np.abs(d[np.isfinite(d)]).max(initial=0.5)
+    d = np.where(np.isfinite(d), d, np.sign(d) * big)
+    if d.size == 1:  # two sign patterns, |T| the same under both
+        out.update(statistic=float(np.sign(d[0])), p_value=1.0, test=SIGN_FLIP)
+    elif d.size < EXACT_BELOW:
+        res = stats.permutation_test(
+            (d,),
+            _signed_rank_sum,
+            permutation_type="samples",
+            n_resamples=np.inf,
+            alternative="two-sided",
+            vectorized=True,
+        )
+        out.update(statistic=float(res.statistic), p_value=float(res.pvalue), test=SIGN_FLIP)
+    else:
+        res = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided", method="auto")
+        out.update(statistic=float(res.statistic), p_value=float(res.pvalue), test=WILCOXON)
+    return out
+
+
+def _schedule_side(group: Group) -> str:
+    return canonical({k: v for k, v in group.solver.items() if k != "optimizer"})
+
+
+def compare(
+    groups: Sequence[Group], baseline_solvers: Sequence[str], metric: str
+) -> list[dict[str, Any]]:
+    """Every solver against the baseline, per problem, Holm-corrected within each comparison set.
+
+    With one baseline solver every other group of the problem is compared with it; with several
+    (one optimizer under several schedules, see :func:`analysis.groups.resolve_solvers`) each
+    group is compared with the baseline under the same schedule. ``effect`` is the rank-biserial
+    correlation of ``solver − baseline`` (for a lower-is-better metric, negative = the solver is
+    better); ``verdict`` is ``better`` / ``worse`` when the Holm-adjusted p is below α, ``n.s.``
+    otherwise, and ``equal`` / ``better`` / ``worse`` from the exact difference when both groups
+    are deterministic (every seed the same run: a test would count repeats as evidence).
+    """
+    sign = direction_sign(metric)
+    base_set = set(baseline_solvers)
+    out = []
+    for pid, plabel, pgroups in problems_of(groups):
+        for base in (g for g in pgroups if g.solver_id in base_set):
+            others = [
+                g
+                for g in pgroups
+                if g.solver_id not in base_set
+                and (len(base_set) == 1 or _schedule_side(g) == _schedule_side(base))
+            ]
+            out.append(_comparison(pid, plabel, base, others, metric, sign))
+    return out
+
+
+def _comparison(
+    pid: str, plabel: str, base: Group, others: Sequence[Group], metric: str, sign: float
+) -> dict[str, Any]:
+    base_values = base.by_seed(metric)
+    base_det = is_deterministic(base)
+    pairs = []
+    for g in others:
+        result = paired_test(g.by_seed(metric), base_values)
+        rates = group_rates(g)
+        pairs.append(
+            {
+                "group_id": g.id,
+                "solver_id": g.solver_id,
+                "solver": g.solver_label,
+                "success_rate": rates["success_rate"],
+                "deterministic": base_det and is_deterministic(g),
+                **result,
+            }
+        )
+    tested = [p for p in pairs if not p["deterministic"]]
+    for pair, adjusted in zip(tested, holm([p["p_value"] for p in tested]), strict=True):
+        pair["p_holm"] = adjusted
+        effect = pair["effect"]
+        significant = adjusted is not None and adjusted < ALPHA and effect
+        pair["verdict"] = ("worse" if sign * effect > 0 else "better") if significant else "n.s."
+        n, m = pair["n_pairs"], len(tested)
+        if n and m * 2.0 ** (1 - n) > ALPHA:
+            pair["note"] = (
+                f"{n} seeds cannot reach α = {ALPHA:g}: the smallest possible p is "
+                f"{2.0 ** (1 - n):.3g}{f' (× {m} comparisons, Holm)' if m > 1 else ''}; "
+                f"{seeds_needed(m)} seeds would be needed"
+            )
+        else:
+            pair["note"] = None
+    for pair in pairs:
+        if pair["deterministic"]:
+            diff = pair["median_diff"]
+            worse = diff is not None and sign * diff > 0
+            pair.update(p_value=None, p_holm=None, test=None, note=DETERMINISTIC_NOTE)
+            pair["verdict"] = "equal" if diff == 0 else "worse" if worse else "better"
+    return {
+        "problem_id": pid,
+        "problem": plabel,
+        "baseline_group_id": base.id,
+        "baseline": base.solver_label,
+        "baseline_success_rate": group_rates(base)["success_rate"],
+        "alpha": ALPHA,
+        "pairs": pairs,
+    }
+
+
+def best_key(group: Group, metric: str) -> tuple[float, float, str]:
+    """Sort key of :func:`best_rule`: (−success rate, median badness, label)."""
+    values = [v for v in group.values(metric) if v is not None]
+    rate = group_rates(group)["success_rate"]
+    median = (
+        badness_quantile(np.sort(direction_sign(metric) * np.asarray(values)), 0.5) if values else 0
+    )
+    return (-(rate or 0.0), median if values else math.inf, group.solver_label)
+
+
+def default_baseline(groups: Sequence[Group], metric: str) -> str | None:
+    """The best solver by :func:`best_rule` over the problems: highest mean success rate, then
+    the best mean rank of its groups' medians (failures worst) within each problem, then label."""
+    solvers = solvers_of(groups)
+    if not solvers:
+        return None
+    rates: dict[str, list[float]] = {sid: [] for sid, _ in solvers}
+    ranks: dict[str, list[float]] = {sid: [] for sid, _ in solvers}
+    for _, _, pgroups in problems_of(groups):
+        keys = [best_key(g, metric) for g in pgroups]
+        order = stats.rankdata([k[1] for k in keys])
+        for g, k, r in zip(pgroups, keys, order, strict=True):
+            rates[g.solver_id].append(-k[0])
+            ranks[g.solver_id].append(float(r))
+    return min(
+        solvers,
+        key=lambda s: (-float(np.mean(rates[s[0]])), float(np.mean(ranks[s[0]])), s[1]),
+    )[0]
