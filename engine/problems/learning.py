@@ -42,6 +42,7 @@ from engine.data import (
     load_bundled,
     make_synthetic,
 )
+from engine.layout import Layout
 from engine.problems.base import (
     PROBLEMS,
     STREAM_DATA,
@@ -178,6 +179,10 @@ class SupervisedProblem(Problem):
         if self.data.regression:
             return y.astype(self.dtype)
         return (y == np.arange(self.data.n_outputs)[:, None]).astype(self.dtype)
+
+    @property
+    def layout(self) -> Layout:
+        return self.net.layout
 
     def init_params(self) -> np.ndarray:
         return self.net.init(self.seeds, self.dtype)

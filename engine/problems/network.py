@@ -47,6 +47,7 @@ import numpy as np
 
 from engine.layers import batchnorm, layernorm
 from engine.layers.scratch import Scratch, buffer
+from engine.layout import Layout, TensorKind
 from engine.problems.base import STREAM_INIT, stream_rng
 
 Activation = Literal["relu", "tanh", "gelu"]
@@ -161,6 +162,23 @@ class Network:
             slots.append(LayerSlots(fi, fo, w, b, gamma, beta))
         self.slots = slots
         self.size = offset
+        self.layout = self._layout()
+
+    def _layout(self) -> Layout:
+        """The row's tensors: ``layers.{l}.weight`` ``(fan_in, fan_out)``, ``layers.{l}.bias``,
+        ``layers.{l}.norm.weight`` / ``.bias`` (γ, β), and ``output.weight`` / ``output.bias``.
+
+        Weights are stored ``(fan_in, fan_out)``, the transpose of torch's ``nn.Linear.weight``.
+        """
+        parts: list[tuple[str, tuple[int, ...], TensorKind]] = []
+        for i, s in enumerate(self.slots):
+            name = "output" if i == len(self.slots) - 1 else f"layers.{i}"
+            parts += [(f"{name}.weight", (s.fan_in, s.fan_out), "matrix")]
+            parts += [(f"{name}.bias", (s.fan_out,), "bias")]
+            if s.gamma is not None:
+                parts += [(f"{name}.norm.weight", (s.fan_out,), "norm_scale")]
+                parts += [(f"{name}.norm.bias", (s.fan_out,), "norm_shift")]
+        return Layout.build(parts)
 
     def views(self, flat: np.ndarray) -> list[LayerViews]:
         """Per-layer views into a ``(R, size)`` buffer (parameters or gradients)."""

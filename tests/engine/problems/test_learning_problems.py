@@ -109,6 +109,48 @@ def test_parameter_layout_and_initialisation() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "doc",
+    [
+        {"name": "linear_regression"},
+        {"name": "logistic_regression", "dataset": "iris"},
+        {"name": "mlp", "dataset": "wine", "hidden": [7, 5], "batchnorm": True},
+        {"name": "mlp", "dataset": "iris", "hidden": [4], "layernorm": True},
+        {"name": "mlp", "dataset": "digits", "hidden": [6, 3]},
+    ],
+    ids=lambda d: "-".join(map(str, d.values())),
+)
+def test_layout_tiles_the_row_and_views_the_network_memory(doc: dict[str, Any]) -> None:
+    problem = build(doc, [0, 1])
+    layout = problem.layout
+    offsets = [t.offset for t in layout.tensors]
+    assert offsets[0] == 0 and layout.size == problem.dim
+    assert all(a.stop == b.offset for a, b in zip(layout.tensors, layout.tensors[1:]))
+    x = problem.init_params()
+    by_name = {t.name: t.view(x) for t in layout.tensors}
+    layers = problem.net.views(x)
+    n = len(layers)
+    for i, layer in enumerate(layers):
+        prefix = "output" if i == n - 1 else f"layers.{i}"
+        pairs = [("weight", layer.w), ("bias", layer.b)]
+        if layer.gamma is not None and layer.beta is not None:
+            pairs += [("norm.weight", layer.gamma), ("norm.bias", layer.beta)]
+        for suffix, view in pairs:
+            mine = by_name.pop(f"{prefix}.{suffix}")
+            assert mine.shape == view.shape
+            # the same memory: a write through one view is seen by the other
+            assert mine.__array_interface__["data"][0] == view.__array_interface__["data"][0]
+            mine += 1.0
+            np.testing.assert_array_equal(mine, view)
+    assert not by_name
+    kinds = {t.name: t.kind for t in layout.tensors}
+    assert kinds["output.weight"] == "matrix" and kinds["output.bias"] == "bias"
+    if doc.get("batchnorm") or doc.get("layernorm"):
+        assert kinds["layers.0.norm.weight"] == "norm_scale"
+        assert kinds["layers.0.norm.bias"] == "norm_shift"
+    assert layout.mask({"matrix"}).sum() == sum(lay.w[0].size for lay in layers)
+
+
 def test_minibatches_cover_each_epoch_and_depend_on_the_step_only() -> None:
     problem = build({"name": "mlp", "dataset": "iris", "hidden": [3], "batch_size": 32}, [0, 1])
     n_train = len(problem.data.X_train)  # 120 → 3 batches per epoch, 24 examples dropped
