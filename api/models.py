@@ -169,6 +169,8 @@ class Run(Base):
     batch_size: Mapped[int | None] = mapped_column(Integer)
     batch_wall_time_s: Mapped[float | None] = mapped_column(Double)
     steps_done: Mapped[int] = mapped_column(Integer, default=0)
+    #: Gradient evaluations the run's updates consumed (L-BFGS: several per update).
+    grad_evals_done: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     stopped: Mapped[bool | None] = mapped_column(Boolean)
 
     attempts: Mapped[int] = mapped_column(Integer, default=0)

@@ -98,6 +98,7 @@ class Metrics(_Out):
     batch_size: int | None = Field(description="Runs stepped together with this one (R)")
     batch_wall_time_s: float | None = Field(description="The whole batch's time for these steps")
     steps_done: int
+    grad_evals_done: int = Field(description="Gradient evaluations the updates consumed")
     stopped: bool | None
 
 
@@ -125,6 +126,10 @@ class Curves(_Out):
     """Two groups, each with its x axis: eval-aligned and per-update."""
 
     eval_steps: list[int]
+    grad_evals: list[int] = Field(
+        description="Gradient evaluations consumed by the updates before each eval step "
+        "(an x axis next to eval_steps and wall_times; L-BFGS evaluates several times per update)"
+    )
     losses: list[float | None]
     wall_times: list[float | None]
     params_x: list[float | None] | None = None

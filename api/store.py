@@ -35,7 +35,7 @@ from engine.runner import CURVE_KEYS, METRIC_KEYS
 from engine.spec import ExperimentSpec, RunSpec
 
 #: Curves whose values are integers (packed as int64); all others are float64, NaN for ``None``.
-INT_CURVES = frozenset({"eval_steps", "update_steps"})
+INT_CURVES = frozenset({"eval_steps", "update_steps", "grad_evals"})
 RUN_STATUS_KEYS = ("queued", "running", "succeeded", "failed", "cancelled")
 
 
@@ -145,6 +145,7 @@ def create_experiment(
                 "steps": run.steps,
                 "status": "queued",
                 "steps_done": 0,
+                "grad_evals_done": 0,
                 "attempts": 0,
                 "revision": 0,
                 "created_at": now,
@@ -264,6 +265,7 @@ class Claim:
 
 _METRIC_RESET = dict.fromkeys(METRIC_KEYS)
 _METRIC_RESET["steps_done"] = 0
+_METRIC_RESET["grad_evals_done"] = 0
 
 
 def claim_runs(

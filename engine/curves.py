@@ -1,8 +1,9 @@
 """Curve views for clients: downsampling that keeps extremes, and "what is new since step K".
 
-A run's curves come in two groups, each with its own x axis: the eval-aligned group (``eval_steps``
-with ``losses``, ``wall_times`` and the 2-D trajectory ``params_x``/``params_y``) and the
-per-update group (``update_steps`` = 0, 1, … with ``lrs``, ``grad_norms``, ``update_norms``).
+A run's curves come in two groups, each with its own x axis: the eval-aligned group
+(``eval_steps`` with ``grad_evals``, ``losses``, ``wall_times`` and the 2-D trajectory
+``params_x``/``params_y``) and the per-update group (``update_steps`` = 0, 1, … with ``lrs``,
+``grad_norms``, ``update_norms``).
 Both functions return both groups with their explicit x arrays.
 """
 
@@ -14,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-EVAL_Y = ("losses", "wall_times", "params_x", "params_y")
+EVAL_Y = ("grad_evals", "losses", "wall_times", "params_x", "params_y")
 UPDATE_Y = ("lrs", "grad_norms", "update_norms")
 #: Series whose extremes each bucket keeps (the others follow the kept indices).
 _EXTREMES = {"eval": ("losses",), "update": UPDATE_Y}

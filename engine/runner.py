@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 
 from engine.optimizers import batch_key as optimizer_batch_key
-from engine.optimizers import build_optimizer_batch
+from engine.optimizers import build_optimizer_batch, steps_alone
 from engine.problems import build_problem
 from engine.schedules import Schedule, build_schedule
 from engine.spec import RunSpec, is_minibatch
@@ -50,9 +50,10 @@ METRIC_KEYS = (
     "batch_size",
     "batch_wall_time_s",
     "steps_done",
+    "grad_evals_done",
     "stopped",
 )
-EVAL_CURVES = ("eval_steps", "losses", "wall_times", "params_x", "params_y")
+EVAL_CURVES = ("eval_steps", "grad_evals", "losses", "wall_times", "params_x", "params_y")
 UPDATE_CURVES = ("lrs", "grad_norms", "update_norms")
 CURVE_KEYS = EVAL_CURVES + UPDATE_CURVES
 
@@ -74,6 +75,7 @@ def batch_key(run: RunSpec) -> tuple[Any, ...]:
         run.dtype,
         run.steps,
         run.eval_every,
+        run.max_grad_evals,
     )
 
 
@@ -84,6 +86,8 @@ def batch_capacity(run: RunSpec) -> int:
     faster as batches of 8–16 runs than as one batch of 64 (measured on 2 cores, 2 MiB L2), so a
     batch's parameter buffer is capped at :data:`BATCH_BYTES`.
     """
+    if steps_alone(run.optimizer):
+        return 1
     row = max(run.num_params(), 1) * np.dtype(run.dtype).itemsize
     return max(1, BATCH_BYTES // row)
 
@@ -128,6 +132,8 @@ class _Recorder:
         self.lrs = np.zeros((self.R, steps))
         self.gnorm = np.zeros((self.R, steps))
         self.unorm = np.zeros((self.R, steps))
+        #: gradient evaluations consumed by the first ``u`` updates, ``u = 0 … steps``
+        self.evals = np.zeros(steps + 1, dtype=np.int64)
         self.n_eval = 0  # eval points recorded so far
         self.stop_at = np.full(self.R, -1, dtype=np.int64)  # update count at divergence, or -1
         self.reason: list[str | None] = [None] * self.R
@@ -186,8 +192,10 @@ class _Recorder:
             "batch_size": self.R,
             "batch_wall_time_s": batch_time,
             "steps_done": steps_done,
+            "grad_evals_done": int(self.evals[steps_done]),
             "stopped": stopped,
             "eval_steps": self.eval_steps[:n].tolist(),
+            "grad_evals": self.evals[self.eval_steps[:n]].tolist(),
             "losses": _jsonable(losses),
             "wall_times": (self.wall[:n] / self.R).tolist(),
             "lrs": _jsonable(self.lrs[r, :steps_done]),
@@ -209,11 +217,11 @@ def _run_group(
     should_stop: StopCheck | None,
 ) -> list[dict[str, Any]]:
     first = runs[0]
-    steps, every = first.steps, first.eval_every
+    steps, every, budget = first.steps, first.eval_every, first.max_grad_evals
     minibatch = is_minibatch(first.problem)
     dtype = np.dtype(first.dtype)
     problem = build_problem(first.problem, [r.seed for r in runs], dtype)
-    optimizer = build_optimizer_batch([r.optimizer for r in runs])
+    optimizer = build_optimizer_batch([r.optimizer for r in runs], layout=problem.layout)
     schedules = [build_schedule(r.schedule, base_lr=r.optimizer.lr) for r in runs]
     loss_driven = [i for i, s in enumerate(schedules) if s.reads_loss]
     period = [problem.steps_per_epoch if r.schedule_unit == "epoch" else 1 for r in runs]
@@ -229,45 +237,81 @@ def _run_group(
     diff = np.empty_like(params)
     alive = np.ones(len(runs), dtype=bool)
     f_star = problem.f_star
+    # The model as evaluated: params itself, or the optimizer's evaluation point (schedule-free x).
+    model = params if optimizer.eval_params is None else np.empty_like(params)
+
+    def judged() -> np.ndarray:
+        if optimizer.eval_params is not None:
+            optimizer.eval_params(state, params, model)
+        return model
 
     def eval_loss(step: int) -> np.ndarray:
         """The loss recorded at eval step ``step`` where no gradient was taken at the same point:
         the full training loss (inference mode) for a minibatch problem, the loss the gradient
         sees for a full-batch one."""
-        return problem.loss(params) if minibatch else problem.loss_and_grad(params, step)[0]
+        point = judged()
+        return problem.loss(point) if minibatch else problem.loss_and_grad(point, step)[0]
 
     t0 = time.perf_counter()
     next_checkpoint = t0 + checkpoint_every_s
-    stopped = False
+    stopped = exhausted = False
     updates = 0
     with np.errstate(all="ignore"):
         if minibatch:
-            rec.eval_point(0, eval_loss(0), params, t0)
+            rec.eval_point(0, eval_loss(0), model, t0)
         for t in range(steps):
-            loss, grad = problem.loss_and_grad(params, t)
-            if not minibatch:
+            if budget is not None and rec.evals[t] >= budget:
+                exhausted = True
+                break
+            if not minibatch and optimizer.eval_params is not None:
+                rec.eval_point(t, eval_loss(t), model, t0)
+            loss: np.ndarray | None
+            if optimizer.step_ is None:
+                loss, grad = problem.loss_and_grad(params, t)
+                calls = 1
+                rec.gnorm[:, t] = np.sqrt(np.einsum("ij,ij->i", grad, grad))
+            else:
+                # torch's step(closure): the first evaluation at params is the one recorded
+                loss = problem.loss_and_grad(params, t)[0].copy() if not minibatch else None
+                calls = 0
+            if not minibatch and optimizer.eval_params is None:
+                assert loss is not None
                 rec.eval_point(t, loss, params, t0)
             if loss_driven:
                 for i in loss_driven:
                     lr_table[i, t] = schedules[i].lr_at(t // period[i])
             lr_col[:, 0] = lr_table[:, t]
             rec.lrs[:, t] = lr_table[:, t]
-            rec.gnorm[:, t] = np.sqrt(np.einsum("ij,ij->i", grad, grad))
             np.copyto(prev, params)
-            optimizer.fast_update_(grad, state, params, lr_col)
+            if optimizer.step_ is None:
+                optimizer.fast_update_(grad, state, params, lr_col)
+            else:
+
+                def closure(point: np.ndarray, t: int = t) -> tuple[np.ndarray, np.ndarray]:
+                    nonlocal calls, loss
+                    value, g = problem.loss_and_grad(point, t)
+                    if calls == 0:
+                        rec.gnorm[:, t] = np.sqrt(np.einsum("ij,ij->i", g, g))
+                        loss = value.copy()
+                    calls += 1
+                    return value, g
+
+                optimizer.step_(closure, state, params, lr_col)
+            rec.evals[t + 1] = rec.evals[t] + calls
             np.subtract(params, prev, out=diff)
             rec.unorm[:, t] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
             updates = t + 1
-            for i in loss_driven:
-                period_loss[i] += loss[i]
-                if updates % period[i] == 0:
-                    schedules[i].observe(float(period_loss[i] / period[i]))
-                    period_loss[i] = 0.0
+            if loss is not None:
+                for i in loss_driven:
+                    period_loss[i] += loss[i]
+                    if updates % period[i] == 0:
+                        schedules[i].observe(float(period_loss[i] / period[i]))
+                        period_loss[i] = 0.0
             if updates == steps or (minibatch and updates % every == 0):
-                rec.eval_point(updates, eval_loss(updates), params, t0)
-            newly = _check_divergence(rec, alive, params, updates)
+                rec.eval_point(updates, eval_loss(updates), model, t0)
+            newly = _check_divergence(rec, alive, judged(), updates)
             if newly.size:
-                rec.keep_test(problem.test_metrics(params), newly)
+                rec.keep_test(problem.test_metrics(model), newly)
             if not alive.any():
                 break
             if time.perf_counter() >= next_checkpoint:
@@ -280,11 +324,11 @@ def _run_group(
                     break
                 next_checkpoint = time.perf_counter() + checkpoint_every_s
         ending = np.flatnonzero(alive)
-        if stopped and rec.eval_steps[rec.n_eval - 1] != updates:
-            rec.eval_point(updates, eval_loss(updates), params, t0)
-            _check_divergence(rec, alive, params, updates)
+        if (stopped or exhausted) and rec.eval_steps[rec.n_eval - 1] != updates:
+            rec.eval_point(updates, eval_loss(updates), model, t0)
+            _check_divergence(rec, alive, model, updates)
         if ending.size:
-            rec.keep_test(problem.test_metrics(params), ending)
+            rec.keep_test(problem.test_metrics(judged()), ending)
     results = [rec.result(r, run, f_star, updates, stopped) for r, run in enumerate(runs)]
     if on_checkpoint is not None:
         on_checkpoint(results)
@@ -366,8 +410,10 @@ def run_batch(
 def _unstarted(run: RunSpec) -> dict[str, Any]:
     result: dict[str, Any] = dict.fromkeys(METRIC_KEYS)
     result.update(run_id=run.run_id, spec=run.model_dump(mode="json"), diverged=False)
-    result.update(steps_done=0, stopped=True, wall_time_s=0.0)
-    result.update({k: [] for k in ("eval_steps", "losses", "wall_times", *UPDATE_CURVES)})
+    result.update(steps_done=0, grad_evals_done=0, stopped=True, wall_time_s=0.0)
+    result.update(
+        {k: [] for k in ("eval_steps", "grad_evals", "losses", "wall_times", *UPDATE_CURVES)}
+    )
     return result
 
 

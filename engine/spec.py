@@ -35,8 +35,16 @@ _UNIT = (
 
 #: Fields added after run ids were first issued, with the default that leaves a run unchanged:
 #: left out of the canonical JSON at that default, so the ids of earlier runs stay valid.
-_LATER_FIELDS = {"schedule_unit": "step"}
+_LATER_FIELDS: dict[str, Any] = {"schedule_unit": "step", "max_grad_evals": None}
 Seed = Annotated[int, Field(ge=0, lt=2**32)]
+GradEvals = Annotated[
+    int,
+    Field(
+        ge=1,
+        description="Budget of gradient evaluations per run: no update starts once it is spent "
+        "(an update that evaluates several times, as L-BFGS does, is not cut short).",
+    ),
+]
 
 
 #: The most full-training-set evaluations a minibatch run makes at the default ``eval_every``
@@ -69,6 +77,7 @@ class RunSpec(SpecModel):
     eval_every: Annotated[int, Field(ge=1)] = 1
     dtype: Dtype = "float64"
     schedule_unit: ScheduleUnit = Field(default="step", description=_UNIT)
+    max_grad_evals: GradEvals | None = None
 
     def canonical_json(self) -> str:
         return _canonical(self.model_dump(mode="json"))
@@ -115,6 +124,7 @@ class ExperimentSpec(SpecModel):
     )
     dtype: Dtype = "float64"
     schedule_unit: ScheduleUnit = Field(default="step", description=_UNIT)
+    max_grad_evals: GradEvals | None = None
 
     def count_runs(self) -> int:
         """Number of runs before duplicates collapse, without expanding anything."""
@@ -140,10 +150,11 @@ class ExperimentSpec(SpecModel):
 
 
 def _nested(value: Any) -> list[BaseModel] | None:
-    """The spec models a field holds: one nested spec, or a list of them (``sequential``)."""
+    """The spec models a field holds: one nested spec, or a list or tuple of them (``sequential``'s
+    schedules, a ``partition``'s groups, a ``chain``'s transforms)."""
     if isinstance(value, BaseModel):
         return [value]
-    if isinstance(value, list) and value and all(isinstance(v, BaseModel) for v in value):
+    if isinstance(value, list | tuple) and value and all(isinstance(v, BaseModel) for v in value):
         return value
     return None
 
@@ -168,7 +179,8 @@ def expand_model(model: BaseModel) -> list[BaseModel]:
         if isinstance(value, BaseModel):
             variants: list[Any] = expand_model(value)
         else:
-            variants = [list(c) for c in itertools.product(*(expand_model(v) for v in inner))]
+            combos = itertools.product(*(expand_model(v) for v in inner))
+            variants = [type(value)(c) for c in combos]
         if len(variants) > 1:
             options[name] = variants
     if not options:
@@ -199,6 +211,7 @@ def expand(spec: ExperimentSpec) -> list[RunSpec]:
             eval_every=spec.resolved_eval_every(problem),
             dtype=spec.dtype,
             schedule_unit=spec.schedule_unit,
+            max_grad_evals=spec.max_grad_evals,
         )
         runs.setdefault(run.run_id, run)
     return list(runs.values())

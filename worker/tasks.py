@@ -187,7 +187,13 @@ def execute_chunk(rt: Runtime, experiment_id: str, run_ids: Sequence[str]) -> di
 
 def _not_started(spec: RunSpec) -> dict[str, Any]:
     """The result of a run cancelled before its batch began: no steps, no curves."""
-    return {**dict.fromkeys(METRIC_KEYS), "run_id": spec.run_id, "steps_done": 0, "stopped": True}
+    return {
+        **dict.fromkeys(METRIC_KEYS),
+        "run_id": spec.run_id,
+        "steps_done": 0,
+        "grad_evals_done": 0,
+        "stopped": True,
+    }
 
 
 def _run_group(rt: Runtime, attempt: Attempt, group: list[tuple[str, RunSpec]]) -> int:

@@ -35,11 +35,13 @@ SortKey = Literal[
     "test_loss",
     "wall_time_s",
     "steps_done",
+    "grad_evals_done",
     "attempts",
     "position",
 ]
 CURVE_DEFAULTS = (
     "eval_steps",
+    "grad_evals",
     "losses",
     "wall_times",
     "update_steps",

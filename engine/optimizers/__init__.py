@@ -11,21 +11,30 @@ state, so runs that differ in one of them are stepped in separate batches.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 from pydantic import BaseModel, TypeAdapter
 
+from engine.layout import Layout
 from engine.optimizers import (  # noqa: F401 — importing a family registers it
     adadelta,
     adagrad,
     adagrad_seed,
     adam,
+    classic,
+    factored,
+    lbfgs,
     lion,
+    prodigy,
     rmsprop,
+    schedule_free,
     sgd,
+    trust,
 )
+from engine.optimizers import partition as _partition  # noqa: F401 — routes the families above
 from engine.optimizers.base import OPTIMIZERS, Optimizer, State
 from engine.plugins import load_plugins
 from engine.specbase import grid_fields, union_of
@@ -38,6 +47,7 @@ __all__ = [
     "batch_key",
     "build_optimizer",
     "build_optimizer_batch",
+    "steps_alone",
 ]
 
 load_plugins(OPTIMIZERS)
@@ -71,11 +81,34 @@ def batch_key(spec: BaseModel | Mapping[str, Any]) -> tuple[Any, ...]:
     return (model.name, *fixed)  # type: ignore[attr-defined]
 
 
-def build_optimizer(spec: BaseModel | Mapping[str, Any]) -> Optimizer:
-    """The optimizer one grid-free spec (a model or its dict) describes."""
+def _with_layout(name: str, kwargs: dict[str, Any], layout: Layout | None) -> Optimizer:
+    """Call the factory of ``name``, passing ``layout`` if it is structure-aware."""
+    factory = OPTIMIZERS.get(name).factory
+    if layout is not None and "layout" in inspect.signature(factory).parameters:
+        kwargs = {**kwargs, "layout": layout}
+    return factory(**kwargs)
+
+
+#: Families whose runs are stepped one at a time: each run's line search decides where, and how
+#: often, its closure evaluates, so runs sharing a closure would evaluate each other's points.
+STEPS_ALONE = frozenset({"lbfgs"})
+
+
+def steps_alone(spec: BaseModel | Mapping[str, Any]) -> bool:
+    """Whether runs of this optimizer are stepped alone (see :data:`STEPS_ALONE`)."""
+    return _as_spec(spec).name in STEPS_ALONE  # type: ignore[attr-defined]
+
+
+def build_optimizer(spec: BaseModel | Mapping[str, Any], layout: Layout | None = None) -> Optimizer:
+    """The optimizer one grid-free spec (a model or its dict) describes, for rows of ``layout``
+    (one vector when omitted; only structure-aware optimizers read it)."""
     model = _as_spec(spec)
-    entry = OPTIMIZERS.get(model.name)  # type: ignore[attr-defined]
-    return entry.factory(**model.model_dump(exclude={"name"}))
+    fields = [n for n in type(model).model_fields if n != "name"]
+    return _with_layout(
+        model.name,  # type: ignore[attr-defined]
+        {n: getattr(model, n) for n in fields},
+        layout,
+    )
 
 
 def _column(values: list[Any]) -> Any:
@@ -87,7 +120,9 @@ def _column(values: list[Any]) -> Any:
     return np.asarray(values, dtype=np.float64).reshape(-1, 1)
 
 
-def build_optimizer_batch(specs: Sequence[BaseModel | Mapping[str, Any]]) -> Optimizer:
+def build_optimizer_batch(
+    specs: Sequence[BaseModel | Mapping[str, Any]], layout: Layout | None = None
+) -> Optimizer:
     """One optimizer for ``R`` runs: run ``r`` follows ``specs[r]`` on row ``r`` of the params.
 
     A float field that differs between the specs becomes an ``(R, 1)`` column (one equal in all
@@ -101,4 +136,4 @@ def build_optimizer_batch(specs: Sequence[BaseModel | Mapping[str, Any]]) -> Opt
         raise ValueError(f"optimizer specs differ in fields that cannot vary per run: {keys}")
     fields = [n for n in type(models[0]).model_fields if n != "name"]
     kwargs = {n: _column([getattr(m, n) for m in models]) for n in fields}
-    return OPTIMIZERS.get(models[0].name).factory(**kwargs)  # type: ignore[attr-defined]
+    return _with_layout(models[0].name, kwargs, layout)  # type: ignore[attr-defined]

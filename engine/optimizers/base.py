@@ -12,6 +12,22 @@ state; :attr:`Optimizer.fast_update_` is the hot path the run loop calls (``fuse
 one).
 ``update(grads, state, params, lr) -> (params, state)`` is the pure form (optax's signature):
 it leaves its inputs untouched and returns new arrays.
+
+Optimizers that evaluate the gradient more than once per step (L-BFGS with several inner
+iterations or a line search) also carry ``step_(closure, state, params, lr)``, torch's
+``step(closure)``: ``closure(point)`` returns the loss ``(R,)`` and gradient ``(R, N)`` at an
+``(R, N)`` point (buffers the next call may overwrite); the run loop calls ``step_`` instead of
+``update_`` and counts every call of the closure as one gradient evaluation.
+
+Optimizers whose gradient point is not the point they are judged at (the schedule-free methods:
+gradients at ``y``, the model is ``x``) carry ``eval_params(state, params, out)``: it writes the
+evaluation point into ``out`` (schedulefree's ``optimizer.eval()``); the run loop records losses,
+test metrics and trajectories there.
+
+Structure-aware factories take a keyword ``layout`` (:class:`engine.layout.Layout`): the named
+tensors of the row, each seen as a view. ``matrix`` tensors are stored ``(fan_in, fan_out)``, the
+transpose of torch's ``weight``; optimizers that read a matrix's shape work on the transposed view,
+so that rows and columns mean what they mean in torch.
 """
 
 from __future__ import annotations
@@ -28,10 +44,20 @@ State = dict[str, np.ndarray]
 HParam = float | np.ndarray
 InitFn = Callable[[np.ndarray], State]
 UpdateFn = Callable[[np.ndarray, State, np.ndarray, HParam], None]
+Closure = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
+StepFn = Callable[[Closure, State, np.ndarray, HParam], None]
+EvalParamsFn = Callable[[State, np.ndarray, np.ndarray], None]
 
 
 def copy_state(state: State) -> State:
-    return {k: v.copy() for k, v in state.items()}
+    """A deep copy: arrays, and the elements of object arrays (per-run histories) by ``copy()``."""
+    out: State = {}
+    for k, v in state.items():
+        out[k] = v.copy()
+        if v.dtype == object:
+            for i, item in enumerate(v.flat):
+                out[k].flat[i] = item.copy()
+    return out
 
 
 class Optimizer(NamedTuple):
@@ -42,6 +68,10 @@ class Optimizer(NamedTuple):
     lr: HParam = 1e-3
     #: The compiled equivalent of ``update_`` (bit-identical), or ``None``.
     fused_: UpdateFn | None = None
+    #: torch's ``step(closure)`` form, for optimizers that choose where to evaluate the gradient.
+    step_: StepFn | None = None
+    #: Where the model is evaluated, when that is not ``params`` (schedule-free's ``x``).
+    eval_params: EvalParamsFn | None = None
 
     @property
     def fast_update_(self) -> UpdateFn:

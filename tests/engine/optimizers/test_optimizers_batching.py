@@ -16,6 +16,7 @@ from engine.optimizers import (
     build_optimizer_batch,
 )
 from engine.optimizers.kernel import BLOCK_BYTES
+from tests.engine.optimizers.examples import example, layout_for
 from tests.registered import plugins
 
 # Each batch: specs that share a batch key but differ in every float hyper-parameter.
@@ -106,6 +107,76 @@ BATCHES: dict[str, list[dict[str, Any]]] = {
         {"name": "radam", "lr": 0.002, "weight_decay": 0.1, "decoupled_weight_decay": True},
         {"name": "radam", "lr": 0.001, "weight_decay": 0.2, "decoupled_weight_decay": True},
     ],
+    "rprop": [
+        {"name": "rprop", "lr": 0.01},
+        {"name": "rprop", "lr": 0.02, "etas": [0.4, 1.1], "step_sizes": [1e-5, 1.0]},
+    ],
+    "asgd": [
+        {"name": "asgd", "lr": 0.002},
+        {"name": "asgd", "lr": 0.001, "lambd": 0.01, "alpha": 0.5, "t0": 20, "weight_decay": 0.1},
+    ],
+    "adafactor": [
+        {"name": "adafactor", "lr": 0.01, "eps": [1e-30, 1e-3]},
+        {
+            "name": "adafactor",
+            "lr": 0.02,
+            "beta2_decay": -0.6,
+            "eps": [1e-20, 1e-2],
+            "d": 2.0,
+            "weight_decay": 0.1,
+        },
+    ],
+    "muon": [
+        {"name": "muon", "lr": 0.01},
+        {"name": "muon", "lr": 0.02, "momentum": 0.8, "weight_decay": 0.0},
+    ],
+    "lbfgs": [
+        {"name": "lbfgs", "lr": 0.1, "max_iter": 1},
+        {"name": "lbfgs", "lr": 0.05, "max_iter": 1, "tolerance_grad": 1e-5},
+    ],
+    "schedule_free_adamw": [
+        {"name": "schedule_free_adamw", "lr": 0.01},
+        {
+            "name": "schedule_free_adamw",
+            "lr": 0.005,
+            "betas": [0.8, 0.99],
+            "weight_decay": 0.1,
+            "r": 0.5,
+            "weight_lr_power": 1.0,
+        },
+    ],
+    "schedule_free_sgd": [
+        {"name": "schedule_free_sgd", "lr": 0.002},
+        {"name": "schedule_free_sgd", "lr": 0.001, "momentum": 0.5, "weight_decay": 0.1},
+    ],
+    "prodigy": [
+        {"name": "prodigy", "growth_rate": 2.0},
+        {
+            "name": "prodigy",
+            "lr": 0.5,
+            "betas": [0.8, 0.99],
+            "weight_decay": 0.1,
+            "d0": 1e-5,
+            "d_coef": 0.5,
+            "growth_rate": 1.1,
+        },
+    ],
+    "lamb": [
+        {"name": "lamb", "lr": 0.01},
+        {"name": "lamb", "lr": 0.02, "betas": [0.8, 0.99], "eps": 1e-4, "weight_decay": 0.1},
+    ],
+    "lars": [
+        {"name": "lars", "lr": 0.002},
+        {
+            "name": "lars",
+            "lr": 0.001,
+            "momentum": 0.5,
+            "dampening": 0.2,
+            "weight_decay": 0.1,
+            "trust_coefficient": 0.01,
+        },
+    ],
+    "partition": [example("partition"), example("partition")],
     "lion": [
         {"name": "lion", "lr": 1e-3},
         {"name": "lion", "lr": 3e-3, "betas": [0.5, 0.9], "weight_decay": 0.1},
@@ -165,10 +236,11 @@ def test_batched_runs_equal_runs_alone(batch: str, dtype: type) -> None:
     assert len({batch_key(s) for s in specs}) == 1
     x0 = start(len(specs), 7, dtype)
     lrs = lr_table(specs, STEPS)
-    together = trajectory(build_optimizer_batch(specs), x0, lrs)
+    layout = layout_for(specs[0], 7)
+    together = trajectory(build_optimizer_batch(specs, layout=layout), x0, lrs)
     assert together.dtype == dtype and np.isfinite(together).all()
     for r, spec in enumerate(specs):
-        alone = trajectory(build_optimizer(spec), x0[r : r + 1], lrs[r : r + 1])
+        alone = trajectory(build_optimizer(spec, layout=layout), x0[r : r + 1], lrs[r : r + 1])
         np.testing.assert_allclose(
             together[:, r], alone[:, 0], rtol=1e-12, atol=0, err_msg=str(spec)
         )

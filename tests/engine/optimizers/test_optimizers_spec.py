@@ -15,6 +15,7 @@ from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from engine.optimizers import OPTIMIZERS, OptimizerSpec, build_optimizer
 from engine.registry import UnknownNameError
+from tests.engine.optimizers.examples import example, layout_for
 from tests.registered import builtin
 
 ADAPTER: TypeAdapter[Any] = TypeAdapter(OptimizerSpec)
@@ -61,6 +62,17 @@ def test_registry_names_equal_the_union_literals() -> None:
         "nadam",
         "radam",
         "lion",
+        "rprop",
+        "asgd",
+        "adafactor",
+        "muon",
+        "lbfgs",
+        "schedule_free_adamw",
+        "schedule_free_sgd",
+        "prodigy",
+        "lamb",
+        "lars",
+        "partition",
     }
 
 
@@ -68,22 +80,33 @@ def test_registry_names_equal_the_union_literals() -> None:
 def test_factory_keywords_are_the_spec_fields(name: str) -> None:
     entry = OPTIMIZERS.get(name)
     fields = {n: f.default for n, f in entry.spec.model_fields.items() if n != "name"}
-    params = inspect.signature(entry.factory).parameters
+    params = dict(inspect.signature(entry.factory).parameters)
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values())
+    layout = params.pop("layout", None)  # structure-aware factories also take the row's layout
+    assert layout is None or layout.default is None
+    if name == "partition":
+        fields.pop("groups")
+        assert params.pop("groups").default is inspect.Parameter.empty
     assert {n: p.default for n, p in params.items()} == fields
     assert inspect.getdoc(entry.factory), "the catalog shows the factory's docstring"
 
 
 @pytest.mark.parametrize("name", OPTIMIZERS.names())
 def test_every_spec_builds_from_its_defaults_and_descends(name: str) -> None:
-    spec = parse({"name": name})
-    assert not [n for n, f in type(spec).model_fields.items() if f.is_required()]
-    opt = build_optimizer(spec)
-    assert opt.lr == spec.lr
+    """At its defaults (routing and chains: the example of ``examples.py``, whose fields are
+    required), on ``x²``, through the closure where the optimizer evaluates several times."""
+    spec = parse(example(name))
+    required = {n for n, f in type(spec).model_fields.items() if f.is_required()}
+    assert required == {"partition": {"groups"}, "chain": {"transforms"}}.get(name, set())
     x = np.array([[1.0, -2.0, 0.5]])
+    opt = build_optimizer(spec, layout=layout_for(example(name), 3))
+    assert opt.lr == spec.lr
     state = opt.init(x)
     loss0 = float((x**2).sum())
     for _ in range(50):
+        if opt.step_ is not None and name == "lbfgs":
+            opt.step_(lambda p: ((p**2).sum(axis=1), 2 * p), state, x, 0.5)
+            continue
         opt.update_(2 * x, state, x, max(opt.lr, 0.05))
     assert np.isfinite(x).all() and float((x**2).sum()) < loss0
     assert parse(spec.model_dump(mode="json")) == spec

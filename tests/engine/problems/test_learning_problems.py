@@ -4,6 +4,7 @@ the MLP-with-batch-norm accuracy on digits."""
 
 from __future__ import annotations
 
+import itertools
 import time
 from typing import Any
 
@@ -125,7 +126,7 @@ def test_layout_tiles_the_row_and_views_the_network_memory(doc: dict[str, Any]) 
     layout = problem.layout
     offsets = [t.offset for t in layout.tensors]
     assert offsets[0] == 0 and layout.size == problem.dim
-    assert all(a.stop == b.offset for a, b in zip(layout.tensors, layout.tensors[1:]))
+    assert all(a.stop == b.offset for a, b in itertools.pairwise(layout.tensors))
     x = problem.init_params()
     by_name = {t.name: t.view(x) for t in layout.tensors}
     layers = problem.net.views(x)
