@@ -9,6 +9,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined, to_jsonable_python
 
 from engine.optimizers import OPTIMIZERS
+from engine.optimizers.chain import TRANSFORMS
 from engine.problems import PROBLEMS
 from engine.registry import Registry
 from engine.schedules import SCHEDULES
@@ -49,4 +50,5 @@ def catalog() -> dict[str, list[dict[str, Any]]]:
         "problems": _entries(PROBLEMS),
         "optimizers": _entries(OPTIMIZERS),
         "schedules": _entries(SCHEDULES),
+        "transforms": _entries(TRANSFORMS),
     }

@@ -20,6 +20,7 @@ from typing import Annotated, Any, Literal
 from pydantic import BaseModel, Field, TypeAdapter, ValidationError
 
 from engine.optimizers import OPTIMIZERS, OptimizerSpec
+from engine.optimizers.chain import TRANSFORMS
 from engine.problems import PROBLEMS, ProblemSpec
 from engine.schedules import SCHEDULES, ScheduleSpec
 from engine.specbase import SpecModel, grid_fields
@@ -155,7 +156,7 @@ def _nested(value: Any) -> list[BaseModel] | None:
     if isinstance(value, BaseModel):
         return [value]
     if isinstance(value, list | tuple) and value and all(isinstance(v, BaseModel) for v in value):
-        return value
+        return list(value)
     return None
 
 
@@ -290,7 +291,10 @@ def describe_errors(exc: ValidationError) -> list[dict[str, Any]]:
 @cache
 def _tags() -> frozenset[str]:
     return (
-        frozenset(OPTIMIZERS.names()) | frozenset(PROBLEMS.names()) | frozenset(SCHEDULES.names())
+        frozenset(OPTIMIZERS.names())
+        | frozenset(PROBLEMS.names())
+        | frozenset(SCHEDULES.names())
+        | frozenset(TRANSFORMS.names())
     )
 
 

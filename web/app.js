@@ -145,13 +145,34 @@
           msg.textContent = "Fix the spec's JSON first.";
         }
       };
+      /* A transform goes into the spec's last chain optimizer (a new chain if there is none). */
+      const addToChain = () => {
+        try {
+          const spec = JSON.parse(text.value);
+          const optimizers = (spec.optimizers = spec.optimizers || []);
+          let chain = [...optimizers].reverse().find((o) => o && o.name === "chain");
+          if (!chain) {
+            chain = { name: "chain", transforms: [] };
+            optimizers.push(chain);
+          }
+          chain.transforms = (chain.transforms || []).concat([item(entry)]);
+          text.value = JSON.stringify(spec, null, 2);
+          msg.className = "message ok";
+          msg.textContent = `Added ${entry.name} to the chain (${chain.transforms.length} transforms; a chain needs exactly one scale_by_learning_rate).`;
+        } catch (e) {
+          msg.className = "message error";
+          msg.textContent = "Fix the spec's JSON first.";
+        }
+      };
       detail.replaceChildren(
         h("h3", {}, entry.name),
         h("p", {}, entry.summary || ""),
         h("div", { class: "scroll" }, h("table", { class: "grid small" }, h("thead", {}, h("tr", {}, h("th", {}, "field"), h("th", {}, "default"), h("th", {}, "notes"))), h("tbody", {}, rows))),
         SPEC_LISTS.includes(kind)
           ? h("button", { type: "button", id: "catalog-add", onclick: add }, `Add to ${kind}`)
-          : h("div", {}, h("p", { class: "muted" }, `Paste where a ${kind.replace(/s$/, "")} goes (e.g. into a chain's list):`), snippet),
+          : kind === "transforms"
+            ? h("button", { type: "button", id: "catalog-add-chain", onclick: addToChain }, "Add to chain")
+            : h("div", {}, h("p", { class: "muted" }, `Paste where a ${kind.replace(/s$/, "")} goes:`), snippet),
       );
     }
     el.replaceChildren(...lists, detail);

@@ -24,6 +24,7 @@ from engine.optimizers import (  # noqa: F401 — importing a family registers i
     adagrad,
     adagrad_seed,
     adam,
+    chain,
     classic,
     factored,
     lbfgs,

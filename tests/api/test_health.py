@@ -56,6 +56,7 @@ def test_catalog_lists_the_engine_registries(client: TestClient) -> None:
     response = client.get("/v1/catalog")
     assert response.status_code == 200
     assert response.json() == catalog()
+    assert {"orthogonalize", "scale_by_adam"} <= {e["name"] for e in response.json()["transforms"]}
     names = {e["name"] for e in response.json()["optimizers"]}
     assert {"adam", "sgd"} <= names
     etag = response.headers["etag"]

@@ -413,3 +413,20 @@ def test_the_dashboard_runs_under_a_strict_csp(
         page.wait_for_selector(ready)
     assert page.errors == []
     page.context.close()
+
+
+def test_the_form_builds_a_chain_from_the_catalogs_transforms(
+    page: Any, live_service: LiveService
+) -> None:
+    page.goto(f"{live_service.url}/#/new")
+    for name in ("scale_by_adam", "scale_by_learning_rate"):
+        page.click(f"#catalog .chip >> text={name}")
+        page.click("#catalog-add-chain")
+    chain = json.loads(page.input_value("#spec-text"))["optimizers"][-1]
+    assert chain["name"] == "chain"
+    assert [t["name"] for t in chain["transforms"]] == ["scale_by_adam", "scale_by_learning_rate"]
+    assert chain["transforms"][0]["betas"] == [0.9, 0.999]  # added with its defaults
+    page.click("#dry-run")
+    page.wait_for_selector("#form-msg.ok")
+    assert page.inner_text("#form-msg").startswith("Valid: ")
+    assert page.errors == []

@@ -25,7 +25,16 @@ from worker import tasks
 from worker.runtime import Runtime
 from worker.tasks import execute_chunk
 
-EXACT_KEYS = ("eval_steps", "losses", "params_x", "params_y", "lrs", "grad_norms", "update_norms")
+EXACT_KEYS = (
+    "eval_steps",
+    "grad_evals",
+    "losses",
+    "params_x",
+    "params_y",
+    "lrs",
+    "grad_norms",
+    "update_norms",
+)
 EXACT_METRICS = ("final_loss", "best_loss", "suboptimality", "steps_to_target", "diverged")
 
 

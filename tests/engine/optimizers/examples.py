@@ -28,7 +28,7 @@ EXAMPLES: dict[str, dict[str, Any]] = {
         "transforms": [
             {"name": "clip_by_global_norm", "max_norm": 10.0},
             {"name": "scale_by_adam"},
-            {"name": "add_decayed_weights", "weight_decay": 0.01},
+            {"name": "trace", "momentum": 0.5},
             {"name": "scale_by_learning_rate", "lr": 1e-3},
         ],
     },
@@ -36,9 +36,9 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "schedule_free_sgd": {"name": "schedule_free_sgd", "lr": 0.01},
 }
 
-#: Optimizers whose step is NumPy expressions over per-tensor views, not the allocation-free
-#: column-block kernels of the torch-classic families.
-ALLOCATING = frozenset(
+#: Optimizers whose step is NumPy expressions (often over per-tensor views): they allocate
+#: temporaries and have no fused kernel yet, unlike the torch-classic families.
+NUMPY_ONLY = frozenset(
     {
         "adafactor",
         "asgd",

@@ -177,6 +177,7 @@ BATCHES: dict[str, list[dict[str, Any]]] = {
         },
     ],
     "partition": [example("partition"), example("partition")],
+    "chain": [example("chain"), example("chain")],
     "lion": [
         {"name": "lion", "lr": 1e-3},
         {"name": "lion", "lr": 3e-3, "betas": [0.5, 0.9], "weight_decay": 0.1},

@@ -73,6 +73,7 @@ def test_registry_names_equal_the_union_literals() -> None:
         "lamb",
         "lars",
         "partition",
+        "chain",
     }
 
 
@@ -84,9 +85,10 @@ def test_factory_keywords_are_the_spec_fields(name: str) -> None:
     assert all(p.kind is inspect.Parameter.KEYWORD_ONLY for p in params.values())
     layout = params.pop("layout", None)  # structure-aware factories also take the row's layout
     assert layout is None or layout.default is None
-    if name == "partition":
-        fields.pop("groups")
-        assert params.pop("groups").default is inspect.Parameter.empty
+    nested = {"partition": "groups", "chain": "transforms"}.get(name)
+    if nested is not None:  # required: the groups / transforms are the spec
+        fields.pop(nested)
+        assert params.pop(nested).default is inspect.Parameter.empty
     assert {n: p.default for n, p in params.items()} == fields
     assert inspect.getdoc(entry.factory), "the catalog shows the factory's docstring"
 
