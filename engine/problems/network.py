@@ -165,12 +165,16 @@ class Network:
         self.layout = self._layout()
 
     def _layout(self) -> Layout:
-        """The row's tensors: ``layers.{l}.weight`` ``(fan_in, fan_out)``, ``layers.{l}.bias``,
-        ``layers.{l}.norm.weight`` / ``.bias`` (γ, β), and ``output.weight`` / ``output.bias``.
+        """The row's tensors: ``input_norm.weight`` / ``.bias`` (γ₀, β₀ of the input batch norm),
+        ``layers.{l}.weight`` ``(fan_in, fan_out)``, ``layers.{l}.bias``, ``layers.{l}.norm.weight``
+        / ``.bias`` (γ, β; absent for a non-affine layer norm), ``output.weight`` / ``.bias``.
 
         Weights are stored ``(fan_in, fan_out)``, the transpose of torch's ``nn.Linear.weight``.
         """
         parts: list[tuple[str, tuple[int, ...], TensorKind]] = []
+        if self.input_norm is not None:
+            parts += [("input_norm.weight", (self.n_in,), "norm_scale")]
+            parts += [("input_norm.bias", (self.n_in,), "norm_shift")]
         for i, s in enumerate(self.slots):
             name = "output" if i == len(self.slots) - 1 else f"layers.{i}"
             parts += [(f"{name}.weight", (s.fan_in, s.fan_out), "matrix")]

@@ -118,6 +118,14 @@ def test_parameter_layout_and_initialisation() -> None:
         {"name": "mlp", "dataset": "wine", "hidden": [7, 5], "batchnorm": True},
         {"name": "mlp", "dataset": "iris", "hidden": [4], "layernorm": True},
         {"name": "mlp", "dataset": "digits", "hidden": [6, 3]},
+        {"name": "mlp", "dataset": "wine", "hidden": [4], "input_batchnorm": True},
+        {
+            "name": "mlp",
+            "dataset": "iris",
+            "hidden": [4],
+            "layernorm": True,
+            "layernorm_affine": False,
+        },
     ],
     ids=lambda d: "-".join(map(str, d.values())),
 )
@@ -143,10 +151,18 @@ def test_layout_tiles_the_row_and_views_the_network_memory(doc: dict[str, Any]) 
             assert mine.__array_interface__["data"][0] == view.__array_interface__["data"][0]
             mine += 1.0
             np.testing.assert_array_equal(mine, view)
+    if doc.get("input_batchnorm"):
+        gamma0, beta0 = problem.net.input_views(x)
+        for mine, view in (
+            (by_name.pop("input_norm.weight"), gamma0),
+            (by_name.pop("input_norm.bias"), beta0),
+        ):
+            mine += 1.0
+            np.testing.assert_array_equal(mine, view)
     assert not by_name
     kinds = {t.name: t.kind for t in layout.tensors}
     assert kinds["output.weight"] == "matrix" and kinds["output.bias"] == "bias"
-    if doc.get("batchnorm") or doc.get("layernorm"):
+    if doc.get("batchnorm") or (doc.get("layernorm") and doc.get("layernorm_affine", True)):
         assert kinds["layers.0.norm.weight"] == "norm_scale"
         assert kinds["layers.0.norm.bias"] == "norm_shift"
     assert layout.mask({"matrix"}).sum() == sum(lay.w[0].size for lay in layers)
