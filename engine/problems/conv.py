@@ -85,7 +85,6 @@ class ConvNet(Network):
         self.regression = False
         self.input_norm = None
         self.l2 = 0.0
-        self.hidden = [self.channels]
         self.head = Network(POOLED * POOLED * self.channels, [], n_out)
         self.conv_size = 10 * self.channels + (2 * self.channels if batchnorm else 0)
         self.size = self.conv_size + self.head.size
