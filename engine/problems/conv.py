@@ -219,12 +219,8 @@ class ConvDigitsSpec(SpecModel):
 
 
 class ConvDigits(SupervisedProblem):
-    """The convolutional network of the module docstring on ``digits``."""
-
-    @property
-    def layout(self) -> Layout:
-        assert isinstance(self.net, ConvNet)
-        return self.net.layout
+    """The convolutional network of the module docstring on ``digits`` (its layout is the
+    :class:`ConvNet`'s, as every supervised problem's is its network's)."""
 
 
 @PROBLEMS.register("conv_digits", ConvDigitsSpec)
