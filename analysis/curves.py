@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -16,7 +16,7 @@ def band(
     xs: Sequence[Curve],
     ys: Sequence[Curve],
     max_points: int,
-    extra: Sequence[Curve] | None = None,
+    extras: Mapping[str, Sequence[Curve]] | None = None,
 ) -> dict[str, list[Any]]:
     """Mean curve with a min–max band across runs, on the union of their x values.
 
@@ -24,19 +24,20 @@ def band(
     ``n`` counts the runs behind each point. Beyond ``max_points`` the grid is cut into equal
     buckets of consecutive points: each keeps its last point (``x``, ``mean``, ``median``, ``n``
     exactly there) and the band becomes the envelope over the whole bucket, so a spike between
-    kept points still shows. ``extra`` (e.g. wall times) is averaged across runs at the kept x.
+    kept points still shows. Each of ``extras`` (e.g. wall times, gradient evaluations: other x
+    axes) is averaged across runs at the kept x and returned under its name.
     """
     arrays = [np.asarray(x, dtype=np.float64) for x in xs]
     grid = np.unique(np.concatenate(arrays)) if arrays else np.empty(0)
     if grid.size == 0:
         return {"x": [], "mean": [], "median": [], "lo": [], "hi": [], "n": []}
     m = np.full((len(xs), grid.size), np.nan)
-    e = np.full((len(xs), grid.size), np.nan) if extra is not None else None
+    es = {name: np.full((len(xs), grid.size), np.nan) for name in extras or {}}
     for r, (x, y) in enumerate(zip(xs, ys, strict=True)):
         pos = np.searchsorted(grid, np.asarray(x, dtype=np.float64))
         m[r, pos] = floats(y)
-        if e is not None and extra is not None:
-            e[r, pos] = floats(extra[r])
+        for name, e in es.items():
+            e[r, pos] = floats((extras or {})[name][r])
     finite = np.isfinite(m)
     n = finite.sum(axis=0)
     with np.errstate(all="ignore"):
@@ -64,17 +65,18 @@ def band(
         "hi": [json_num(v) for v in hi],
         "n": [int(v) for v in n[keep]],
     }
-    if e is not None:
+    for name, e in es.items():
         present = np.isfinite(e)
         with np.errstate(all="ignore"):
             avg = np.where(present, e, 0.0).sum(axis=0) / np.maximum(present.sum(axis=0), 1)
             avg = np.where(present.any(axis=0), avg, np.nan)
-        out["extra"] = [json_num(v) for v in avg[keep]]
+        out[name] = [json_num(v) for v in avg[keep]]
     return out
 
 
 def group_curves(group: Group, max_points: int) -> dict[str, Any] | None:
-    """Loss band over eval steps (with mean wall time per point) and LR band over updates."""
+    """Loss band over eval steps (with the mean wall time and gradient evaluations per point, the
+    other x axes) and LR band over updates."""
     with_curves = [r for r in group.records if curve_of(r, "eval_steps") is not None]
     if not with_curves:
         return None
@@ -82,12 +84,14 @@ def group_curves(group: Group, max_points: int) -> dict[str, Any] | None:
         [r["eval_steps"] for r in with_curves],
         [r["losses"] for r in with_curves],
         max_points,
-        extra=[
-            w if (w := curve_of(r, "wall_times")) is not None else [None] * len(r["eval_steps"])
-            for r in with_curves
-        ],
+        extras={
+            axis: [
+                c if (c := curve_of(r, curve)) is not None else [None] * len(r["eval_steps"])
+                for r in with_curves
+            ]
+            for axis, curve in (("wall_time", "wall_times"), ("grad_evals", "grad_evals"))
+        },
     )
-    loss["wall_time"] = loss.pop("extra")
     with_lrs = [r for r in with_curves if curve_of(r, "lrs") is not None]
     lr = band(
         [

@@ -83,9 +83,11 @@ class RunRecord(TypedDict, total=False):
     batch_size: int | None
     batch_wall_time_s: float | None
     steps_done: int | None
+    grad_evals_done: int | None
     stopped: bool | None
     auc_log_subopt: float | None
     eval_steps: Curve
+    grad_evals: Curve
     losses: Curve
     wall_times: Curve
     params_x: Curve

@@ -96,7 +96,7 @@
         h(
           "div",
           { class: "controls" },
-          select("x axis", "x-axis", [["step", "step"], ["wall", "wall time (s)"]], () => st.xAxis, (v) => (st.xAxis = v)),
+          select("x axis", "x-axis", [["step", "step"], ["wall", "wall time (s)"], ["grad_evals", "gradient evaluations"]], () => st.xAxis, (v) => (st.xAxis = v)),
           select("y axis", "y-axis", [["log", "log"], ["linear", "linear"]], () => (st.logY ? "log" : "linear"), (v) => (st.logY = v === "log")),
           select("y range", "y-range", [["robust", "ignore blow-ups"], ["full", "full range"]], () => (st.robust ? "robust" : "full"), (v) => (st.robust = v === "robust")),
           select("smoothing", "smoothing", [["0", "off"], ["0.6", "EMA 0.6"], ["0.9", "EMA 0.9"], ["0.97", "EMA 0.97"]], () => st.smooth, (v) => (st.smooth = Number(v))),
@@ -265,18 +265,19 @@
       s.problems.forEach((p) => {
         const groups = p.group_ids.map((g) => byId.get(g)).filter((g) => g && g.curves);
         const wall = st.xAxis === "wall";
+        const evals = st.xAxis === "grad_evals";
         const steps = p.budget && p.budget.steps;
         const spec = {
-          xLabel: wall ? "wall time (s)" : "step",
+          xLabel: wall ? "wall time (s)" : evals ? "gradient evaluations" : "step",
           yLabel: "loss",
           logY: st.logY,
           robust: st.robust,
           smooth: st.smooth,
-          xRange: !wall && steps ? [0, steps] : null,
+          xRange: !wall && !evals && steps ? [0, steps] : null,
           series: groups.map((g) => {
             const c = g.curves.loss;
             const sty = style(g.solver_id);
-            return { label: g.solver, color: sty.color, dash: sty.dash, bandColor: sty.band, x: wall ? c.wall_time : c.x, y: c.mean, lo: c.lo, hi: c.hi, diverged: g.diverged_rate > 0 };
+            return { label: g.solver, color: sty.color, dash: sty.dash, bandColor: sty.band, x: wall ? c.wall_time : evals ? c.grad_evals : c.x, y: c.mean, lo: c.lo, hi: c.hi, diverged: g.diverged_rate > 0 };
           }),
         };
         const loss = st.plots["loss:" + p.id];

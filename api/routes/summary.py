@@ -41,7 +41,15 @@ WEB_DIR = Path(__file__).resolve().parents[2] / "web"
 #: Bumped when the summary's shape or statistics change, so cached ETags stop matching.
 SUMMARY_VERSION = 3
 #: Curves the summary reads (the gradient and update norms are not summarised).
-SUMMARY_CURVES = ("eval_steps", "losses", "wall_times", "params_x", "params_y", "lrs")
+SUMMARY_CURVES = (
+    "eval_steps",
+    "grad_evals",
+    "losses",
+    "wall_times",
+    "params_x",
+    "params_y",
+    "lrs",
+)
 Metric = Literal[GROUP_METRICS]  # type: ignore[valid-type]
 
 

@@ -5,8 +5,9 @@ A ``partition`` spec lists groups; each tensor of the row goes to the first grou
 (``kinds``, and ``tensors`` — ``fnmatch`` patterns on the tensor names such as
 ``layers.*.weight``) it matches, and the last group must match whatever is left. ``no_weight_decay``
 names tensor kinds whose tensors get their group's optimizer with ``weight_decay = 0`` (torch's
-recipe of a second parameter group). Each group's optimizer steps the gathered columns of its
-tensors, seeing them as a layout of their own; the rows' columns never mix.
+recipe of a second parameter group; a ``chain`` loses its ``add_decayed_weights``). Each group's
+optimizer steps the gathered columns of its tensors, seeing them as a layout of their own; the
+rows' columns never mix.
 
 A schedule multiplies every group's ``lr`` (the partition's own ``lr`` is the unit 1.0): a
 warm-up or a cosine decay scales Muon's and AdamW's rates together, as torch's schedulers scale
@@ -88,15 +89,28 @@ def _split(
     for g, members in sorted(owners.items()):
         spec: BaseModel = groups[g].optimizer
         exempt = [i for i in members if layout.tensors[i].kind in no_weight_decay]
-        decays = getattr(spec, "weight_decay", 0.0) != 0.0
-        if decays and exempt:
+        undecayed = _without_decay(spec)
+        if undecayed is not None and exempt:
             kept = [i for i in members if i not in exempt]
             if kept:
                 out.append((spec, kept))
-            out.append((spec.model_copy(update={"weight_decay": 0.0}), exempt))
+            out.append((undecayed, exempt))
         else:
             out.append((spec, members))
     return out
+
+
+def _without_decay(spec: BaseModel) -> BaseModel | None:
+    """``spec`` with its weight decay off (``weight_decay: 0``; a chain without its
+    ``add_decayed_weights``), or ``None`` when it has none to remove."""
+    if getattr(spec, "weight_decay", 0.0) != 0.0:
+        return spec.model_copy(update={"weight_decay": 0.0})
+    transforms = getattr(spec, "transforms", None)
+    if transforms is not None:
+        kept = tuple(t for t in transforms if t.name != "add_decayed_weights")
+        if len(kept) < len(transforms):
+            return spec.model_copy(update={"transforms": kept})
+    return None
 
 
 @OPTIMIZERS.register("partition", PartitionSpec)

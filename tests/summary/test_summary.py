@@ -363,3 +363,31 @@ def test_a_large_sweep_shares_one_curve_budget() -> None:
         for g in summary["groups"]:
             x = g["curves"]["loss"]["x"]
             assert expected - 2 <= len(x) <= expected and x[-1] == 1000
+
+
+def test_group_curves_carry_gradient_evaluations_as_an_x_axis() -> None:
+    """L-BFGS evaluates the gradient several times per update: the loss band carries the mean
+    count across seeds at each eval step (the dashboard's third x axis)."""
+    from engine.runner import run_batch
+    from engine.spec import expand, parse_experiment
+
+    spec = {
+        "name": "lbfgs",
+        "steps": 8,
+        "seeds": [0, 1, 2],
+        "problems": [{"name": "rosenbrock"}],
+        "optimizers": [{"name": "lbfgs", "lr": 0.5, "max_iter": 4}],
+    }
+    results = run_batch(expand(parse_experiment(spec)))
+    (group,) = summarize(results)["groups"]
+    loss = group["curves"]["loss"]
+    counts = np.array([r["grad_evals"] for r in results], dtype=float)
+    assert loss["x"] == results[0]["eval_steps"]
+    np.testing.assert_allclose(loss["grad_evals"], counts.mean(axis=0), rtol=1e-15)
+    assert loss["grad_evals"][-1] > 8  # several evaluations per update
+    assert summarize([record(ADAM, 0, [1.0, 0.5])])["groups"][0]["curves"]["loss"][
+        "grad_evals"
+    ] == [
+        None,
+        None,
+    ]  # records from before the count existed

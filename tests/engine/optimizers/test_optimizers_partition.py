@@ -73,3 +73,24 @@ def test_groups_must_cover_every_tensor_and_not_hold_closure_optimizers() -> Non
     with pytest.raises(ValidationError) as err:
         parse_experiment({**base, "optimizers": [typo]})
     assert "optimizers[0].groups[0].kind" in [e["path"] for e in describe_errors(err.value)]
+
+
+def test_a_chain_group_drops_its_decay_on_exempt_tensors() -> None:
+    rng = np.random.default_rng(1)
+    x, g = rng.standard_normal((1, LAYOUT.size)), rng.standard_normal((1, LAYOUT.size))
+    transforms = [
+        {"name": "add_decayed_weights", "weight_decay": 0.5},
+        {"name": "scale_by_learning_rate", "lr": 0.1},
+    ]
+    spec = {
+        "name": "partition",
+        "groups": [{"optimizer": {"name": "chain", "transforms": transforms}}],
+        "no_weight_decay": ["bias"],
+    }
+    out = step(spec, g, x)  # the schedule's factor 1: the chain's own lr
+    bias = LAYOUT.mask({"bias"})
+    np.testing.assert_allclose(out[:, bias], x[:, bias] - 0.1 * g[:, bias], rtol=1e-15)
+    rest = ~bias
+    np.testing.assert_allclose(
+        out[:, rest], x[:, rest] - 0.1 * (g[:, rest] + 0.5 * x[:, rest]), rtol=1e-15
+    )
