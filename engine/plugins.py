@@ -12,11 +12,12 @@ When the loading happens: each registry's package (``engine.optimizers``, ``engi
 ``engine.schedules``) loads its group after registering its built-in entries and *before* it
 builds its spec union, so the discriminated unions — and every model that nests one (``warmup``,
 ``sequential``, ``RunSpec``, ``ExperimentSpec``) — include the plugins from the start; nothing is
-rebuilt later. The API and every worker import the engine the same way, so they see the same
-entries as long as the same packages are installed in both (a deployment concern, like the
-engine's own version). Hence a plugin's module may import ``engine.<kind>.base``,
-``engine.specbase``, ``engine.layout`` and the engine's helpers, but not ``engine.spec`` or another
-registry's package (which would need the union being built).
+rebuilt later. A built-in module that builds a union of its own registry at import (the groups of
+``partition``) calls :func:`load_plugins` first; loading is idempotent. The API and every worker
+import the engine the same way, so they see the same entries as long as the same packages are
+installed in both (a deployment concern, like the engine's own version). Hence a plugin's module
+may import ``engine.<kind>.base``, ``engine.specbase``, ``engine.layout`` and the engine's helpers,
+but not ``engine.spec`` or another registry's package (which would need the union being built).
 
 A plugin that fails to import, does not register the name it declares, or whose value is not
 the factory registered under that name (a taken name: registering it twice fails too) stops the
@@ -36,6 +37,10 @@ from engine.registry import Registry
 GROUP_PREFIX = "optbench."
 
 
+#: The installed groups loaded so far, with the names each provided (each loads once).
+_LOADED: dict[str, list[str]] = {}
+
+
 class PluginError(RuntimeError):
     """An installed plugin could not provide the entry its entry point declares."""
 
@@ -51,9 +56,13 @@ def load_plugins(registry: Registry[Any], eps: Iterable[EntryPoint] | None = Non
     An entry point's value must be the factory its module registers under the entry point's name
     (importing the module a second time, or first from elsewhere, changes nothing).
 
-    ``eps`` replaces the installed entry points (tests pass hand-made ones).
+    ``eps`` replaces the installed entry points (tests pass hand-made ones). The installed ones
+    load once; a later call (a module whose union nests the registry's, such as ``partition``'s
+    groups, loads them before building it) returns the names loaded the first time.
     """
     group = f"{GROUP_PREFIX}{registry.kind}s"
+    if eps is None and group in _LOADED:
+        return _LOADED[group]
     found = entry_points(group=group) if eps is None else eps
     loaded: list[str] = []
     for ep in sorted(found, key=lambda e: e.name):
@@ -76,4 +85,6 @@ def load_plugins(registry: Registry[Any], eps: Iterable[EntryPoint] | None = Non
             )
         registry.set_origin(ep.name, origin)
         loaded.append(ep.name)
+    if eps is None:
+        _LOADED[group] = loaded
     return loaded

@@ -24,12 +24,14 @@ from pydantic import BaseModel, Field, model_validator
 
 from engine.layout import TENSOR_KINDS, Layout, TensorKind
 from engine.optimizers.base import OPTIMIZERS, HParam, Optimizer, State
+from engine.plugins import load_plugins
 from engine.specbase import SpecModel, union_of
 
 #: Optimizers a group cannot hold: they choose their own gradient points (closure or ``x``/``y``),
 #: which one slice of the row cannot do while the others are stepped from one gradient.
 UNROUTABLE = frozenset({"lbfgs", "schedule_free_adamw", "schedule_free_sgd"})
 
+load_plugins(OPTIMIZERS)  # a group may hold an installed optimizer: load them before the union
 _ROUTABLE = [s for s in OPTIMIZERS.specs() if s.model_fields["name"].default not in UNROUTABLE]
 GroupOptimizer = union_of(_ROUTABLE)
 

@@ -96,6 +96,30 @@ def test_a_plugin_optimizer_runs_through_the_engine_like_a_builtin() -> None:
     assert result["update_norms"][0] == pytest.approx(0.01 * math.sqrt(4), rel=1e-12)
 
 
+def test_a_partition_group_can_hold_a_plugin_optimizer() -> None:
+    (run,) = expand(
+        parse_experiment(
+            {
+                "name": "routed",
+                "problems": [{"name": "mlp", "dataset": "iris", "hidden": [4]}],
+                "optimizers": [
+                    {
+                        "name": "partition",
+                        "groups": [
+                            {"kinds": ["matrix"], "optimizer": {"name": "signum", "lr": 0.01}},
+                            {"optimizer": {"name": "adam", "lr": 0.01}},
+                        ],
+                    }
+                ],
+                "steps": 30,
+            }
+        )
+    )
+    assert run.optimizer.groups[0].optimizer.name == "signum"
+    result = run_one(run)
+    assert result["final_loss"] < result["losses"][0] and not result["diverged"]
+
+
 def test_the_plugin_problem_is_registered_with_a_correct_gradient() -> None:
     assert PROBLEMS.get("booth").origin.startswith(EXAMPLE)
     problem = build_problem(TypeAdapter(ProblemSpec).validate_python({"name": "booth"}), [0, 1])
