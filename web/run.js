@@ -105,7 +105,7 @@
       const query = st.curves ? { since_step: sinceStep() } : { max_points: MAX_POINTS };
       const r = await OB.api(`v1/runs/${id}`, { etag: st.etag, query });
       if (r.status === 304) return false;
-      st.etag = null; // since_step moves on: the next request is a new view
+      st.etag = r.etag; // a poll that finds no new points (same since_step) is a 304
       const run = r.data;
       const first = !st.run;
       st.run = run;
