@@ -2,7 +2,10 @@
 
 They are the tests' own: stopped, killed and restarted at will, never the machine's 5432/6379.
 PostgreSQL refuses to run as root, so as root its directory belongs to the ``postgres`` user and
-its commands run through ``runuser``.
+its commands run through ``runuser``. It runs with ``synchronous_commit=off``: an immediate stop
+then also loses the last commits it had acknowledged (a claim, a final write) — a harsher crash
+than a production server's, which the queue must survive as well (the lease and the broker audit
+recover such runs).
 """
 
 from __future__ import annotations
