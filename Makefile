@@ -52,6 +52,7 @@ bench: $(BENCH_STAMP)
 	$(PY) bench/optimizers.py
 	$(PY) bench/batching.py
 	$(PY) bench/sweeps.py
+	$(PY) bench/summary.py
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

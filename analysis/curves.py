@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import warnings
 from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from analysis.groups import Group
-from analysis.records import Curve, curve_of, floats, json_num, num_or_int
+from analysis.records import Curve, curve_of, floats, json_list, num_or_int
 
 
 def band(
@@ -54,15 +53,13 @@ def band(
         starts = np.concatenate([[0], keep[:-1] + 1])
         lo = np.minimum.reduceat(lo_pt, starts)
         hi = np.maximum.reduceat(hi_pt, starts)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", RuntimeWarning)  # a column no run has reached yet
-        median = np.nanmedian(m[:, keep], axis=0)
+    median = _column_median(m[:, keep])
     out: dict[str, list[Any]] = {
         "x": [num_or_int(v) for v in grid[keep]],
-        "mean": [json_num(v) for v in mean[keep]],
-        "median": [json_num(v) for v in median],
-        "lo": [json_num(v) for v in lo],
-        "hi": [json_num(v) for v in hi],
+        "mean": json_list(mean[keep]),
+        "median": json_list(median),
+        "lo": json_list(lo),
+        "hi": json_list(hi),
         "n": [int(v) for v in n[keep]],
     }
     for name, e in es.items():
@@ -70,8 +67,19 @@ def band(
         with np.errstate(all="ignore"):
             avg = np.where(present, e, 0.0).sum(axis=0) / np.maximum(present.sum(axis=0), 1)
             avg = np.where(present.any(axis=0), avg, np.nan)
-        out[name] = [json_num(v) for v in avg[keep]]
+        out[name] = json_list(avg[keep])
     return out
+
+
+def _column_median(m: np.ndarray) -> np.ndarray:
+    """``np.nanmedian(m, axis=0)`` without its masked-array path (NaN for an empty column)."""
+    ordered = np.sort(m, axis=0)  # NaN sorts last
+    count = (~np.isnan(m)).sum(axis=0)
+    cols = np.arange(m.shape[1])
+    lo = ordered[np.maximum(count - 1, 0) // 2, cols]
+    hi = ordered[np.maximum(count, 1) // 2 - (count == 0), cols]
+    with np.errstate(invalid="ignore"):
+        return np.where(count > 0, (lo + hi) / 2, np.nan)
 
 
 def group_curves(group: Group, max_points: int) -> dict[str, Any] | None:
@@ -115,7 +123,7 @@ def _subsample(values: Curve, max_points: int) -> list[float | None]:
     y = floats(values)
     if y.size > max_points:
         y = y[np.unique(np.linspace(0, y.size - 1, max_points).round().astype(np.int64))]
-    return [json_num(v) for v in y]
+    return json_list(y)
 
 
 def _span(points: np.ndarray, box: tuple[float, float] | None) -> tuple[float, float]:
@@ -193,7 +201,7 @@ def problem_contour(
     with np.errstate(all="ignore"):
         for yj in gy:
             row = problem.loss(np.column_stack([gx, np.full(n, yj)]))
-            z.append([json_num(v) for v in row])
+            z.append(json_list(row))
     minimizers = getattr(problem, "minimizers", None)
     return {
         "seed": seed,

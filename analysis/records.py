@@ -206,6 +206,16 @@ def json_num(x: float | np.floating[Any] | None) -> float | None:
     return x if math.isfinite(x) else None
 
 
+def json_list(values: np.ndarray) -> list[float | None]:
+    """Floats as a JSON list, ``None`` where a value is not finite (vectorised :func:`json_num`)."""
+    x = np.asarray(values, dtype=np.float64)
+    out: list[float | None] = x.tolist()
+    bad = np.flatnonzero(~np.isfinite(x))
+    for i in bad:
+        out[i] = None
+    return out
+
+
 def num_or_int(v: float) -> float | int:
     return int(v) if float(v).is_integer() else float(v)
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 import numpy as np
@@ -52,6 +53,11 @@ LOCATION_KEYS = (
 )
 
 
+@lru_cache(maxsize=4096)
+def _t_quantile(df: int, level: float) -> float:
+    return float(stats.t.ppf(0.5 + level / 2, df))
+
+
 def mean_interval(x: np.ndarray, level: float = CONFIDENCE) -> tuple[float, float] | None:
     """Student-t interval of the mean of finite values; ``None`` for fewer than two; all-equal
     values give the exact point ``(v, v)``."""
@@ -61,10 +67,11 @@ def mean_interval(x: np.ndarray, level: float = CONFIDENCE) -> tuple[float, floa
     mean, sd = float(x.mean()), float(x.std(ddof=1))
     if sd == 0.0:
         return mean, mean
-    half = float(stats.t.ppf(0.5 + level / 2, n - 1)) * sd / math.sqrt(n)
+    half = _t_quantile(n - 1, level) * sd / math.sqrt(n)
     return mean - half, mean + half
 
 
+@lru_cache(maxsize=4096)
 def median_rank(n: int, level: float = CONFIDENCE) -> tuple[int, float]:
     """The order-statistic interval of the median at n: (l, exact coverage) of
     ``[x_(l), x_(n+1−l)]`` — the largest l whose coverage reaches ``level``, else l = 1."""
@@ -77,12 +84,16 @@ def median_rank(n: int, level: float = CONFIDENCE) -> tuple[int, float]:
     return best
 
 
+@lru_cache(maxsize=65536)
 def rate_interval(k: int, n: int, level: float = CONFIDENCE) -> tuple[float, float] | None:
-    """Clopper–Pearson interval of a proportion k / n (``None`` for n = 0)."""
+    """Clopper–Pearson interval of a proportion k / n (``None`` for n = 0): the beta quantiles
+    ``B(α/2; k, n − k + 1)`` and ``B(1 − α/2; k + 1, n − k)``, 0 and 1 at the ends."""
     if n == 0:
         return None
-    ci = stats.binomtest(k, n).proportion_ci(confidence_level=level, method="exact")
-    return float(ci.low), float(ci.high)
+    alpha = 1.0 - level
+    low = 0.0 if k == 0 else float(stats.beta.ppf(alpha / 2, k, n - k + 1))
+    high = 1.0 if k == n else float(stats.beta.ppf(1 - alpha / 2, k + 1, n - k))
+    return low, high
 
 
 def badness_quantile(bad: np.ndarray, q: float) -> float:
