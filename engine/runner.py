@@ -138,6 +138,8 @@ class _Recorder:
         self.stop_at = np.full(self.R, -1, dtype=np.int64)  # update count at divergence, or -1
         self.reason: list[str | None] = [None] * self.R
         self.test: dict[str, np.ndarray] = {}
+        #: ``BLOWUP_FACTOR · max(1, |initial loss|)`` per run, once the start point is recorded.
+        self.blowup_limit: np.ndarray | None = None
 
     def keep_test(self, metrics: dict[str, np.ndarray], rows: np.ndarray) -> None:
         """Record the test metrics (``(R,)`` each) of the runs in ``rows``."""
@@ -353,8 +355,17 @@ def _check_divergence(
     """
     k = rec.n_eval - 1
     last = rec.losses[:, k]
+    if rec.blowup_limit is None:
+        rec.blowup_limit = BLOWUP_FACTOR * np.maximum(1.0, np.abs(rec.losses[:, 0]))
+    limit = rec.blowup_limit
+    # The common case in few operations: every loss within a finite limit (so finite) and a
+    # finite sum of the parameters (so every parameter finite; an overflowing sum of finite
+    # values merely takes the full check below).
+    within = (np.abs(last) <= limit).all() and np.isfinite(limit).all()
+    if within and np.isfinite(params.sum()):
+        return np.empty(0, dtype=np.intp)
     bad_loss = ~np.isfinite(last)
-    blowup = np.abs(last) > BLOWUP_FACTOR * np.maximum(1.0, np.abs(rec.losses[:, 0]))
+    blowup = np.abs(last) > limit
     bad_params = ~np.isfinite(params).all(axis=1)
     newly = np.flatnonzero(alive & (bad_loss | blowup | bad_params))
     for r in newly:

@@ -152,7 +152,7 @@ def power(base: HParam, exponent: HParam) -> HParam:
     PyTorch computes bias corrections and schedules of its hyper-parameters in Python floats;
     NumPy's vectorised ``power`` may round differently, so columns go through Python too.
     """
-    if np.ndim(base) == 0 and np.ndim(exponent) == 0:
+    if not isinstance(base, np.ndarray) and not isinstance(exponent, np.ndarray):
         return float(base) ** float(exponent)
     b, e = np.broadcast_arrays(np.asarray(base, dtype=np.float64), exponent)
     values = [float(x) ** float(y) for x, y in zip(b.ravel(), e.ravel(), strict=True)]
