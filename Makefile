@@ -53,6 +53,7 @@ bench: $(BENCH_STAMP)
 	$(PY) bench/batching.py
 	$(PY) bench/sweeps.py
 	$(PY) bench/summary.py
+	$(PY) bench/load.py
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

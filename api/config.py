@@ -119,8 +119,10 @@ class Settings(BaseSettings):
     max_queued_runs_per_owner: PositiveInt = 50_000
     max_run_steps_per_day: PositiveInt = 10_000_000_000
 
-    #: Requests handled at once (health probes aside); more are answered 503 + Retry-After.
-    max_concurrent_requests: PositiveInt = 32
+    #: Requests handled at once (probes aside); more wait up to ``admission_wait_s`` for a
+    #: slot, then get 503 + Retry-After.
+    max_concurrent_requests: PositiveInt = 8
+    admission_wait_s: Annotated[float, Field(ge=0)] = 2.0
     #: ``json`` (one object per line) or ``text`` log lines.
     log_format: Literal["json", "text"] = "json"
 

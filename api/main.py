@@ -13,10 +13,12 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from starlette.middleware.gzip import GZipMiddleware
 
+from api import logs
 from api.config import Settings, get_settings
 from api.db import Database
 from api.errors import BodyLimitMiddleware, install_error_handlers
 from api.middleware import AdmissionMiddleware, BrowserSafetyMiddleware
+from api.observability import Metrics, RequestMiddleware
 from api.quotas import Quotas
 from api.routes import catalog, experiments, health, runs, summary
 from api.routes.health import ReadinessCache
@@ -60,15 +62,21 @@ def create_app(
     app.state.settings = settings
     app.state.db = db
     app.state.publisher = pub
+    logs.configure(settings.log_format)
     app.state.quotas = Quotas(settings)
+    app.state.metrics = Metrics(settings, db)
     app.state.readiness = ReadinessCache()
-    # Added innermost first: a request meets CORS, admission, browser safety, gzip, body limit.
+    # Added innermost first: a request meets the request id / metrics / access log, CORS,
+    # admission, browser safety, gzip, then the body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Summaries and curves are JSON of repetitive numbers: gzip shrinks them ~5x.
     app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
     app.add_middleware(BrowserSafetyMiddleware, allowed_origins=settings.cors_origins)
     app.add_middleware(
-        AdmissionMiddleware, limit=settings.max_concurrent_requests, exempt=UNTHROTTLED
+        AdmissionMiddleware,
+        limit=settings.max_concurrent_requests,
+        wait_s=settings.admission_wait_s,
+        exempt=UNTHROTTLED,
     )
     if settings.cors_origins:
         app.add_middleware(
@@ -78,6 +86,7 @@ def create_app(
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-None-Match"],
             expose_headers=["ETag", "Location", "Retry-After", "X-Request-ID"],
         )
+    app.add_middleware(RequestMiddleware, metrics=app.state.metrics)
     install_error_handlers(app)
     for module in (experiments, runs, catalog, health, summary):
         app.include_router(module.router)

@@ -6,6 +6,7 @@ nor an overload ever reaches a handler, a database session or the thread pool.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable
 
 from starlette.datastructures import Headers
@@ -102,38 +103,47 @@ class BrowserSafetyMiddleware:
 
 
 class AdmissionMiddleware:
-    """At most ``limit`` requests in the app at once; the next ones get ``503`` + ``Retry-After``
-    at once instead of queueing behind the thread pool (where latency grows without bound).
+    """At most ``limit`` requests in the app at once. A request over the limit waits up to
+    ``wait_s`` for a slot, then gets ``503`` + ``Retry-After`` instead of queueing behind the
+    thread pool without bound (where every request's latency — and the event loop's, through
+    the GIL — grows with the backlog).
 
-    Paths in ``exempt`` (liveness/readiness probes, metrics) are never counted or refused, and
-    their handlers do not use the request thread pool, so they answer while the rest is
-    saturated. One event loop runs this, so a plain counter is exact.
+    Paths in ``exempt`` (liveness/readiness probes, metrics) are never counted, delayed or
+    refused, and their handlers stay off the request thread pool, so they answer while the rest
+    is saturated.
     """
 
-    def __init__(self, app: ASGIApp, limit: int, exempt: Iterable[str]) -> None:
+    def __init__(self, app: ASGIApp, limit: int, wait_s: float, exempt: Iterable[str]) -> None:
         self.app = app
         self.limit = limit
+        self.wait_s = wait_s
         self.exempt = frozenset(exempt)
-        self.in_flight = 0
-        self.refused = 0
+        self._slots: asyncio.Semaphore | None = None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") in self.exempt:
             await self.app(scope, receive, send)
             return
-        if self.in_flight >= self.limit:
-            self.refused += 1
+        if self._slots is None:  # created on the server's event loop
+            self._slots = asyncio.Semaphore(self.limit)
+        try:
+            if self._slots.locked():
+                if self.wait_s <= 0:
+                    raise TimeoutError
+                await asyncio.wait_for(self._slots.acquire(), self.wait_s)
+            else:
+                await self._slots.acquire()  # a free slot: returns at once
+        except TimeoutError:
             response = problem(
                 503,
-                f"the server is handling {self.limit} requests; retry shortly",
+                f"the server is busy with {self.limit} requests; retry shortly",
                 instance=scope.get("path", ""),
                 kind="overloaded",
                 headers={"Retry-After": "1"},
             )
             await response(scope, receive, send)
             return
-        self.in_flight += 1
         try:
             await self.app(scope, receive, send)
         finally:
-            self.in_flight -= 1
+            self._slots.release()

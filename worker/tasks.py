@@ -23,13 +23,22 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
+from celery import Task
 from celery.exceptions import Reject, SoftTimeLimitExceeded
-from celery.signals import worker_ready, worker_shutdown
+from celery.signals import (
+    after_setup_logger,
+    after_setup_task_logger,
+    worker_ready,
+    worker_shutdown,
+)
 
+from api import logs
+from api.config import get_settings
 from api.db import retry_unreachable, unreachable
 from api.models import utcnow
 from api.services.queue import TASK_NAME
@@ -243,15 +252,42 @@ def _finish(
     return retry_unreachable(transaction, within_s=rt.settings.db_retry_s, what="final write")
 
 
-@app.task(name=TASK_NAME)
-def run_chunk(experiment_id: str, run_ids: list[str]) -> dict[str, int]:
+@app.task(name=TASK_NAME, bind=True)
+def run_chunk(self: Task, experiment_id: str, run_ids: list[str]) -> dict[str, int]:
+    """One chunk, logged (JSON) under the request id of the POST that published it."""
+    token = logs.request_id.set(getattr(self.request, logs.TASK_HEADER, None))
+    started = time.perf_counter()
     try:
-        return execute_chunk(runtime(), experiment_id, run_ids)
+        outcome = execute_chunk(runtime(), experiment_id, run_ids)
+        elapsed = time.perf_counter() - started
+        log.info(
+            "experiment %s: task done in %.2f s",
+            experiment_id,
+            elapsed,
+            extra={
+                "experiment_id": experiment_id,
+                "runs": len(run_ids),
+                "duration_s": round(elapsed, 3),
+                "outcome": outcome,
+            },
+        )
+        return outcome
     except Exception as exc:
         if unreachable(exc):
             log.warning("experiment %s: database unreachable, message requeued", experiment_id)
             raise Reject(exc, requeue=True) from exc
+        log.exception("experiment %s: task failed", experiment_id)
         raise
+    finally:
+        logs.request_id.reset(token)
+
+
+@after_setup_logger.connect
+@after_setup_task_logger.connect
+def _json_logs(logger: logging.Logger, **_: Any) -> None:
+    """Celery's own handlers write JSON lines too (unless ``OPTBENCH_LOG_FORMAT=text``)."""
+    if get_settings().log_format == "json":
+        logs.use_json(logger)
 
 
 @worker_ready.connect

@@ -15,8 +15,10 @@ from fastapi import APIRouter, Request
 from starlette.responses import Response
 
 from api import schemas
+from api.auth import AdminDep
 from api.deps import json_response
 from api.errors import ProblemError
+from api.observability import CONTENT_TYPE
 from api.services.health import readiness
 
 router = APIRouter(tags=["health"])
@@ -63,3 +65,21 @@ async def readyz(request: Request) -> Response:
             503, f"not ready — {failing}", kind="not-ready", headers={"Retry-After": "1"}
         )
     return json_response({"status": "ready", "checks": checks})
+
+
+@router.get(
+    "/metrics",
+    response_class=Response,
+    responses={
+        200: {"content": {"text/plain": {}}, "description": "Prometheus text format"},
+        401: {"model": schemas.Problem, "content": {"application/problem+json": {}}},
+        403: {"model": schemas.Problem, "content": {"application/problem+json": {}}},
+    },
+)
+async def metrics(request: Request, _: AdminDep) -> Response:
+    """Prometheus metrics (an ``admin`` token when authentication is on); see
+    :mod:`api.observability`. Collected on a thread of its own, off the request pool."""
+    body = await anyio.to_thread.run_sync(
+        request.app.state.metrics.exposition, limiter=request.app.state.readiness.limiter
+    )
+    return Response(body, media_type=CONTENT_TYPE)

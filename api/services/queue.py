@@ -33,6 +33,7 @@ from typing import Any
 import redis
 from celery import Celery
 
+from api import logs
 from api.config import Settings
 from api.db import Database
 from api.models import utcnow
@@ -112,7 +113,12 @@ class Publisher:
     def publish(
         self, experiment_id: str, chunks: Sequence[Sequence[str]], *, resumed: bool = False
     ) -> None:
-        """Send one task per chunk; ``resumed`` runs (taken back from a dead attempt) go first."""
+        """Send one task per chunk; ``resumed`` runs (taken back from a dead attempt) go first.
+
+        The current request id (if any) rides in each message's headers, for the worker's logs.
+        """
+        rid = logs.request_id.get()
+        headers = {logs.TASK_HEADER: rid} if rid else None
         with self.app.producer_or_acquire() as producer:
             for chunk in chunks:
                 self.app.send_task(
@@ -121,6 +127,7 @@ class Publisher:
                     queue=self.settings.queue,
                     producer=producer,
                     priority=RESUMED_PRIORITY if resumed else NEW_PRIORITY,
+                    headers=headers,
                 )
 
     def plan(self, runs: Sequence[tuple[str, RunSpec]]) -> list[list[str]]:

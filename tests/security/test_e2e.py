@@ -181,3 +181,40 @@ def test_tokens_scopes_owners_and_quotas_through_the_client(
     code, _, err = cli(service, ["status", experiment_id], capsys, bob)
     assert code == 2 and "not valid" in err
     assert admin(service, "revoke", token_id).returncode == 2
+
+
+def test_the_request_id_follows_a_run_into_its_task(service: LiveService) -> None:
+    token = new_token(service, "tracer", "write")
+    headers = {"Authorization": f"Bearer {token}", "X-Request-ID": "trace-0123456789"}
+    with httpx.Client(base_url=service.url, headers=headers, timeout=30) as http:
+        created = http.post("/v1/experiments", json={**SPEC, "name": "traced"})
+        assert created.status_code == 202
+        assert created.headers["x-request-id"] == "trace-0123456789"
+        link = created.json()["links"]["self"]
+        wait_for(lambda: http.get(link).json()["status"] == "succeeded", 60, "the experiment")
+
+    def task_lines() -> list[dict[str, Any]]:
+        lines = []
+        for line in service.worker.log().splitlines():
+            if line.startswith("{"):
+                record = json.loads(line)
+                if record.get("request_id") == "trace-0123456789":
+                    lines.append(record)
+        return lines
+
+    done = wait_for(
+        lambda: [
+            r for r in task_lines() if r["message"].endswith(" s") and "task done" in r["message"]
+        ],
+        10,
+        "the task's log line",
+    )
+    assert done[0]["experiment_id"] == created.json()["id"]
+    assert done[0]["runs"] == 2 and done[0]["level"] == "info"
+    # The API's access log is JSON lines too, with the same id.
+    access = [
+        json.loads(line)
+        for line in service.api_log.read_text().splitlines()
+        if line.startswith("{") and "trace-0123456789" in line
+    ]
+    assert any(r["logger"] == "optbench.access" and r["status"] == 202 for r in access)
