@@ -122,7 +122,7 @@ def difference(now: np.ndarray, base: np.ndarray, sign: float) -> dict[str, Any]
     """``sign · (mean(now) − mean(base))`` with its 95 % Welch interval (``sign`` makes larger
     worse), or the exact difference when an interval does not exist."""
     d = sign * (float(now.mean()) - float(base.mean()))
-    if now.size < 2 or base.size < 2 or (now.std() == 0 and base.std() == 0):
+    if now.size < 2 or base.size < 2 or (np.ptp(now) == 0 and np.ptp(base) == 0):
         return {"estimate": d, "low": d, "high": d, "method": POINT}
     ci = stats.ttest_ind(now, base, equal_var=False).confidence_interval(CONFIDENCE)
     low, high = sorted((sign * float(ci.low), sign * float(ci.high)))

@@ -64,9 +64,10 @@ def mean_interval(x: np.ndarray, level: float = CONFIDENCE) -> tuple[float, floa
     n = x.size
     if n < 2:
         return None
-    mean, sd = float(x.mean()), float(x.std(ddof=1))
-    if sd == 0.0:
+    mean = float(x.mean())
+    if np.ptp(x) == 0:  # all equal (the std of equal floats can round to a tiny non-zero)
         return mean, mean
+    sd = float(x.std(ddof=1))
     half = _t_quantile(n - 1, level) * sd / math.sqrt(n)
     return mean - half, mean + half
 
