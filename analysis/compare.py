@@ -188,7 +188,8 @@ def _comparison(
         n, m = pair["n_pairs"], len(tested)
         if n and m * 2.0 ** (1 - n) > ALPHA:
             pair["note"] = (
-                f"{n} seeds cannot reach α = {ALPHA:g}: the smallest possible p is "
+                f"{n} seed{'s' if n > 1 else ''} cannot reach α = {ALPHA:g}: the smallest "
+                "possible p is "
                 f"{2.0 ** (1 - n):.3g}{f' (× {m} comparisons, Holm)' if m > 1 else ''}; "
                 f"{seeds_needed(m)} seeds would be needed"
             )

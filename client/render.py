@@ -103,7 +103,8 @@ def render_comparison(summary: Mapping[str, Any]) -> str:
             "verdict",
         )
         notes = sorted({p["note"] for p in comp["pairs"] if p.get("note")})
-        notes += [f"{g['solver']}: {g['note']}" for g in (base,) if g.get("note")]
+        shown = [base, *(groups[p["group_id"]] for p in comp["pairs"])]
+        notes += _group_notes(shown, metric)
         blocks.append(
             f"{comp['problem']} — baseline {comp['baseline']}, metric {metric}\n"
             + table(headers, rows)
@@ -122,6 +123,17 @@ def render_comparison(summary: Mapping[str, Any]) -> str:
         "seed, +1: higher on every seed)."
     )
     return "\n\n".join(blocks) + "\n\n" + rule + "\n" + legend
+
+
+def _group_notes(shown: Sequence[Mapping[str, Any]], metric: str) -> list[str]:
+    """Each distinct note of the shown groups (deterministic runs, no interval at n = 1, a median
+    interval below 95 %, failures) once, with the solvers it applies to."""
+    by_text: dict[str, list[str]] = {}
+    for g in shown:
+        for text in (g.get("note"), g["metrics"][metric].get("note")):
+            if text:
+                by_text.setdefault(text, []).append(g["solver"])
+    return [f"{text} ({', '.join(solvers)})" for text, solvers in by_text.items()]
 
 
 def _interval(low: Any, high: Any, level: float | None = None) -> str | None:

@@ -171,3 +171,23 @@ def test_junit_report_has_a_failure_per_regression() -> None:
 )
 def test_the_default_url_follows_make_runs_settings(env: dict[str, str], url: str) -> None:
     assert default_url(env) == url
+
+
+def test_comparison_says_what_few_seeds_cannot_tell() -> None:
+    from analysis.summary import summarize
+    from client.render import render_comparison
+
+    def runs(n: int) -> list[dict[str, object]]:
+        return [
+            record({"name": "adam", "lr": lr}, s, [1.0, v + 0.01 * s])
+            for lr, v in ((0.001, 0.5), (0.01, 0.3))
+            for s in range(n)
+        ]
+
+    one = render_comparison(summarize(runs(1), baseline="adam(lr=0.001)"))
+    assert "note: n = 1: no interval (adam(lr=0.001) / constant, adam(lr=0.01) / constant)" in one
+    assert "1 seed cannot reach α = 0.05" in one
+    three = render_comparison(summarize(runs(3), baseline="adam(lr=0.001)"))
+    assert "median interval [min, max] covers 75% at n = 3, not 95%" in three
+    assert "3 seeds cannot reach α = 0.05: the smallest possible p is 0.25; 6 seeds" in three
+    assert "baseline: named by the request: 'adam(lr=0.001)'" in three
