@@ -28,8 +28,9 @@ CLOSED_PG = "postgresql+psycopg://postgres@127.0.0.1:1/none"
 
 
 def mine(broker: Broker, rt: Runtime, *experiment_ids: str) -> list[tuple[str, list[str]]]:
-    """Messages for these experiments (the database is shared: others' runs may be re-sent)."""
-    return sorted(m for m in published(broker, rt) if m[0] in experiment_ids)
+    """Messages for these experiments (the database is shared: others' runs may be re-sent), each
+    with its run ids sorted: a re-sent message names its runs in the database's order."""
+    return sorted((e, sorted(ids)) for e, ids in published(broker, rt) if e in experiment_ids)
 
 
 def enqueue(rt: Runtime, publisher: Publisher, experiment_id: str, ids: list[str]) -> None:
@@ -55,10 +56,12 @@ def test_the_audit_resends_exactly_the_runs_no_message_names(
     with embedded_broker.client() as client:  # new work waits behind re-queued runs
         assert client.llen(embedded_broker.queue_keys(rt.settings.queue)[1]) == 1
     set_runs(rt, kept + lost, enqueued_at=utcnow() - timedelta(hours=5))  # a long backlog
-    assert mine(embedded_broker, rt, kept_id, lost_id) == [(kept_id, kept)]
+    assert mine(embedded_broker, rt, kept_id, lost_id) == [(kept_id, sorted(kept))]
 
     assert audit_broker(rt, publisher, view) >= 3
-    assert mine(embedded_broker, rt, kept_id, lost_id) == sorted([(kept_id, kept), (lost_id, lost)])
+    assert mine(embedded_broker, rt, kept_id, lost_id) == sorted(
+        [(kept_id, sorted(kept)), (lost_id, sorted(lost))]
+    )
     # Every queued run has its message now: a second audit sends nothing of these.
     audit_broker(rt, publisher, view)
     assert len(mine(embedded_broker, rt, kept_id, lost_id)) == 2
@@ -85,7 +88,7 @@ def test_a_delivered_message_counts_until_its_worker_is_presumed_dead(
             tag = message.delivery_tag
             client.zadd(f"{embedded_broker.prefix}unacked_index", {tag: time.time() - held_for})
         audit_broker(rt, publisher, view)
-        assert mine(embedded_broker, rt, experiment_id) == [(experiment_id, ids)]
+        assert mine(embedded_broker, rt, experiment_id) == [(experiment_id, sorted(ids))]
         message.ack()
     cancel(rt, experiment_id)
 
@@ -105,7 +108,7 @@ def test_the_reconciler_audits_after_a_restart_or_an_unreachable_broker(
 
     reconciler.server_id = "a-previous-server"  # as after a Redis restart
     reconciler.tick()
-    assert mine(embedded_broker, rt, experiment_id) == [(experiment_id, ids)]
+    assert mine(embedded_broker, rt, experiment_id) == [(experiment_id, sorted(ids))]
 
     lose_messages(embedded_broker, rt)
     set_runs(rt, ids, enqueued_at=utcnow() - timedelta(minutes=5))
@@ -118,7 +121,7 @@ def test_the_reconciler_audits_after_a_restart_or_an_unreachable_broker(
     reconciler.view = live_view
     reconciler.tick()  # the broker answers again: audited at once
     assert not reconciler.broker_down
-    assert mine(embedded_broker, rt, experiment_id) == [(experiment_id, ids)]
+    assert mine(embedded_broker, rt, experiment_id) == [(experiment_id, sorted(ids))]
     cancel(rt, experiment_id)
 
 
