@@ -13,6 +13,7 @@ import socket
 import subprocess
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -50,28 +51,34 @@ def _healthy(url: str, process: subprocess.Popen[bytes], log: Path) -> bool:
         return False
 
 
-@pytest.fixture(scope="module")
-def live_service(
-    tmp_path_factory: pytest.TempPathFactory, embedded_broker: Broker
-) -> Iterator[LiveService]:
-    tmp = tmp_path_factory.mktemp("live")
+def live_settings(tmp: Path, broker: Broker, **overrides: object) -> Settings:
+    """Settings of a live service on a fresh migrated SQLite file under ``tmp``, on ``broker``
+    with a queue of its own, with short leases and checkpoints so tests see progress quickly."""
     database_url = f"sqlite:///{tmp / 'optbench.db'}"
     migrate(database_url)
-    settings = Settings(
-        data_dir=tmp,
-        database_url=database_url,
-        broker_url=embedded_broker.url,
-        broker_key_prefix=embedded_broker.prefix,
-        queue=f"q-{uuid.uuid4().hex[:10]}",
-        checkpoint_every_s=0.2,
-        lease_s=4.0,
-        heartbeat_s=0.5,
-        reconcile_every_s=1.0,
-        task_soft_time_limit_s=60.0,
-        task_hard_time_limit_s=70.0,
-        visibility_timeout_s=75.0,
-        unacked_restore_interval_s=1.0,
-    )
+    values: dict[str, object] = {
+        "data_dir": tmp,
+        "database_url": database_url,
+        "broker_url": broker.url,
+        "broker_key_prefix": broker.prefix,
+        "queue": f"q-{uuid.uuid4().hex[:10]}",
+        "checkpoint_every_s": 0.2,
+        "lease_s": 4.0,
+        "heartbeat_s": 0.5,
+        "reconcile_every_s": 1.0,
+        "task_soft_time_limit_s": 60.0,
+        "task_hard_time_limit_s": 70.0,
+        "visibility_timeout_s": 75.0,
+        "unacked_restore_interval_s": 1.0,
+        **overrides,
+    }
+    return Settings(**values)
+
+
+@contextmanager
+def running_service(settings: Settings) -> Iterator[LiveService]:
+    """uvicorn (the launcher's own command) and one Celery worker on ``settings``, stopped after."""
+    tmp = settings.data_dir
     worker = WorkerProcess(settings, tmp / "worker.log")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
@@ -98,3 +105,11 @@ def live_service(
                 os.killpg(api.pid, signal.SIGKILL)
                 api.wait()
         worker.stop()
+
+
+@pytest.fixture(scope="module")
+def live_service(
+    tmp_path_factory: pytest.TempPathFactory, embedded_broker: Broker
+) -> Iterator[LiveService]:
+    with running_service(live_settings(tmp_path_factory.mktemp("live"), embedded_broker)) as live:
+        yield live

@@ -6,7 +6,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import signal
 import subprocess
 import sys
 import uuid
@@ -17,11 +16,9 @@ from typing import Any
 import httpx
 import pytest
 
-from api.config import Settings
-from api.launcher import api_command, migrate
 from client.commands import main
-from tests.client.live import LiveService, _healthy, free_port
-from tests.conftest import ROOT, Broker, WorkerProcess, settings_env, wait_for
+from tests.client.live import LiveService, live_settings, running_service
+from tests.conftest import ROOT, Broker, settings_env, wait_for
 
 pytestmark = pytest.mark.e2e
 
@@ -40,48 +37,15 @@ STEPS_PER_DAY = 3 * 2 * 100
 def service(
     tmp_path_factory: pytest.TempPathFactory, redis_broker: Broker
 ) -> Iterator[LiveService]:
-    tmp = tmp_path_factory.mktemp("secured")
-    database_url = f"sqlite:///{tmp / 'optbench.db'}"
-    migrate(database_url)
-    settings = Settings(
-        data_dir=tmp,
-        database_url=database_url,
-        broker_url=redis_broker.url,
+    settings = live_settings(
+        tmp_path_factory.mktemp("secured"),
+        redis_broker,
         broker_key_prefix=f"{redis_broker.prefix}{uuid.uuid4().hex[:6]}:",
-        queue=f"q-{uuid.uuid4().hex[:10]}",
         auth_required=True,
         max_run_steps_per_day=STEPS_PER_DAY,
-        checkpoint_every_s=0.2,
-        lease_s=4.0,
-        heartbeat_s=0.5,
-        reconcile_every_s=1.0,
-        task_soft_time_limit_s=60.0,
-        task_hard_time_limit_s=70.0,
-        visibility_timeout_s=75.0,
-        unacked_restore_interval_s=1.0,
     )
-    worker = WorkerProcess(settings, tmp / "worker.log")
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    api_log = tmp / "api.log"
-    with api_log.open("wb") as log:
-        api = subprocess.Popen(
-            api_command("127.0.0.1", port),
-            cwd=ROOT,
-            env=settings_env(settings),
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            process_group=0,
-        )
-    try:
-        worker.wait_ready()
-        wait_for(lambda: _healthy(url, api, api_log), 30.0, "the API to answer", interval=0.1)
-        yield LiveService(url, settings, worker, api_log)
-    finally:
-        if api.poll() is None:
-            os.killpg(api.pid, signal.SIGTERM)
-            api.wait(15)
-        worker.stop()
+    with running_service(settings) as live:
+        yield live
 
 
 def admin(service: LiveService, *args: str) -> subprocess.CompletedProcess[str]:
