@@ -8,9 +8,6 @@ serves a PostgreSQL-backed app whose pool (2 connections, no overflow) is far sm
 
 from __future__ import annotations
 
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -20,7 +17,8 @@ import httpx
 import pytest
 
 from api.config import Settings
-from tests.conftest import ROOT, SIMPLE_SPEC, Broker, settings_env, wait_for
+from tests.client.live import uvicorn_app
+from tests.conftest import SIMPLE_SPEC, Broker
 
 
 @pytest.fixture
@@ -36,33 +34,8 @@ def server(
         db_max_overflow=0,
         max_concurrent_requests=1000,
     )
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    log = (tmp_path / "uvicorn.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app", "--port", str(port)],
-        cwd=ROOT,
-        env=settings_env(settings),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert process.poll() is None, (tmp_path / "uvicorn.log").read_text()
-        try:
-            return httpx.get(f"{base}/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(up, 30, "uvicorn", interval=0.1)
+    with uvicorn_app(settings, tmp_path / "uvicorn.log") as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
 
 
 def test_overload_then_probe(server: str) -> None:

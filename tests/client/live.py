@@ -11,6 +11,7 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -113,3 +114,32 @@ def live_service(
 ) -> Iterator[LiveService]:
     with running_service(live_settings(tmp_path_factory.mktemp("live"), embedded_broker)) as live:
         yield live
+
+
+@contextmanager
+def uvicorn_app(settings: Settings, log_path: Path) -> Iterator[str]:
+    """A bare uvicorn serving ``create_app`` on ``settings`` (no worker); yields its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "--factory",
+                "api.main:create_app",
+                "--port",
+                f"{port}",
+            ],
+            cwd=ROOT,
+            env=settings_env(settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_for(lambda: _healthy(base, process, log_path), 30, "uvicorn", interval=0.1)
+        yield base
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -3,8 +3,6 @@ the probes keep answering (they are exempt and stay off the request thread pool)
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -14,8 +12,8 @@ import httpx
 import pytest
 
 from api.config import Settings
-from tests.client.live import free_port
-from tests.conftest import ROOT, Broker, settings_env, wait_for
+from tests.client.live import uvicorn_app
+from tests.conftest import Broker
 
 #: ~4,000 runs: expanding and storing it keeps a request busy for a while.
 BIG = {
@@ -40,31 +38,8 @@ def server(
         max_concurrent_requests=2,
         admission_wait_s=0.0,
     )
-    port = free_port()
-    log = (tmp_path / "uvicorn.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "api.main:create_app", "--port", str(port)],
-        cwd=ROOT,
-        env=settings_env(settings),
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )
-    base = f"http://127.0.0.1:{port}"
-
-    def up() -> bool:
-        assert process.poll() is None, (tmp_path / "uvicorn.log").read_text()
-        try:
-            return httpx.get(f"{base}/healthz").status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(up, 30, "uvicorn", interval=0.1)
+    with uvicorn_app(settings, tmp_path / "uvicorn.log") as base:
         yield base
-    finally:
-        process.terminate()
-        process.wait(10)
-        log.close()
 
 
 def test_saturated_api_sheds_load_and_probes_answer(server: str) -> None:
