@@ -125,17 +125,22 @@ def group_runs(records: Iterable[Mapping[str, Any]]) -> list[Group]:
     are short, unique and stable for a given experiment. Linear in the number of runs.
     """
     groups: dict[str, Group] = {}
+    by_spec: dict[str, Group] = {}
     for raw in records:
         record = normalize(raw)
-        spec = resolved_spec(record["spec"])
-        pkey, skey = problem_key(spec), solver_key(spec)
-        pid, sid = digest(pkey), digest(skey)
-        gid = digest([pid, sid])
-        group = groups.get(gid)
+        key = canonical({k: v for k, v in record["spec"].items() if k != "seed"})
+        group = by_spec.get(key)
         if group is None:
-            budget = {k: v for k, v in pkey.items() if k != "problem"}
-            group = Group(gid, pid, sid, spec["problem"], budget, skey)
-            groups[gid] = group
+            spec = resolved_spec(record["spec"])
+            pkey, skey = problem_key(spec), solver_key(spec)
+            pid, sid = digest(pkey), digest(skey)
+            gid = digest([pid, sid])
+            group = groups.get(gid)
+            if group is None:
+                budget = {k: v for k, v in pkey.items() if k != "problem"}
+                group = Group(gid, pid, sid, spec["problem"], budget, skey)
+                groups[gid] = group
+            by_spec[key] = group
         group.records.append(record)
     out = list(groups.values())
     for group in out:

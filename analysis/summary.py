@@ -13,15 +13,16 @@ from analysis.records import GROUP_METRICS, check_metric, metric_value, succeede
 from analysis.stats import DETERMINISTIC_NOTE, describe, group_rates, is_deterministic
 from analysis.tuning import tuning
 
-#: Points of all groups' curves in one summary together: with many groups each curve gets fewer
-#: (never under :data:`MIN_CURVE_POINTS`), so a large sweep's summary stays small.
+#: Points of all groups' curves (and of all solvers' ranking series) in one summary together: with
+#: many groups each curve gets fewer (never under :data:`MIN_CURVE_POINTS`), so a large sweep's
+#: summary stays small.
 CURVE_POINT_BUDGET = 4000
 MIN_CURVE_POINTS = 64
 
 
-def curve_points(max_points: int, n_groups: int) -> int:
-    """Points per group curve: ``max_points``, less when the budget is shared by many groups."""
-    return min(max_points, max(MIN_CURVE_POINTS, CURVE_POINT_BUDGET // max(1, n_groups)))
+def curve_points(max_points: int, n_curves: int) -> int:
+    """Points per curve: ``max_points``, less when the budget is shared by many curves."""
+    return min(max_points, max(MIN_CURVE_POINTS, CURVE_POINT_BUDGET // max(1, n_curves)))
 
 
 #: Why a baseline picked from the runs it is then compared with needs saying.
@@ -86,6 +87,8 @@ def summarize(
     suboptimality. ``baseline`` names a solver (see :func:`~analysis.groups.resolve_solvers`);
     by default the best one by :func:`~analysis.compare.best_rule`, and the output says it was
     picked from the same runs. ``contour`` (optional) adds a 2-D loss surface per problem.
+    Group curves share :data:`CURVE_POINT_BUDGET` among the groups, the rankings' series (one
+    per solver) share it among the solvers (see :func:`curve_points`).
     """
     check_metric(metric)
     groups = group_runs(records)
@@ -104,6 +107,8 @@ def summarize(
         chosen = default_baseline(groups, metric)
         baseline_sids = [chosen] if chosen else []
         rule, note = best_rule(metric), SELECTION_NOTE
+    solvers = solvers_of(groups)
+    ranking_points = curve_points(max_points, len(solvers))
     problems = []
     for pid, plabel, pgroups in problems_of(groups):
         entry: dict[str, Any] = {
@@ -129,13 +134,13 @@ def summarize(
         "metrics": metrics,
         "n_runs": sum(len(g.records) for g in groups),
         "problems": problems,
-        "solvers": [{"id": sid, "label": label} for sid, label in solvers_of(groups)],
+        "solvers": [{"id": sid, "label": label} for sid, label in solvers],
         "groups": [
             group_summary(g, metrics, curve_points(max_points, len(groups))) for g in groups
         ],
         "rankings": {
-            "profile": profiles(groups, profile_metric, max_points) if groups else None,
-            "ecdf": ecdfs(groups, n_targets=n_targets, max_points=max_points),
+            "profile": profiles(groups, profile_metric, ranking_points) if groups else None,
+            "ecdf": ecdfs(groups, n_targets=n_targets, max_points=ranking_points),
         },
         "baseline_solver_id": baseline_sids[0] if baseline_sids else None,
         "baseline_solver_ids": baseline_sids,
