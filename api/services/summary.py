@@ -58,13 +58,10 @@ def load_records(
     snapshot, so they agree.
     """
     with db.snapshot() as session:
-        runs = list(
-            session.execute(
-                select(Run).where(Run.experiment_id == experiment_id).order_by(Run.position)
-            )
-            .scalars()
-            .all()
-        )
+        columns = [getattr(Run, key) for key in (*METRIC_KEYS, "id", "spec_hash", "status", "spec")]
+        runs = session.execute(
+            select(*columns).where(Run.experiment_id == experiment_id).order_by(Run.position)
+        ).all()
         chunks: dict[tuple[str, str], list[bytes]] = {}
         if curves:
             rows = session.execute(
@@ -76,12 +73,12 @@ def load_records(
             for run_id, name, data in rows:
                 chunks.setdefault((run_id, name), []).append(data)
     records = []
-    for run in runs:
-        record: dict[str, Any] = {key: getattr(run, key) for key in METRIC_KEYS}
-        record.update(run_id=run.id, spec_hash=run.spec_hash, status=run.status)
-        record["spec"] = json.loads(run.spec)
+    for *metrics, run_id, spec_hash, status, spec in runs:
+        record: dict[str, Any] = dict(zip(METRIC_KEYS, metrics, strict=True))
+        record.update(run_id=run_id, spec_hash=spec_hash, status=status)
+        record["spec"] = json.loads(spec)
         for name in curves:
-            parts = chunks.get((run.id, name))
+            parts = chunks.get((run_id, name))
             if parts:
                 record[name] = _decode(name, b"".join(parts))
         records.append(record)
