@@ -234,28 +234,35 @@ def _clean_redis_keys() -> Iterator[None]:
 # --------------------------------------------------------------------------- settings and app
 
 
+def service_settings(
+    data_dir: Path, database_url: str, broker: Broker, **overrides: Any
+) -> Settings:
+    """Settings for tests: short leases and checkpoints, a queue of the caller's own."""
+    values: dict[str, Any] = {
+        "data_dir": data_dir,
+        "database_url": database_url,
+        "broker_url": broker.url,
+        "broker_key_prefix": broker.prefix,
+        "queue": f"q-{uuid.uuid4().hex[:10]}",
+        "checkpoint_every_s": 0.2,
+        "lease_s": 4.0,
+        "heartbeat_s": 0.5,
+        "reconcile_every_s": 1.0,
+        "task_soft_time_limit_s": 60.0,
+        "task_hard_time_limit_s": 70.0,
+        "visibility_timeout_s": 75.0,
+        "unacked_restore_interval_s": 1.0,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
 @pytest.fixture
 def make_settings(tmp_path: Path) -> Callable[..., Settings]:
-    """Settings for tests: short leases and checkpoints, a queue of the test's own."""
+    """:func:`service_settings` under the test's temporary directory."""
 
     def make(*, database_url: str, broker: Broker, **overrides: Any) -> Settings:
-        values: dict[str, Any] = {
-            "data_dir": tmp_path,
-            "database_url": database_url,
-            "broker_url": broker.url,
-            "broker_key_prefix": broker.prefix,
-            "queue": f"q-{uuid.uuid4().hex[:10]}",
-            "checkpoint_every_s": 0.2,
-            "lease_s": 4.0,
-            "heartbeat_s": 0.5,
-            "reconcile_every_s": 1.0,
-            "task_soft_time_limit_s": 60.0,
-            "task_hard_time_limit_s": 70.0,
-            "visibility_timeout_s": 75.0,
-            "unacked_restore_interval_s": 1.0,
-        }
-        values.update(overrides)
-        return Settings(**values)
+        return service_settings(tmp_path, database_url, broker, **overrides)
 
     return make
 

@@ -12,7 +12,6 @@ import signal
 import socket
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -23,7 +22,7 @@ import pytest
 
 from api.config import Settings
 from api.launcher import api_command, migrate
-from tests.conftest import ROOT, Broker, WorkerProcess, settings_env, wait_for
+from tests.conftest import ROOT, Broker, WorkerProcess, service_settings, settings_env, wait_for
 
 
 @dataclass
@@ -57,23 +56,7 @@ def live_settings(tmp: Path, broker: Broker, **overrides: object) -> Settings:
     with a queue of its own, with short leases and checkpoints so tests see progress quickly."""
     database_url = f"sqlite:///{tmp / 'optbench.db'}"
     migrate(database_url)
-    values: dict[str, object] = {
-        "data_dir": tmp,
-        "database_url": database_url,
-        "broker_url": broker.url,
-        "broker_key_prefix": broker.prefix,
-        "queue": f"q-{uuid.uuid4().hex[:10]}",
-        "checkpoint_every_s": 0.2,
-        "lease_s": 4.0,
-        "heartbeat_s": 0.5,
-        "reconcile_every_s": 1.0,
-        "task_soft_time_limit_s": 60.0,
-        "task_hard_time_limit_s": 70.0,
-        "visibility_timeout_s": 75.0,
-        "unacked_restore_interval_s": 1.0,
-        **overrides,
-    }
-    return Settings(**values)
+    return service_settings(tmp, database_url, broker, **overrides)
 
 
 @contextmanager
