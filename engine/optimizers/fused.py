@@ -36,6 +36,25 @@ def maximum(a, b):
 
 
 @njit
+def decay_and_moments(
+    p, g, m, v, r, j, decay_mode, wd_r, decay_r, w_r, small_r, omw_r, b2_r, omb2_r
+):
+    """The Adam family's head at element ``(r, j)``: weight decay (decoupled on ``p``, or L2 into
+    ``g``), then ``m = lerp(m, g, 1-β1)`` and ``v = β2·v + ((1-β2)·g)·g``, both stored; returns
+    ``(p, g, m, v)`` after it (the reference's ``_decay_and_moments``)."""
+    pj, gj = p[r, j], g[r, j]
+    if decay_mode == DECOUPLED_DECAY:
+        pj = pj * decay_r
+    elif decay_mode == L2_DECAY:
+        gj = gj + wd_r * pj
+    mj = lerp(m[r, j], gj, w_r, small_r, omw_r)
+    m[r, j] = mj
+    vj = v[r, j] * b2_r + (omb2_r * gj) * gj
+    v[r, j] = vj
+    return pj, gj, mj, vj
+
+
+@njit
 def sgd_step(p, g, buf, first, momentum, nesterov, has_wd, wd, mu, gain, k):
     rows, cols = p.shape
     for r in range(rows):
@@ -195,15 +214,9 @@ def adam_step(
             k[r, 0],
         )
         for j in range(cols):
-            pj, gj = p[r, j], g[r, j]
-            if decay_mode == DECOUPLED_DECAY:
-                pj = pj * decay_r
-            elif decay_mode == L2_DECAY:
-                gj = gj + wd_r * pj
-            mj = lerp(m[r, j], gj, w_r, small_r, omw_r)
-            m[r, j] = mj
-            vj = v[r, j] * b2_r + (omb2_r * gj) * gj
-            v[r, j] = vj
+            pj, _, mj, vj = decay_and_moments(
+                p, g, m, v, r, j, decay_mode, wd_r, decay_r, w_r, small_r, omw_r, b2_r, omb2_r
+            )
             if amsgrad:
                 vj = maximum(v_max[r, j], vj)
                 v_max[r, j] = vj
@@ -256,15 +269,9 @@ def nadam_step(
             k2[r, 0],
         )
         for j in range(cols):
-            pj, gj = p[r, j], g[r, j]
-            if decay_mode == DECOUPLED_DECAY:
-                pj = pj * decay_r
-            elif decay_mode == L2_DECAY:
-                gj = gj + wd_r * pj
-            mj = lerp(m[r, j], gj, w_r, small_r, omw_r)
-            m[r, j] = mj
-            vj = v[r, j] * b2_r + (omb2_r * gj) * gj
-            v[r, j] = vj
+            pj, gj, mj, vj = decay_and_moments(
+                p, g, m, v, r, j, decay_mode, wd_r, decay_r, w_r, small_r, omw_r, b2_r, omb2_r
+            )
             den = np.sqrt(vj / bc2_r) + eps_r
             pj = pj + (k1_r * gj) / den
             p[r, j] = pj + (k2_r * mj) / den
@@ -310,15 +317,9 @@ def radam_step(
         )
         one_r, eps_r, bc2s_r, rect_r = one[r, 0], eps[r, 0], bc2_sqrt[r, 0], rect[r, 0]
         for j in range(cols):
-            pj, gj = p[r, j], g[r, j]
-            if decay_mode == DECOUPLED_DECAY:
-                pj = pj * decay_r
-            elif decay_mode == L2_DECAY:
-                gj = gj + wd_r * pj
-            mj = lerp(m[r, j], gj, w_r, small_r, omw_r)
-            m[r, j] = mj
-            vj = v[r, j] * b2_r + (omb2_r * gj) * gj
-            v[r, j] = vj
+            pj, _, mj, vj = decay_and_moments(
+                p, g, m, v, r, j, decay_mode, wd_r, decay_r, w_r, small_r, omw_r, b2_r, omb2_r
+            )
             step = mj / bc1_r * lr_r
             if rectify_r:
                 step = step * (one_r / (np.sqrt(vj) + eps_r) * bc2s_r) * rect_r
