@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field, model_validator
 
+from engine.optimizers import fused
 from engine.optimizers.base import (
     OPTIMIZERS,
     HParam,
@@ -22,7 +23,7 @@ from engine.optimizers.base import (
     State,
     hparam,
 )
-from engine.optimizers.kernel import check_params, counter, f64, nonzero, tick
+from engine.optimizers.kernel import buffers, check_params, counter, f64, nonzero, put, tick
 from engine.optimizers.tensors import typed
 from engine.specbase import SpecModel, Sweep, grid_fields
 
@@ -78,11 +79,15 @@ def rprop(
             "_plus": _column(eta_plus, rows).astype(params.dtype),
             "_low": _column(low, rows).astype(params.dtype),
             "_high": _column(high, rows).astype(params.dtype),
+            "_one": np.ones((rows, 1), dtype=params.dtype),
         }
 
-    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+    def first_step_size(state: State, params: np.ndarray, lr: HParam) -> None:
         if tick(state) == 1:
             state["step_size"][...] = np.asarray(f64(lr)).astype(params.dtype)
+
+    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        first_step_size(state, params, lr)
         minus = np.broadcast_to(state["_minus"], params.shape)
         factor = np.sign(grads * state["prev"])
         factor = np.where(factor > 0, state["_plus"], np.where(factor < 0, minus, 1.0))
@@ -93,7 +98,14 @@ def rprop(
         params -= np.sign(g) * step
         state["prev"][...] = g
 
-    return Optimizer(init, update_, lr)
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        first_step_size(state, params, lr)
+        fused.rprop_step(
+            params, grads, state["prev"], state["step_size"], state["_minus"], state["_plus"],
+            state["_one"], state["_low"], state["_high"],
+        )  # fmt: skip
+
+    return Optimizer(init, update_, lr, fused_)
 
 
 class ASGDSpec(SpecModel):
@@ -127,18 +139,31 @@ def asgd(
     def init(params: np.ndarray) -> State:
         check_params(params, lr, lambd_, alpha_, t0_, wd)
         rows = params.shape[0]
-        return {
+        state: State = {
             "t": counter(),
             "ax": np.zeros_like(params),
             "eta": np.zeros((rows, 1)),
             "mu": np.ones((rows, 1)),
         }
+        state |= buffers(params, (), ("wd", "shrink", "eta", "mu"))
+        state["_averaging"] = np.empty((rows, 1), dtype=np.bool_)
+        put(state["_wd"], wd)
+        return state
+
+    def start(state: State, lr: HParam) -> int:
+        """Ticks the step count; the first update sets ``η = lr``. Returns ``t``."""
+        t = tick(state)
+        if t == 1:
+            state["eta"][...] = f64(lr)
+        return t
+
+    def schedule(state: State, lr: HParam, t: int) -> None:
+        """``η`` and ``μ`` of the next update."""
+        state["eta"][...] = f64(lr) / (1.0 + lambd_ * f64(lr) * t) ** alpha_
+        state["mu"][...] = 1.0 / np.maximum(1.0, t - t0_)
 
     def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
-        t = tick(state)
-        lr = f64(lr)
-        if t == 1:
-            state["eta"][...] = lr
+        t = start(state, lr)
         eta, mu, dt = state["eta"], state["mu"], params.dtype
         g = grads + typed(f64(wd), dt) * params if has_wd else grads
         params *= typed(1.0 - lambd_ * eta, dt)
@@ -146,7 +171,19 @@ def asgd(
         ax = state["ax"]
         averaging = mu != 1.0
         ax[...] = np.where(averaging, ax + (params - ax) * typed(mu, dt), params)
-        eta[...] = lr / (1.0 + lambd_ * lr * t) ** alpha_
-        mu[...] = 1.0 / np.maximum(1.0, t - t0_)
+        schedule(state, lr, t)
 
-    return Optimizer(init, update_, lr)
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        t = start(state, lr)
+        eta, mu = state["eta"], state["mu"]
+        put(state["_shrink"], 1.0 - lambd_ * eta)
+        put(state["_eta"], eta)
+        put(state["_mu"], mu)
+        np.not_equal(mu, 1.0, out=state["_averaging"])
+        fused.asgd_step(
+            params, grads, state["ax"], has_wd, state["_wd"], state["_shrink"], state["_eta"],
+            state["_averaging"], state["_mu"],
+        )  # fmt: skip
+        schedule(state, lr, t)
+
+    return Optimizer(init, update_, lr, fused_)

@@ -432,3 +432,86 @@ def adadelta_window_step(
             step = np.sqrt(num + eps_r) / den * gj * k_r
             delta[r, j] = step
             p[r, j] = p[r, j] + step
+
+
+@njit
+def minimum(a, b):
+    if a != a or b != b:
+        return a + b
+    return a if a <= b else b
+
+
+@njit
+def rprop_step(p, g, prev, step, minus, plus, one, low, high):
+    """``np.clip`` is ``minimum(maximum(x, low), high)``, NaN-propagating like NumPy's; a flipped
+    sign stores ``+0`` (the reference's ``np.where(flip, 0.0, g)``), made as ``minus - minus``."""
+    rows, cols = p.shape
+    for r in range(rows):
+        minus_r, plus_r, one_r, low_r, high_r = (
+            minus[r, 0],
+            plus[r, 0],
+            one[r, 0],
+            low[r, 0],
+            high[r, 0],
+        )
+        zero = minus_r - minus_r
+        for j in range(cols):
+            gj = g[r, j]
+            s = np.sign(gj * prev[r, j])
+            factor = plus_r if s > 0 else (minus_r if s < 0 else one_r)
+            st = minimum(maximum(step[r, j] * factor, low_r), high_r)
+            step[r, j] = st
+            if factor == minus_r:
+                gj = zero
+            p[r, j] = p[r, j] - np.sign(gj) * st
+            prev[r, j] = gj
+
+
+@njit
+def asgd_step(p, g, ax, has_wd, wd, shrink, eta, averaging, mu):
+    rows, cols = p.shape
+    for r in range(rows):
+        wd_r, shrink_r, eta_r, avg_r, mu_r = (
+            wd[r, 0],
+            shrink[r, 0],
+            eta[r, 0],
+            averaging[r, 0],
+            mu[r, 0],
+        )
+        for j in range(cols):
+            gj = g[r, j]
+            if has_wd:
+                gj = gj + wd_r * p[r, j]
+            pj = p[r, j] * shrink_r - gj * eta_r
+            p[r, j] = pj
+            if avg_r:
+                ax[r, j] = ax[r, j] + (pj - ax[r, j]) * mu_r
+            else:
+                ax[r, j] = pj
+
+
+@njit
+def schedule_free_step(
+    p, g, z, v, adaptive, b2, one_minus_b2, bc2, eps, has_wd, wd, w, small, one_minus_w, k, lr
+):
+    """``adaptive``: AdamW's ``ĝ = g/(√(v/bc2) + eps)`` with ``v`` updated; else SGD's raw ``g``."""
+    rows, cols = p.shape
+    for r in range(rows):
+        b2_r, omb2_r, bc2_r, eps_r, wd_r = (
+            b2[r, 0],
+            one_minus_b2[r, 0],
+            bc2[r, 0],
+            eps[r, 0],
+            wd[r, 0],
+        )
+        w_r, small_r, omw_r, k_r, lr_r = w[r, 0], small[r, 0], one_minus_w[r, 0], k[r, 0], lr[r, 0]
+        for j in range(cols):
+            gj, pj, zj = g[r, j], p[r, j], z[r, j]
+            if adaptive:
+                vj = v[r, j] * b2_r + omb2_r * (gj * gj)
+                v[r, j] = vj
+                gj = gj / (np.sqrt(vj / bc2_r) + eps_r)
+            if has_wd:
+                gj = gj + wd_r * pj
+            p[r, j] = lerp(pj, zj, w_r, small_r, omw_r) + k_r * gj
+            z[r, j] = zj - lr_r * gj

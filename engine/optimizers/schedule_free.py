@@ -16,6 +16,7 @@ from typing import Annotated, Literal
 import numpy as np
 from pydantic import Field
 
+from engine.optimizers import fused
 from engine.optimizers.base import (
     OPTIMIZERS,
     HParam,
@@ -26,7 +27,7 @@ from engine.optimizers.base import (
     hparam,
 )
 from engine.optimizers.factored import lerp
-from engine.optimizers.kernel import check_params, counter, f64, nonzero
+from engine.optimizers.kernel import buffers, check_params, counter, f64, nonzero, put
 from engine.optimizers.tensors import typed
 from engine.specbase import SpecModel, Sweep
 
@@ -59,9 +60,17 @@ def _schedule_free(
         }
         if beta2 is not None:
             state["exp_avg_sq"] = np.zeros_like(params)
+        columns = ("b2", "one_minus_b2", "bc2", "eps", "wd", "w", "rest", "k", "lr")
+        state |= buffers(params, (), columns)
+        state["_small"] = np.empty((rows, 1), dtype=np.bool_)
+        put(state["_b2"], 0.0 if beta2 is None else beta2)
+        put(state["_one_minus_b2"], 1.0 - (0.0 if beta2 is None else f64(beta2)))
+        put(state["_eps"], eps)
+        put(state["_wd"], wd)
         return state
 
-    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+    def coefficients(state: State, lr: HParam) -> tuple[int, HParam, np.ndarray]:
+        """Advances the averaging weights; returns ``k``, ``γ`` and ``c = w_k/Σw``."""
         k = int(state["t"])
         sched = (k + 1) / warmup_steps if k < warmup_steps else 1.0
         lr_t = f64(lr) * sched
@@ -72,6 +81,10 @@ def _schedule_free(
         weight_sum += weight
         with np.errstate(divide="ignore", invalid="ignore"):
             ckp1 = np.where(weight_sum == 0, 0.0, weight / weight_sum)
+        return k, lr_t, ckp1
+
+    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        k, lr_t, ckp1 = coefficients(state, lr)
         dt = params.dtype
         if beta2 is not None:
             v = state["exp_avg_sq"]
@@ -89,10 +102,27 @@ def _schedule_free(
         z -= typed(lr_t, dt) * g
         state["t"] += 1
 
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        k, lr_t, ckp1 = coefficients(state, lr)
+        w = put(state["_w"], ckp1)
+        np.less(w, 0.5, out=state["_small"])
+        np.subtract(1.0, w, out=state["_rest"])
+        put(state["_k"], lr_t * (f64(beta) * (1.0 - ckp1) - 1.0))
+        put(state["_lr"], lr_t)
+        if beta2 is not None:
+            put(state["_bc2"], 1.0 - f64(beta2) ** (k + 1))
+        fused.schedule_free_step(
+            params, grads, state["z"], state.get("exp_avg_sq", state["z"]),
+            beta2 is not None,
+            state["_b2"], state["_one_minus_b2"], state["_bc2"], state["_eps"], has_wd,
+            state["_wd"], w, state["_small"], state["_rest"], state["_k"], state["_lr"],
+        )  # fmt: skip
+        state["t"] += 1
+
     def eval_params(state: State, params: np.ndarray, out: np.ndarray) -> None:
         out[...] = lerp(params, state["z"], typed(1.0 - 1.0 / f64(beta), params.dtype))
 
-    return Optimizer(init, update_, lr, eval_params=eval_params)
+    return Optimizer(init, update_, lr, fused_, eval_params=eval_params)
 
 
 class ScheduleFreeAdamWSpec(SpecModel):

@@ -41,7 +41,6 @@ EXAMPLES: dict[str, dict[str, Any]] = {
 NUMPY_ONLY = frozenset(
     {
         "adafactor",
-        "asgd",
         "chain",
         "lamb",
         "lars",
@@ -49,9 +48,6 @@ NUMPY_ONLY = frozenset(
         "muon",
         "partition",
         "prodigy",
-        "rprop",
-        "schedule_free_adamw",
-        "schedule_free_sgd",
     }
 )
 
