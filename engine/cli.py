@@ -106,7 +106,7 @@ def run_with_progress(runs: list[RunSpec], *, source: str, quiet: bool) -> list[
 
 def cmd_run(args: argparse.Namespace) -> None:
     from engine.curves import downsample
-    from engine.runner import CURVE_KEYS
+    from engine.runner import CURVE_KEYS, plain_result
 
     results = run_with_progress(expand(load_spec(args.spec)), source=args.spec, quiet=args.quiet)
     if args.max_points is not None:
@@ -114,7 +114,7 @@ def cmd_run(args: argparse.Namespace) -> None:
             result.update(
                 downsample({k: result[k] for k in CURVE_KEYS if k in result}, args.max_points)
             )
-    _write({"runs": results}, args.out)
+    _write({"runs": [plain_result(r) for r in results]}, args.out)
 
 
 def cmd_validate(args: argparse.Namespace) -> None:

@@ -4,7 +4,9 @@ A run's curves come in two groups, each with its own x axis: the eval-aligned gr
 (``eval_steps`` with ``grad_evals``, ``losses``, ``wall_times`` and the 2-D trajectory
 ``params_x``/``params_y``) and the per-update group (``update_steps`` = 0, 1, … with ``lrs``,
 ``grad_norms``, ``update_norms``).
-Both functions return both groups with their explicit x arrays.
+Both functions return both groups with their explicit x arrays. A curve is a list (``None`` for a
+non-finite value, as JSON and the store give it) or a NumPy array (NaN there, as the engine's
+results carry it); each y curve comes back in the form it came in, the x arrays as lists.
 """
 
 from __future__ import annotations
@@ -40,11 +42,15 @@ def _groups(curves: dict[str, Any]) -> dict[str, tuple[str, np.ndarray, list[str
     }
 
 
-def _as_float(values: Sequence[Any]) -> np.ndarray:
+def _as_float(values: Sequence[Any] | np.ndarray) -> np.ndarray:
+    if isinstance(values, np.ndarray):
+        return values.astype(np.float64, copy=False)
     return np.array([np.nan if v is None else v for v in values], dtype=np.float64)
 
 
-def _take(values: Sequence[Any], idx: np.ndarray) -> list[Any]:
+def _take(values: Sequence[Any] | np.ndarray, idx: np.ndarray) -> list[Any] | np.ndarray:
+    if isinstance(values, np.ndarray):
+        return values[idx]
     return [values[i] for i in idx.tolist()]
 
 
@@ -92,5 +98,6 @@ def since(curves: dict[str, Any], step: int) -> dict[str, Any]:
         start = int(np.searchsorted(x, step, side="left"))
         out[xname] = x[start:].tolist()
         for yname in ynames:
-            out[yname] = list(curves[yname][start:])
+            values = curves[yname][start:]
+            out[yname] = values if isinstance(values, np.ndarray) else list(values)
     return out

@@ -98,12 +98,26 @@ def estimate_cost(run: RunSpec) -> float:
     return float(run.steps) * max(run.num_params(), 1) * max(examples, 1) ** 0.5
 
 
-def _jsonable(values: np.ndarray) -> list[Any]:
-    """A curve as JSON values: floats, with ``None`` where the value is not finite."""
-    out: list[Any] = values.tolist()
-    if not np.isfinite(values).all():
-        bad = np.flatnonzero(~np.isfinite(values))
-        for i in bad:
+def _curve(values: np.ndarray) -> np.ndarray:
+    """A float curve as results carry it: float64, NaN wherever the value is not finite (the
+    ``null`` of JSON and of the store). Curves stay arrays until a consumer encodes them (the
+    store packs their bytes, the CLI writes them with :func:`jsonable`): turning millions of
+    values into Python floats was a third of a small sweep's time."""
+    if np.isfinite(values).all():
+        return values
+    return np.where(np.isfinite(values), values, np.nan)
+
+
+def plain_result(result: dict[str, Any]) -> dict[str, Any]:
+    """A result as JSON carries it: every curve a list, ``None`` for a non-finite value."""
+    return {k: jsonable(v) if isinstance(v, np.ndarray) else v for k, v in result.items()}
+
+
+def jsonable(value: np.ndarray) -> list[Any]:
+    """A curve array as a JSON list: ``None`` for NaN."""
+    out: list[Any] = value.tolist()
+    if value.dtype.kind == "f":
+        for i in np.flatnonzero(np.isnan(value)).tolist():
             out[i] = None
     return out
 
@@ -166,6 +180,10 @@ class _Recorder:
         time at the run's last (each) eval point divided by R. ``batch_wall_time_s`` is that
         elapsed time itself and ``batch_size`` is R, so the per-run times of a batch sum to its
         time (less, when some runs diverged early), not to R times it.
+
+        Curves are NumPy arrays (``eval_steps``/``grad_evals`` int64, the rest float64 with NaN
+        for a non-finite value), mostly views of the recorder's buffers: the part a result shows
+        is never written again, so a partial result stays valid while the batch goes on.
         """
         diverged = self.stop_at[r] >= 0
         steps_done = int(self.stop_at[r]) if diverged else updates
@@ -196,17 +214,17 @@ class _Recorder:
             "steps_done": steps_done,
             "grad_evals_done": int(self.evals[steps_done]),
             "stopped": stopped,
-            "eval_steps": self.eval_steps[:n].tolist(),
-            "grad_evals": self.evals[self.eval_steps[:n]].tolist(),
-            "losses": _jsonable(losses),
-            "wall_times": (self.wall[:n] / self.R).tolist(),
-            "lrs": _jsonable(self.lrs[r, :steps_done]),
-            "grad_norms": _jsonable(self.gnorm[r, :steps_done]),
-            "update_norms": _jsonable(self.unorm[r, :steps_done]),
+            "eval_steps": self.eval_steps[:n],
+            "grad_evals": self.evals[self.eval_steps[:n]],
+            "losses": _curve(losses),
+            "wall_times": self.wall[:n] / self.R,
+            "lrs": _curve(self.lrs[r, :steps_done]),
+            "grad_norms": _curve(self.gnorm[r, :steps_done]),
+            "update_norms": _curve(self.unorm[r, :steps_done]),
         }
         if self.px is not None and self.py is not None:
-            out["params_x"] = _jsonable(self.px[r, :n])
-            out["params_y"] = _jsonable(self.py[r, :n])
+            out["params_x"] = _curve(self.px[r, :n])
+            out["params_y"] = _curve(self.py[r, :n])
         for key, values in self.test.items():
             out[key] = _num(float(values[r]))
         return out
@@ -422,9 +440,8 @@ def _unstarted(run: RunSpec) -> dict[str, Any]:
     result: dict[str, Any] = dict.fromkeys(METRIC_KEYS)
     result.update(run_id=run.run_id, spec=run.model_dump(mode="json"), diverged=False)
     result.update(steps_done=0, grad_evals_done=0, stopped=True, wall_time_s=0.0)
-    result.update(
-        {k: [] for k in ("eval_steps", "grad_evals", "losses", "wall_times", *UPDATE_CURVES)}
-    )
+    result.update(eval_steps=np.empty(0, dtype=np.int64), grad_evals=np.empty(0, dtype=np.int64))
+    result.update({k: np.empty(0) for k in ("losses", "wall_times", *UPDATE_CURVES)})
     return result
 
 

@@ -12,7 +12,7 @@ from api.db import Database
 from api.models import Run, utcnow
 from api.store import claim_runs, finish_runs
 from engine.curves import downsample, since
-from engine.runner import run_batch
+from engine.runner import plain_result, run_batch
 from tests.conftest import SIMPLE_SPEC
 
 GRID_SPEC: dict[str, Any] = {
@@ -38,7 +38,7 @@ def complete(db: Database, experiment_id: str) -> dict[str, dict[str, Any]]:
     with db.writer() as session:
         finish_runs(session, experiment_id, "t" * 32, results, now=utcnow())
         session.commit()
-    return results
+    return {row_id: plain_result(result) for row_id, result in results.items()}
 
 
 @pytest.fixture

@@ -16,11 +16,11 @@ from engine.optimizers import OPTIMIZERS, OptimizerSpec, build_optimizer
 from engine.plugins import PluginError, load_plugins
 from engine.problems import PROBLEMS, ProblemSpec, build_problem
 from engine.registry import BUILTIN
-from engine.runner import run_one
 from engine.spec import expand, parse_experiment
 from tests.engine import plugin_fixture
 from tests.numeric import row_central_diff
 from tests.registered import plugins
+from tests.results import plain_one
 
 EXAMPLE = "optbench-example-plugin"
 
@@ -89,7 +89,7 @@ def test_a_plugin_optimizer_runs_through_the_engine_like_a_builtin() -> None:
             }
         )
     )
-    result = run_one(run)
+    result = plain_one(run)
     assert result["spec"]["optimizer"]["name"] == "signum"
     assert result["final_loss"] < result["losses"][0] and not result["diverged"]
     # every coordinate moves by exactly lr per update while the momentum keeps its sign
@@ -116,7 +116,7 @@ def test_a_partition_group_can_hold_a_plugin_optimizer() -> None:
         )
     )
     assert run.optimizer.groups[0].optimizer.name == "signum"
-    result = run_one(run)
+    result = plain_one(run)
     assert result["final_loss"] < result["losses"][0] and not result["diverged"]
 
 

@@ -19,13 +19,12 @@ from engine.runner import (
     METRIC_KEYS,
     batch_capacity,
     batch_key,
-    run_batch,
-    run_one,
 )
 from engine.schedules import SCHEDULES, build_schedule
 from engine.schedules.plateau import ReduceOnPlateau
 from engine.spec import describe_errors, expand, parse_experiment
 from tests.engine.optimizers.examples import example
+from tests.results import plain_batch, plain_one
 
 
 def runs_of(**doc: Any):
@@ -57,7 +56,7 @@ def test_sgd_on_rosenbrock_matches_a_hand_loop() -> None:
         steps=30,
         target_loss=5.9,
     )
-    res = run_one(run)
+    res = plain_one(run)
     x = np.array([-1.5, 2.0])
     losses, gnorms, unorms = [rosenbrock(x)], [], []
     for _ in range(30):
@@ -89,7 +88,7 @@ def test_lr_trace_follows_the_schedule() -> None:
         schedules=[{"name": "step", "step_size": 10, "gamma": 0.5}],
         steps=35,
     )
-    res = run_one(run)
+    res = plain_one(run)
     expected = [0.1 * 0.5 ** (t // 10) for t in range(35)]
     np.testing.assert_allclose(res["lrs"], expected, rtol=1e-15)
 
@@ -102,8 +101,8 @@ def test_results_are_deterministic() -> None:
         steps=40,
         eval_every=7,
     )
-    a = [without_times(r) for r in run_batch(runs)]
-    b = [without_times(r) for r in run_batch(runs)]
+    a = [without_times(r) for r in plain_batch(runs)]
+    b = [without_times(r) for r in plain_batch(runs)]
     assert a == b
     assert a[0]["losses"] != a[1]["losses"]  # the seed matters
 
@@ -130,8 +129,8 @@ def test_batched_equals_alone(problem: dict[str, Any]) -> None:
         eval_every=5,
     )
     assert len({batch_key(r) for r in runs}) == 1
-    batched = run_batch(runs)
-    alone = [run_one(r) for r in runs]
+    batched = plain_batch(runs)
+    alone = [plain_one(r) for r in runs]
     for b, a in zip(batched, alone, strict=True):
         for key in ("losses", "lrs", "grad_norms", "update_norms", "test_loss", "test_accuracy"):
             np.testing.assert_allclose(
@@ -146,7 +145,7 @@ def test_minibatch_eval_steps_include_start_and_end() -> None:
         steps=23,
         eval_every=5,
     )
-    res = run_one(run)
+    res = plain_one(run)
     assert res["eval_steps"] == [0, 5, 10, 15, 20, 23]
     assert len(res["losses"]) == 6 and len(res["lrs"]) == 23
     assert res["test_loss"] is not None and 0.0 <= res["test_accuracy"] <= 1.0
@@ -158,7 +157,7 @@ def test_divergence_stops_the_run_and_says_why() -> None:
         optimizers=[{"name": "sgd", "lr": [1e-4, 0.05]}],
         steps=200,
     )
-    ok, bad = run_batch(runs)
+    ok, bad = plain_batch(runs)
     assert not ok["diverged"] and ok["steps_done"] == 200
     assert bad["diverged"] and bad["steps_done"] < 200
     assert bad["divergence_step"] == bad["steps_done"] == bad["eval_steps"][-1]
@@ -175,7 +174,7 @@ def test_checkpoints_report_partial_curves_and_stop_halts() -> None:
         steps=100_000,
     )
     seen: list[list[dict[str, Any]]] = []
-    results = run_batch(
+    results = plain_batch(
         runs,
         on_checkpoint=seen.append,
         checkpoint_every_s=0.05,
@@ -185,7 +184,7 @@ def test_checkpoints_report_partial_curves_and_stop_halts() -> None:
     partial = seen[0][0]
     assert 0 < partial["steps_done"] < 100_000
     # a full-batch run's loss after its latest update is measured with the next gradient
-    assert partial["eval_steps"] == list(range(partial["steps_done"]))
+    assert partial["eval_steps"].tolist() == list(range(partial["steps_done"]))
     assert len(partial["lrs"]) == partial["steps_done"]
     first, second = results
     assert first["stopped"] and 0 < first["steps_done"] < 100_000
@@ -200,7 +199,7 @@ def test_plateau_schedule_reads_the_loss() -> None:
         schedules=[{"name": "reduce_on_plateau", "patience": 2, "factor": 0.5}],
         steps=60,
     )
-    res = run_one(run)
+    res = plain_one(run)
     lrs = res["lrs"]
     assert lrs[0] == 1.5 and min(lrs) < 1.5
     assert all(b <= a for a, b in itertools.pairwise(lrs))
@@ -226,13 +225,13 @@ def test_large_groups_step_in_cache_sized_batches() -> None:
     assert capacity * runs[0].num_params() * 8 <= BATCH_BYTES
     sizes: list[int] = []
     # no timed checkpoint on a loaded machine: only each batch's final one
-    batched = run_batch(
+    batched = plain_batch(
         runs, on_checkpoint=lambda partials: sizes.append(len(partials)), checkpoint_every_s=1e9
     )
     assert sizes == [capacity] * (len(runs) // capacity) + [len(runs) % capacity]
     for i, (b, r) in enumerate(zip(batched, runs, strict=True)):
         assert b["run_id"] == r.run_id
-        assert without_times(b) == without_times(run_one(r))
+        assert without_times(b) == without_times(plain_one(r))
         # times amortised over the batch the run was stepped in
         assert b["batch_size"] == (capacity if i < len(runs) - len(runs) % capacity else sizes[-1])
         assert b["wall_time_s"] == pytest.approx(b["batch_wall_time_s"] / b["batch_size"])
@@ -260,7 +259,7 @@ def test_plateau_inside_warmup_reads_only_post_warmup_losses() -> None:
         ],
         steps=10,
     )
-    res = run_one(run)
+    res = plain_one(run)
     ramp = [0.01 * (0.25 + 0.75 * t / 3) for t in range(3)]
     # losses observed from update 3 on: 3 improves, 4 and 5 do not -> halve for update 6;
     # 6 and 7 do not -> halve for update 8
@@ -338,7 +337,7 @@ def test_muon_runs_on_the_matrices_of_a_network_under_every_schedule() -> None:
         schedules=_schedule_docs(),
         steps=steps,
     )
-    for run, res in zip(runs, run_batch(runs), strict=True):
+    for run, res in zip(runs, plain_batch(runs), strict=True):
         assert res["steps_done"] == steps and not res["diverged"], run.schedule.name
         problem = build_problem(run.problem, [run.seed])
         losses, _ = step_by_hand(problem, run.optimizer, res["lrs"])
@@ -350,9 +349,9 @@ def test_grad_evals_count_every_closure_call_and_bound_the_run() -> None:
     the run before the update that would start beyond it; a plain optimizer counts one per
     update, so its grad_evals equal its eval_steps."""
     doc = {"problems": [{"name": "rosenbrock"}], "steps": 40}
-    (plain,) = run_batch(runs_of(optimizers=[{"name": "adam", "lr": 0.01}], **doc))
+    (plain,) = plain_batch(runs_of(optimizers=[{"name": "adam", "lr": 0.01}], **doc))
     assert plain["grad_evals"] == plain["eval_steps"] and plain["grad_evals_done"] == 40
-    (full,) = run_batch(runs_of(optimizers=[{"name": "lbfgs", "lr": 0.5, "max_iter": 5}], **doc))
+    (full,) = plain_batch(runs_of(optimizers=[{"name": "lbfgs", "lr": 0.5, "max_iter": 5}], **doc))
     counts = np.diff(full["grad_evals"])
     assert counts.max() > 1 and (counts >= 1).all()
     # the counts are those of the optimizer stepped by hand through a counting closure
@@ -371,7 +370,7 @@ def test_grad_evals_count_every_closure_call_and_bound_the_run() -> None:
         opt.step_(closure, state, x, 0.5)
     assert counts.tolist() == calls
     budget = int(full["grad_evals"][10]) + 1
-    (cut,) = run_batch(
+    (cut,) = plain_batch(
         runs_of(
             optimizers=[{"name": "lbfgs", "lr": 0.5, "max_iter": 5}],
             max_grad_evals=budget,
@@ -407,7 +406,7 @@ def test_every_optimizer_and_schedule_runs_through_the_loop() -> None:
         steps=steps,
     )
     assert len(runs) == (len(OPTIMIZERS.names()) - 1) * len(SCHEDULES.names())
-    results = run_batch(runs)
+    results = plain_batch(runs)
     moving: set[str] = set()
     for run, res in zip(runs, results, strict=True):
         label = f"{run.optimizer.name} × {run.schedule.name}"
@@ -440,7 +439,7 @@ def test_float32_runs_end_to_end() -> None:
     }
     runs32 = runs_of(**doc, dtype="float32")
     runs64 = runs_of(**doc)
-    single, double = run_batch(runs32), run_batch(runs64)
+    single, double = plain_batch(runs32), plain_batch(runs64)
     for run, r32, r64 in zip(runs32, single, double, strict=True):
         label = f"{run.problem.name} {run.optimizer.name} {run.optimizer.lr}"
         assert r32["spec"]["dtype"] == "float32" and r32["run_id"] != r64["run_id"]
@@ -453,7 +452,7 @@ def test_float32_runs_end_to_end() -> None:
         if run.problem.name != "rosenbrock":
             assert r32["test_loss"] == pytest.approx(r64["test_loss"], rel=1e-2), label
             assert r32["test_accuracy"] is not None, label
-        assert without_times(r32) == without_times(run_one(run)), label
+        assert without_times(r32) == without_times(plain_one(run)), label
 
 
 def test_eval_every_beyond_the_budget_evaluates_start_and_end() -> None:
@@ -467,7 +466,7 @@ def test_eval_every_beyond_the_budget_evaluates_start_and_end() -> None:
         eval_every=100,
     )
     assert (mb.eval_every, fb.eval_every) == (100, 1)
-    minibatch, full = run_one(mb), run_one(fb)
+    minibatch, full = plain_one(mb), plain_one(fb)
     assert minibatch["eval_steps"] == [0, 7] and len(minibatch["lrs"]) == 7
     problem = build_problem(mb.problem, [mb.seed])
     assert minibatch["losses"][0] == problem.loss(problem.init_params())[0]
@@ -482,7 +481,7 @@ def test_a_diverging_minibatch_run_stops_at_its_eval_and_matches_its_solo_run() 
         steps=60,
         eval_every=4,
     )
-    ok, bad = run_batch(runs)
+    ok, bad = plain_batch(runs)
     assert not ok["diverged"] and ok["steps_done"] == 60 and ok["eval_steps"][-1] == 60
     assert bad["diverged"] and bad["divergence_reason"].startswith("loss exceeded")
     step = bad["divergence_step"]
@@ -492,7 +491,7 @@ def test_a_diverging_minibatch_run_stops_at_its_eval_and_matches_its_solo_run() 
     assert bad["best_loss"] == bad["losses"][0]
     # the batch steps on for the healthy run; the diverged one's numbers, test metrics included,
     # are those of the same run stepped alone (which ends where it diverged)
-    for batched, alone in zip((ok, bad), (run_one(r) for r in runs), strict=True):
+    for batched, alone in zip((ok, bad), (plain_one(r) for r in runs), strict=True):
         assert without_times(batched) == without_times(alone)
     assert bad["test_loss"] is not None and bad["test_loss"] > 1e10
 
@@ -518,7 +517,7 @@ def test_the_point_measured_when_a_run_is_stopped_is_checked_for_divergence() ->
         optimizers=[{"name": "sgd", "lr": 10.0}],
         steps=100,
     )
-    (res,) = run_batch([run], checkpoint_every_s=0.0, should_stop=lambda: True)
+    (res,) = plain_batch([run], checkpoint_every_s=0.0, should_stop=lambda: True)
     assert res["stopped"] and res["eval_steps"] == [0, 1] and len(res["lrs"]) == 1
     assert res["losses"][1] > 1e10 * res["losses"][0]
     assert res["diverged"] and res["divergence_step"] == res["steps_done"] == 1
@@ -543,10 +542,10 @@ def test_epoch_schedules_hold_each_epochs_lr_for_all_its_updates() -> None:
     earlier = {k: v for k, v in per_step.model_dump(mode="json").items() if k not in later}
     digest = hashlib.sha256(json.dumps(earlier, sort_keys=True, separators=(",", ":")).encode())
     assert per_step.run_id == digest.hexdigest()[:16]
-    lrs = run_one(per_epoch)["lrs"]
+    lrs = plain_one(per_epoch)["lrs"]
     epochs = [t // 3 for t in range(14)]  # the seed's η(epoch): γ^⌊epoch/2⌋ η
     assert lrs == [0.1 * 0.5 ** (e // 2) for e in epochs]
-    assert run_one(per_step)["lrs"] == [0.1 * 0.5 ** (t // 2) for t in range(14)]
+    assert plain_one(per_step)["lrs"] == [0.1 * 0.5 ** (t // 2) for t in range(14)]
 
 
 def test_a_loss_reading_epoch_schedule_sees_each_epochs_mean_minibatch_loss() -> None:
@@ -569,7 +568,7 @@ def test_a_loss_reading_epoch_schedule_sees_each_epochs_mean_minibatch_loss() ->
         eval_every=12,
         schedule_unit="epoch",
     )
-    res = run_one(run)
+    res = plain_one(run)
     # replay by hand: the epoch mean of the minibatch losses decides the next epoch's lr
     optimizer = build_optimizer(run.optimizer)
     x = problem.init_params()

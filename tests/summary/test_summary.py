@@ -382,7 +382,7 @@ def test_group_curves_carry_gradient_evaluations_as_an_x_axis() -> None:
     (group,) = summarize(results)["groups"]
     loss = group["curves"]["loss"]
     counts = np.array([r["grad_evals"] for r in results], dtype=float)
-    assert loss["x"] == results[0]["eval_steps"]
+    assert loss["x"] == results[0]["eval_steps"].tolist()
     np.testing.assert_allclose(loss["grad_evals"], counts.mean(axis=0), rtol=1e-15)
     assert loss["grad_evals"][-1] > 8  # several evaluations per update
     assert summarize([record(ADAM, 0, [1.0, 0.5])])["groups"][0]["curves"]["loss"][

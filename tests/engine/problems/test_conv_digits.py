@@ -12,9 +12,9 @@ from pydantic import TypeAdapter
 
 from engine.problems import ProblemSpec, build_problem
 from engine.problems.conv import ConvDigits, ConvNet, patch_table
-from engine.runner import run_batch, run_one
 from engine.spec import expand, parse_experiment
 from tests.numeric import row_central_diff
+from tests.results import plain_batch, plain_one
 
 SPEC = TypeAdapter(ProblemSpec)
 
@@ -144,8 +144,8 @@ def test_batched_runs_equal_runs_alone_and_the_net_learns() -> None:
         "eval_every": 40,
     }
     runs = expand(parse_experiment(doc))
-    batched = run_batch(runs)
+    batched = plain_batch(runs)
     for run, res in zip(runs, batched, strict=True):
-        alone = run_one(run)
+        alone = plain_one(run)
         assert alone["losses"] == res["losses"] and alone["test_accuracy"] == res["test_accuracy"]
         assert res["losses"][-1] < 0.5 * res["losses"][0] and res["test_accuracy"] > 0.7

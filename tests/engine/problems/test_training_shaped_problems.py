@@ -11,9 +11,9 @@ from pydantic import TypeAdapter
 from engine.problems import ProblemSpec, build_problem
 from engine.problems.matrix import MatrixFactorization
 from engine.problems.nqm import NQM
-from engine.runner import run_one
 from engine.spec import expand, parse_experiment
 from tests.numeric import row_central_diff
+from tests.results import plain_one
 
 SPEC = TypeAdapter(ProblemSpec)
 
@@ -86,7 +86,7 @@ def test_sgd_on_the_nqm_follows_the_expected_loss_recursion() -> None:
     noise_free = 0.5 * (h * (1 - lr * h) ** (2 * steps)).sum()
     assert expected[-1] > 2 * noise_free  # the noise floor dominates: the test sees the noise
     # and the run loop records exactly this model's loss for seed 0
-    res = run_one(run)
+    res = plain_one(run)
     assert res["eval_steps"] == list(range(steps + 1))
     one = build(run.problem.model_dump(), [0])
     y = one.init_params()
@@ -144,7 +144,7 @@ def test_gradient_descent_reaches_f_star_from_a_small_start() -> None:
             }
         )
     )
-    res = run_one(run)
+    res = plain_one(run)
     assert res["f_star"] > 0 and not res["diverged"]
     assert res["suboptimality"] < 1e-8 * res["losses"][0]
 
@@ -168,5 +168,5 @@ def test_an_mlp_learns_mnist1d_from_minibatches() -> None:
             }
         )
     )
-    res = run_one(run)
+    res = plain_one(run)
     assert res["losses"][-1] < 0.8 * res["losses"][0] and res["test_accuracy"] > 0.3
