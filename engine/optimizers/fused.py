@@ -515,3 +515,64 @@ def schedule_free_step(
                 gj = gj + wd_r * pj
             p[r, j] = lerp(pj, zj, w_r, small_r, omw_r) + k_r * gj
             z[r, j] = zj - lr_r * gj
+
+
+@njit
+def lars_step(p, g, buf, stops, scaled, wd, ratio, mu, damp, use_mu, nesterov, lr):
+    """Tensor ``t`` of a row is columns ``stops[t-1]:stops[t]``; where ``scaled[t]`` (a matrix)
+    its gradient becomes ``(g + wd·p)·ratio[r, t]`` before the momentum step."""
+    rows = p.shape[0]
+    for r in range(rows):
+        wd_r, mu_r, damp_r, use_mu_r, lr_r = wd[r, 0], mu[r, 0], damp[r, 0], use_mu[r, 0], lr[r, 0]
+        start = 0
+        for t in range(stops.shape[0]):
+            scaled_t, ratio_t = scaled[t], ratio[r, t]
+            for j in range(start, stops[t]):
+                gj = g[r, j]
+                if scaled_t:
+                    gj = (gj + wd_r * p[r, j]) * ratio_t
+                b = buf[r, j] * mu_r + damp_r * gj
+                buf[r, j] = b
+                d = gj
+                if use_mu_r:
+                    d = gj + mu_r * b if nesterov else b
+                p[r, j] = p[r, j] - lr_r * d
+            start = stops[t]
+
+
+@njit
+def lamb_direction(
+    p, g, m, v, u, averaging, b1, one_minus_b1, b2, one_minus_b2, mode, shrink, wd, eps
+):
+    """LAMB up to its per-tensor norms: the moments, decoupled decay of ``p`` (``mode``) and the
+    direction ``u = m/(√v + eps)`` (``+ wd·p`` for L2 decay), stored for the norms and the step."""
+    rows, cols = p.shape
+    for r in range(rows):
+        b1_r, omb1_r, b2_r, omb2_r = b1[r, 0], one_minus_b1[r, 0], b2[r, 0], one_minus_b2[r, 0]
+        shrink_r, wd_r, eps_r = shrink[r, 0], wd[r, 0], eps[r, 0]
+        for j in range(cols):
+            gj, pj = g[r, j], p[r, j]
+            mj = m[r, j] * b1_r + (omb1_r * gj if averaging else gj)
+            m[r, j] = mj
+            vj = v[r, j] * b2_r + (omb2_r * gj) * gj
+            v[r, j] = vj
+            if mode == DECOUPLED_DECAY:
+                pj = pj * shrink_r
+                p[r, j] = pj
+            uj = mj / (np.sqrt(vj) + eps_r)
+            if mode == L2_DECAY:
+                uj = uj + wd_r * pj
+            u[r, j] = uj
+
+
+@njit
+def segment_step(p, u, stops, scale):
+    """``p -= scale[r, t]·u`` over tensor ``t``'s columns ``stops[t-1]:stops[t]`` of each row."""
+    rows = p.shape[0]
+    for r in range(rows):
+        start = 0
+        for t in range(stops.shape[0]):
+            s = scale[r, t]
+            for j in range(start, stops[t]):
+                p[r, j] = p[r, j] - s * u[r, j]
+            start = stops[t]

@@ -46,3 +46,23 @@ def norms(x: np.ndarray) -> np.ndarray:
     """The Frobenius norm of each run's slice of ``x`` ``(R, …)``, shaped to broadcast back."""
     axes = tuple(range(1, x.ndim))
     return np.sqrt(np.sum(np.square(x), axis=axes, keepdims=True))
+
+
+def norms_into(x: np.ndarray, scratch: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """:func:`norms` without temporaries: the squares go to ``scratch`` (a view shaped like
+    ``x``), the sums to ``out`` (``(R, 1, …)``). The same NumPy reductions over the same values
+    in the same order, so the norms are bit-identical to :func:`norms`."""
+    axes = tuple(range(1, x.ndim))
+    np.square(x, out=scratch)
+    np.sum(scratch, axis=axes, keepdims=True, out=out)
+    return np.sqrt(out, out=out)
+
+
+def segment_stops(layout: Layout) -> np.ndarray:
+    """Where each tensor of the row ends (the fused kernels' per-tensor segments)."""
+    return np.array([t.stop for t in layout.tensors], dtype=np.int64)
+
+
+def tensor_column(columns: np.ndarray, t: int, ndim: int) -> np.ndarray:
+    """Column ``t`` of an ``(R, T)`` per-tensor array, viewed to broadcast over ``(R, …)``."""
+    return columns[:, t].reshape(-1, *([1] * (ndim - 1)))

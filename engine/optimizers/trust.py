@@ -3,6 +3,11 @@
 Both scale each tensor's step by a ratio of the tensor's norm to its update's norm, so that every
 layer moves by a similar relative amount whatever its gradient scale. The norms are per tensor of
 the layout (one vector for an analytic problem).
+
+The fused forms keep the per-tensor norms in NumPy — the same reductions over the same values as
+the references, into scratch buffers made by ``init`` — and do the elementwise passes around them
+in compiled kernels (:mod:`engine.optimizers.fused`): LAMB's moments, decay and direction in one
+pass, its trust-ratio step in another; LARS's scaling, momentum and step in one.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from typing import Literal
 import numpy as np
 
 from engine.layout import Layout
+from engine.optimizers import fused
 from engine.optimizers.base import (
     OPTIMIZERS,
     Betas,
@@ -24,8 +30,15 @@ from engine.optimizers.base import (
     State,
     hparam,
 )
-from engine.optimizers.kernel import check_params, counter, f64, nonzero, tick
-from engine.optimizers.tensors import norms, resolve, typed
+from engine.optimizers.kernel import buffers, check_params, counter, f64, nonzero, put, tick
+from engine.optimizers.tensors import (
+    norms,
+    norms_into,
+    resolve,
+    segment_stops,
+    tensor_column,
+    typed,
+)
 from engine.specbase import SpecModel, Sweep
 
 #: pytorch-optimizer's ``Lamb.clamp``: the weight norm of the trust ratio is clipped to this.
@@ -71,11 +84,25 @@ def lamb(
     b1, b2 = (hparam(b) for b in betas)
     eps_, wd = hparam(eps), hparam(weight_decay)
     has_wd = nonzero(wd)
+    mode = fused.NO_DECAY
+    if has_wd:
+        mode = fused.DECOUPLED_DECAY if weight_decouple else fused.L2_DECAY
 
     def init(params: np.ndarray) -> State:
         check_params(params, lr, b1, b2, eps_, wd)
-        resolve(layout, params)
-        return {"t": counter(), "m": np.zeros_like(params), "v": np.zeros_like(params)}
+        tensors = len(resolve(layout, params).tensors)
+        state: State = {"t": counter(), "m": np.zeros_like(params), "v": np.zeros_like(params)}
+        state |= buffers(params, (), ("b1", "one_minus_b1", "b2", "one_minus_b2"))
+        state |= buffers(params, (), ("shrink", "wd", "eps"))
+        for name, value in (("b1", b1), ("b2", b2)):
+            put(state[f"_{name}"], value)
+            put(state[f"_one_minus_{name}"], 1.0 - f64(value))
+        put(state["_wd"], wd)
+        put(state["_eps"], eps_)
+        state["_u"], state["_squares"] = np.empty_like(params), np.empty_like(params)
+        for name in ("weight_norm", "update_norm", "scale"):
+            state[f"_{name}"] = np.empty((params.shape[0], tensors), dtype=params.dtype)
+        return state
 
     def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
         t = tick(state)
@@ -98,7 +125,29 @@ def lamb(
             ratio = trust_ratio(weight_norm, norms(ut), _rows(eps_t, p.ndim))
             p -= _rows(step_size, p.ndim) * ratio * ut
 
-    return Optimizer(init, update_, lr)
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        t = tick(state)
+        lr, dt = f64(lr), params.dtype
+        if mode == fused.DECOUPLED_DECAY:
+            put(state["_shrink"], 1.0 - f64(wd) * lr)
+        u, squares = state["_u"], state["_squares"]
+        fused.lamb_direction(
+            params, grads, state["m"], state["v"], u, grad_averaging, state["_b1"],
+            state["_one_minus_b1"], state["_b2"], state["_one_minus_b2"], mode,
+            state["_shrink"], state["_wd"], state["_eps"],
+        )  # fmt: skip
+        step_size = typed(lr / (1.0 - f64(b1) ** t), dt)
+        eps_t = typed(f64(eps_), dt)
+        lay = resolve(layout, params)
+        for i, tensor in enumerate(lay.tensors):
+            p, nd, sq = tensor.view(params), len(tensor.shape) + 1, tensor.view(squares)
+            p_norm = norms_into(p, sq, tensor_column(state["_weight_norm"], i, nd))
+            u_norm = norms_into(tensor.view(u), sq, tensor_column(state["_update_norm"], i, nd))
+            ratio = trust_ratio(np.minimum(p_norm, LAMB_WEIGHT_NORM_MAX), u_norm, _rows(eps_t, nd))
+            tensor_column(state["_scale"], i, nd)[...] = _rows(step_size, nd) * ratio
+        fused.segment_step(params, u, segment_stops(lay), state["_scale"])
+
+    return Optimizer(init, update_, lr, fused_)
 
 
 def _rows(value: HParam, ndim: int) -> HParam:
@@ -142,8 +191,20 @@ def lars(
 
     def init(params: np.ndarray) -> State:
         check_params(params, lr, wd, mom, damp, coef)
-        resolve(layout, params)
-        return {"t": counter(), "momentum_buffer": np.zeros_like(params)}
+        lay = resolve(layout, params)
+        rows, tensors = params.shape[0], len(lay.tensors)
+        state: State = {"t": counter(), "momentum_buffer": np.zeros_like(params)}
+        state |= buffers(params, (), ("wd", "momentum", "one_minus_dampening", "lr"))
+        put(state["_wd"], wd)
+        put(state["_momentum"], mom)
+        put(state["_one_minus_dampening"], 1.0 - f64(damp))
+        state["_use_momentum"] = state["_momentum"] > 0
+        state["_scaled"] = np.array([len(t.shape) >= 2 for t in lay.tensors])
+        if state["_scaled"].any():
+            state["_squares"] = np.empty_like(params)
+        for name in ("p_norm", "g_norm", "ratio"):
+            state[f"_{name}"] = np.ones((rows, tensors), dtype=params.dtype)
+        return state
 
     def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
         tick(state)
@@ -169,4 +230,27 @@ def lars(
         direction = np.where(mom_t > 0, stepped, g)
         params -= typed(f64(lr), dt) * direction
 
-    return Optimizer(init, update_, lr)
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        tick(state)
+        dt = params.dtype
+        lay = resolve(layout, params)
+        for i, tensor in enumerate(lay.tensors):
+            if len(tensor.shape) < 2:
+                continue
+            p, nd, sq = tensor.view(params), len(tensor.shape) + 1, tensor.view(state["_squares"])
+            wd_t, coef_t = _rows(typed(f64(wd), dt), nd), _rows(typed(f64(coef), dt), nd)
+            p_norm = norms_into(p, sq, tensor_column(state["_p_norm"], i, nd))
+            g_norm = norms_into(tensor.view(grads), sq, tensor_column(state["_g_norm"], i, nd))
+            denom = g_norm + wd_t * p_norm
+            with np.errstate(divide="ignore", invalid="ignore"):
+                scaled = coef_t * p_norm / denom
+            ratio = np.where((p_norm > 0) & (denom > 0), scaled, 1.0)
+            tensor_column(state["_ratio"], i, nd)[...] = ratio
+        put(state["_lr"], f64(lr))
+        fused.lars_step(
+            params, grads, state["momentum_buffer"], segment_stops(lay), state["_scaled"],
+            state["_wd"], state["_ratio"], state["_momentum"], state["_one_minus_dampening"],
+            state["_use_momentum"], nesterov, state["_lr"],
+        )  # fmt: skip
+
+    return Optimizer(init, update_, lr, fused_)

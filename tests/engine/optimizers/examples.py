@@ -42,8 +42,6 @@ NUMPY_ONLY = frozenset(
     {
         "adafactor",
         "chain",
-        "lamb",
-        "lars",
         "lbfgs",
         "muon",
         "partition",

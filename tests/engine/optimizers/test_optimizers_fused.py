@@ -10,6 +10,7 @@ non-finite (NaN and inf must propagate the same way).
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import numpy as np
@@ -17,6 +18,7 @@ import pytest
 from test_optimizers_batching import BATCHES, gradient, lr_table, start
 from test_optimizers_properties import IDS, VARIANTS
 
+from engine.layout import Layout
 from engine.optimizers import OPTIMIZERS, build_optimizer, build_optimizer_batch
 from engine.optimizers.base import Optimizer, State
 from engine.registry import BUILTIN
@@ -97,3 +99,46 @@ def test_fused_equals_reference_through_non_finite_gradients(batch: str) -> None
     specs = BATCHES[batch]
     x0 = start(len(specs), 23, np.float64)
     lockstep(build_optimizer_batch(specs), x0, lr_table(specs, 12), poison=True)
+
+
+#: Rows of a small network, for the structure-aware kernels: per-tensor segments, norms of
+#: matrices (which LARS scales) and of vectors.
+NETWORK = Layout.build(
+    [
+        ("w1", (6, 5), "matrix"),
+        ("b1", (5,), "bias"),
+        ("w2", (5, 3), "matrix"),
+        ("b2", (3,), "bias"),
+    ]
+)
+STRUCTURED = [
+    n for n in SHIPPED if "layout" in inspect.signature(OPTIMIZERS.get(n).factory).parameters
+]
+
+
+def test_the_structure_aware_kernels_are_covered() -> None:
+    assert {"lamb", "lars"} <= set(STRUCTURED)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+@pytest.mark.parametrize("poison", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("batch", sorted(b for b in BATCHES if BATCHES[b][0]["name"] in STRUCTURED))
+def test_fused_equals_reference_per_tensor(batch: str, dtype: type, poison: bool) -> None:
+    """A layout of matrices and vectors: each tensor's norms, trust ratios and segment."""
+    specs = BATCHES[batch]
+    opt = build_optimizer_batch(specs, layout=NETWORK)
+    lockstep(opt, start(len(specs), NETWORK.size, dtype), lr_table(specs, STEPS), poison=poison)
+
+
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize(
+    "variant",
+    [v for v, _ in SHIPPED_VARIANTS if v["name"] in STRUCTURED],
+    ids=[i for v, i in SHIPPED_VARIANTS if v["name"] in STRUCTURED],
+)
+def test_fused_equals_reference_per_tensor_for_every_flag(
+    variant: dict[str, Any], dtype: type
+) -> None:
+    opt = build_optimizer(variant, layout=NETWORK)
+    lockstep(opt, start(2, NETWORK.size, dtype), lr_table([variant, variant], STEPS))
