@@ -149,5 +149,15 @@ class Database:
         with self.session() as session:
             session.execute(text("SELECT 1"))
 
+    def server_start(self) -> str | None:
+        """When the database server started (PostgreSQL's ``pg_postmaster_start_time()``), as an
+        identity that changes at every restart or fail-over, like Redis's ``run_id``; ``None`` for
+        SQLite, a file with no server to restart. Raises like :meth:`ping` when unreachable."""
+        if self.dialect == "sqlite":
+            self.ping()
+            return None
+        with self.session() as session:
+            return str(session.execute(text("SELECT pg_postmaster_start_time()")).scalar_one())
+
     def dispose(self, close: bool = True) -> None:
         self.engine.dispose(close=close)

@@ -10,8 +10,9 @@ is something to execute the work it re-queues. Each tick (every ``reconcile_ever
    of the backlog (:data:`~api.services.queue.RESUMED_PRIORITY`);
 2. queued runs never published (the publish failed) are published;
 3. the broker audit (:func:`audit_broker`) — at once when the broker's server id changed (Redis
-   restarted) or the broker was unreachable at the previous tick, else every
-   ``broker_audit_every_s`` — re-sends the queued runs that no message in the broker names.
+   restarted) or the broker was unreachable at the previous tick, at every tick for a while
+   after the database came back (see below), else every ``broker_audit_every_s`` — re-sends the
+   queued runs that no message in the broker names.
 
 The audit is what keeps a long backlog from being flooded with duplicates: a run is re-sent only
 when its message is demonstrably gone, never because it waited long. A duplicate that slips
@@ -24,6 +25,18 @@ renewal finds its token gone and it stops without writing. After the database wa
 expired leases are left alone for two heartbeats, so that live attempts renew theirs before they
 are judged. Several workers' reconcilers may tick at once; the conditional UPDATEs make each run
 re-queued by at most one of them.
+
+A database outage also loses messages without touching the broker. A crash can swallow commits it
+had acknowledged (PostgreSQL with ``synchronous_commit=off``, or a fail-over to a replica that
+lagged): a claim lost that way leaves queued runs whose message the claiming task consumed. That
+task learns of it at its first heartbeat after the return (its token owns nothing), stops at its
+next checkpoint and acknowledges its message, so the runs are unnamed ``heartbeat_s +
+checkpoint_every_s`` (plus a final write) after the return. So after the database answers again —
+or answers from a server that started since the previous tick (``pg_postmaster_start_time()``
+changed: a restart between two ticks the reconciler never saw) — the audit runs at every tick for
+``lease_s + checkpoint_every_s``, and such runs are re-sent a tick after their message is gone
+instead of at the next periodic audit. The audits only re-send runs no message names, so this
+window adds no duplicates to a backlog, only reads of the queue.
 """
 
 from __future__ import annotations
@@ -129,7 +142,7 @@ def audit_broker(rt: Runtime, publisher: Publisher, view: BrokerView) -> int:
 
 class Reconciler(threading.Thread):
     """The tick loop, with what it remembers between ticks: whether the database and the broker
-    answered, the broker's server id, and when the broker was last audited."""
+    answered, their servers' identities, and when the broker was last (or is next) audited."""
 
     def __init__(self, rt: Runtime, publisher: Publisher, view: BrokerView) -> None:
         super().__init__(name="optbench-reconciler", daemon=True)
@@ -138,7 +151,9 @@ class Reconciler(threading.Thread):
         self.view = view
         self._stop_event = threading.Event()
         self.db_down = False
+        self.db_server: str | None = None
         self.hold_expiry_until = 0.0
+        self.audit_every_tick_until = 0.0
         self.broker_down = False
         self.server_id: str | None = None
         self.next_audit = 0.0
@@ -146,7 +161,7 @@ class Reconciler(threading.Thread):
     def tick(self) -> None:
         settings = self.rt.settings
         try:
-            self.rt.db.ping()
+            db_server = self.rt.db.server_start()
         except Exception as exc:
             if not unreachable(exc):
                 raise
@@ -154,10 +169,15 @@ class Reconciler(threading.Thread):
                 log.warning("reconciler: database unreachable (%s)", type(exc).__name__)
             self.db_down = True
             return
-        if self.db_down:
-            log.warning("reconciler: database reachable again")
+        restarted = self.db_server is not None and db_server != self.db_server
+        if self.db_down or restarted:
+            log.warning("reconciler: database %s", "restarted" if restarted else "reachable again")
             self.db_down = False
             self.hold_expiry_until = time.monotonic() + 2 * settings.heartbeat_s
+            self.audit_every_tick_until = (
+                time.monotonic() + settings.lease_s + settings.checkpoint_every_s
+            )
+        self.db_server = db_server
         reconcile_once(
             self.rt,
             self.publisher,
@@ -170,7 +190,13 @@ class Reconciler(threading.Thread):
                 log.warning("reconciler: broker unreachable (%s)", type(exc).__name__)
             self.broker_down = True
             return
-        if self.broker_down or server_id != self.server_id or time.monotonic() >= self.next_audit:
+        now = time.monotonic()
+        if (
+            self.broker_down
+            or server_id != self.server_id
+            or now >= self.next_audit
+            or now < self.audit_every_tick_until
+        ):
             audit_broker(self.rt, self.publisher, self.view)
             self.broker_down = False
             self.server_id = server_id

@@ -17,7 +17,10 @@ once or changed after finishing; **stranded** — runs not finished 60 s after r
 **changed** — runs whose metrics or curves differ from ``python -m engine run`` on the same spec;
 **recovery** — for a killed worker, from the kill until the last of its runs was claimed again;
 for a server outage, from the server's return until every unfinished run is either held under a
-live lease or named by a message in the broker (waiting, or delivered after the return).
+live lease or named by a message in the broker (waiting, or delivered after the return) *and stays
+so* until every run finished: a run whose final write the crash swallowed looks held at first,
+under a lease nobody renews any more, and counts as recovered only once it was re-queued and
+re-sent after that lease expired.
 """
 
 from __future__ import annotations
@@ -164,6 +167,28 @@ def _whole(engine: Engine, client: redis.Redis, queue: str, since: float) -> boo
     return all((status == "running" and live) or run_id in named for run_id, status, live in rows)
 
 
+def _whole_from(
+    engine: Engine, client: redis.Redis, queue: str, since: float, cap_s: float
+) -> float | None:
+    """When the state became :func:`_whole` for the last time (epoch seconds), watched until every
+    run finished or for ``cap_s``; ``None`` if it was not whole then."""
+    whole_since: float | None = None
+    deadline = time.time() + cap_s
+    while True:
+        now = time.time()
+        if not _whole(engine, client, queue, since):
+            whole_since = None
+        elif whole_since is None:
+            whole_since = now
+        try:
+            done = _finished(engine) >= RUNS
+        except Exception:  # the server is still coming back
+            done = False
+        if done or now >= deadline:
+            return whole_since
+        time.sleep(0.2)
+
+
 def _inject(
     scenario: str, workers: list[WorkerProcess], pg: PrivatePostgres, broker: PrivateRedis
 ) -> float:
@@ -239,15 +264,9 @@ def run_trial(
             if scenario.startswith("worker"):
                 recovered_at: float | None = fault_end
             else:
-                try:
-                    recovered_at = wait_for(
-                        lambda: _whole(engine, client, settings.queue, fault_end) and time.time(),
-                        RECOVERY_CAP_S,
-                        "recovery",
-                        0.2,
-                    )
-                except AssertionError:
-                    recovered_at = None
+                recovered_at = _whole_from(
+                    engine, client, settings.queue, fault_end, RECOVERY_CAP_S
+                )
             deadline = (recovered_at or fault_end) + STRANDED_AFTER_S
             while _finished(engine) < RUNS and time.time() < deadline:
                 time.sleep(0.2)

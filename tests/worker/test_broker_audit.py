@@ -125,6 +125,52 @@ def test_the_reconciler_audits_after_a_restart_or_an_unreachable_broker(
     cancel(rt, experiment_id)
 
 
+def test_the_reconciler_audits_at_every_tick_after_the_database_returns_or_restarted(
+    rt: Runtime, embedded_broker: Broker
+) -> None:
+    """A claim lost in a database crash leaves queued runs whose message was consumed: for a
+    while after the database is back, each tick re-sends such runs instead of the periodic audit
+    ``broker_audit_every_s`` later."""
+    started = rt.db.server_start()
+    assert started == rt.db.server_start()
+    assert (started is None) == (rt.db.dialect == "sqlite")
+    experiment_id, ids = new_experiment(rt.db, SIMPLE_SPEC)
+    reconciler = Reconciler(rt, Publisher(rt.settings), BrokerView(rt.settings))
+    enqueue(rt, reconciler.publisher, experiment_id, ids)
+    set_runs(rt, ids, enqueued_at=utcnow() - timedelta(minutes=5))
+    reconciler.tick()  # first tick: audits, finds the messages
+    lose_messages(embedded_broker, rt)  # as a task whose claim the crash swallowed acks its message
+    reconciler.tick()
+    assert mine(embedded_broker, rt, experiment_id) == []
+
+    # A restart between two ticks: the reconciler never saw the database down.
+    reconciler.db_server = "a-previous-server"
+    reconciler.tick()
+    assert reconciler.db_server == started
+    assert reconciler.hold_expiry_until > time.monotonic()
+    assert mine(embedded_broker, rt, experiment_id) == [(experiment_id, sorted(ids))]
+    lose_messages(embedded_broker, rt)
+    set_runs(rt, ids, enqueued_at=utcnow() - timedelta(minutes=5))
+    reconciler.tick()  # still within the window: audited again
+    assert mine(embedded_broker, rt, experiment_id) == [(experiment_id, sorted(ids))]
+
+    lose_messages(embedded_broker, rt)
+    set_runs(rt, ids, enqueued_at=utcnow() - timedelta(minutes=5))
+    reconciler.audit_every_tick_until = 0.0  # the window is over: periodic audits only
+    reconciler.tick()
+    assert mine(embedded_broker, rt, experiment_id) == []
+
+    # An outage the reconciler saw: audited at the first tick the database answers again.
+    reconciler.rt = Runtime(rt.settings, Database.from_settings(Settings(database_url=CLOSED_PG)))
+    reconciler.tick()
+    assert reconciler.db_down
+    reconciler.rt = rt
+    reconciler.tick()
+    assert not reconciler.db_down
+    assert mine(embedded_broker, rt, experiment_id) == [(experiment_id, sorted(ids))]
+    cancel(rt, experiment_id)
+
+
 def test_expired_leases_wait_two_heartbeats_after_a_database_outage(rt: Runtime) -> None:
     experiment_id, ids = new_experiment(rt.db, SIMPLE_SPEC)
     expire(rt, ids)
