@@ -576,3 +576,48 @@ def segment_step(p, u, stops, scale):
             for j in range(start, stops[t]):
                 p[r, j] = p[r, j] - s * u[r, j]
             start = stops[t]
+
+
+@njit
+def prodigy_moments(g, m, v, s, abs_s, b1, c1, b2, c2, b3, c3):
+    """Prodigy's state EMAs, ``m = β1·m + c1·g``, ``v = β2·v + c2·g²``, ``s = β3·s + c3·g``, and
+    ``|s|`` for its L1 norm. The ``c`` columns are float64 (they carry ``d``), so as in the
+    reference each sum is taken in float64 and rounded once to the state's dtype."""
+    rows, cols = g.shape
+    for r in range(rows):
+        b1_r, c1_r, b2_r, c2_r, b3_r, c3_r = (
+            b1[r, 0],
+            c1[r, 0],
+            b2[r, 0],
+            c2[r, 0],
+            b3[r, 0],
+            c3[r, 0],
+        )
+        for j in range(cols):
+            gj = g[r, j]
+            m[r, j] = m[r, j] * b1_r + c1_r * gj
+            v[r, j] = v[r, j] * b2_r + c2_r * (gj * gj)
+            s[r, j] = s[r, j] * b3_r + c3_r * gj
+            abs_s[r, j] = np.abs(s[r, j])
+
+
+@njit
+def prodigy_step(p, g, m, v, live, decouple, decay, with_momentum, km, kg, d_eps):
+    """Where a run is live: ``p += decay·p`` (decoupled), then ``p += k·m/(√v + d·eps)`` (``k·g``
+    without momentum), each sum in float64 (float64 columns) and stored in ``p``'s dtype."""
+    rows, cols = p.shape
+    for r in range(rows):
+        live_r, decay_r, mom_r, km_r, kg_r, d_eps_r = (
+            live[r, 0],
+            decay[r, 0],
+            with_momentum[r, 0],
+            km[r, 0],
+            kg[r, 0],
+            d_eps[r, 0],
+        )
+        for j in range(cols):
+            if decouple:
+                p[r, j] = p[r, j] + (p[r, j] * decay_r if live_r else 0.0)
+            den = np.sqrt(v[r, j]) + d_eps_r
+            move = (km_r * m[r, j] if mom_r else kg_r * g[r, j]) / den
+            p[r, j] = p[r, j] + (move if live_r else 0.0)

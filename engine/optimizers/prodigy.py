@@ -1,5 +1,11 @@
 """Prodigy (Mishchenko & Defazio, 2023): Adam whose step size ``d`` estimates the distance to the
-solution as training goes, as the ``prodigyopt`` package implements it."""
+solution as training goes, as the ``prodigyopt`` package implements it.
+
+The fused form keeps the two reductions of a step in NumPy — ``⟨g, p0 - p⟩`` by the reference's
+``einsum`` and ``‖s‖₁`` by its ``sum``, over scratch made by ``init`` — and does the elementwise
+passes around them in two compiled kernels (the EMAs, then the step); same operations, same
+order, so it is bit-identical to the reference.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +13,7 @@ from typing import Literal
 
 import numpy as np
 
+from engine.optimizers import fused
 from engine.optimizers.base import (
     OPTIMIZERS,
     Betas,
@@ -18,7 +25,7 @@ from engine.optimizers.base import (
     State,
     hparam,
 )
-from engine.optimizers.kernel import check_params, counter, f64
+from engine.optimizers.kernel import buffers, check_params, counter, f64, put
 from engine.optimizers.tensors import typed
 from engine.specbase import SpecModel, Sweep
 
@@ -74,7 +81,7 @@ def prodigy(
         check_params(params, lr, b1, b2, eps_, wd, d0_, coef)
         rows = params.shape[0]
         col = np.ones((rows, 1))
-        return {
+        state: State = {
             "t": counter(),
             "k": np.zeros((rows, 1)),
             "d": col * d0_,
@@ -85,25 +92,36 @@ def prodigy(
             "exp_avg": np.zeros_like(params),
             "exp_avg_sq": np.zeros_like(params),
         }
+        state |= buffers(params, (), ("b1", "b2", "b3", "d_denom"))
+        for name, value in (("b1", b1), ("b2", b2), ("b3", b3)):
+            put(state[f"_{name}"], value)
+        state["_with_momentum"] = np.broadcast_to(np.asarray(b1) > 0, (rows, 1)).copy()
+        state["_dot"] = np.empty(rows, dtype=params.dtype)
+        state["_scratch"] = np.empty_like(params)
+        if not decouple:
+            state["_g"] = np.empty_like(params)
+        return state
 
-    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+    def start(state: State, lr: HParam) -> tuple[np.ndarray, np.ndarray]:
+        """Advances the count; returns ``dlr`` and the decayed numerator of this step."""
         state["t"] += 1
-        lr = f64(lr)
         k, d = state["k"], state["d"]
         bc = np.sqrt(1.0 - b2 ** (k + 1)) / (1.0 - b1 ** (k + 1)) if use_bias_correction else 1.0
-        dlr = d * lr * bc
-        d_num = state["d_numerator"] * b3
-        dt = params.dtype
-        g = grads + typed(f64(wd), dt) * params if not decouple else grads
-        delta_num = (d / d0_) * dlr * np.einsum("ij,ij->i", g, state["p0"] - params)[:, None]
-        m, v, s = state["exp_avg"], state["exp_avg_sq"], state["s"]
-        m *= typed(f64(b1), dt)
-        m += (d * (1.0 - b1)) * g
-        v *= typed(f64(b2), dt)
-        v += (d * d * (1.0 - b2)) * (g * g)
-        s *= typed(f64(b3), dt)
-        s += ((d / d0_) * d if safeguard_warmup else (d / d0_) * dlr) * g
-        d_denom = np.abs(s).sum(axis=1, keepdims=True)
+        return d * f64(lr) * bc, state["d_numerator"] * b3
+
+    def moment_weights(d: np.ndarray, dlr: np.ndarray) -> tuple[HParam, HParam, HParam]:
+        """The float64 weights of ``g`` in ``m``, of ``g²`` in ``v`` and of ``g`` in ``s``."""
+        return (
+            d * (1.0 - b1),
+            d * d * (1.0 - b2),
+            (d / d0_) * d if safeguard_warmup else (d / d0_) * dlr,
+        )
+
+    def advance_d(
+        state: State, d_num: np.ndarray, delta_num: np.ndarray, d_denom: np.ndarray
+    ) -> np.ndarray:
+        """``d`` (in place) from the numerator and ``‖s‖₁``; returns the live runs."""
+        d = state["d"]
         live = d_denom != 0
         with np.errstate(divide="ignore", invalid="ignore"):
             d_hat = coef * (d_num + delta_num) / d_denom
@@ -113,12 +131,55 @@ def prodigy(
         state["d_numerator"][...] = np.where(live, d_num + delta_num, state["d_numerator"])
         state["d_max"][...] = np.where(live, d_max, state["d_max"])
         d[...] = np.where(live, new_d, d)
+        return live
+
+    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        dlr, d_num = start(state, lr)
+        d = state["d"]
+        dt = params.dtype
+        g = grads + typed(f64(wd), dt) * params if not decouple else grads
+        delta_num = (d / d0_) * dlr * np.einsum("ij,ij->i", g, state["p0"] - params)[:, None]
+        c1, c2, c3 = moment_weights(d, dlr)
+        m, v, s = state["exp_avg"], state["exp_avg_sq"], state["s"]
+        m *= typed(f64(b1), dt)
+        m += c1 * g
+        v *= typed(f64(b2), dt)
+        v += c2 * (g * g)
+        s *= typed(f64(b3), dt)
+        s += c3 * g
+        d_denom = np.abs(s).sum(axis=1, keepdims=True)
+        live = advance_d(state, d_num, delta_num, d_denom)
         denom = np.sqrt(v) + d * eps_
         if decouple:
             params += np.where(live, params * (-wd * dlr), 0.0)
         with_momentum = np.asarray(b1) > 0
         move = np.where(with_momentum, (-dlr) * m, (-dlr * d) * g) / denom
         params += np.where(live, move, 0.0)
-        k += live
+        state["k"] += live
 
-    return Optimizer(init, update_, lr)
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        dlr, d_num = start(state, lr)
+        d = state["d"]
+        g, scratch, dot = grads, state["_scratch"], state["_dot"]
+        if not decouple:
+            g = state["_g"]
+            np.multiply(params, typed(f64(wd), params.dtype), out=g)
+            np.add(grads, g, out=g)
+        np.subtract(state["p0"], params, out=scratch)
+        np.einsum("ij,ij->i", g, scratch, out=dot)
+        delta_num = (d / d0_) * dlr * dot[:, None]
+        c1, c2, c3 = (np.broadcast_to(c, d.shape) for c in moment_weights(d, dlr))
+        fused.prodigy_moments(
+            g, state["exp_avg"], state["exp_avg_sq"], state["s"], scratch, state["_b1"], c1,
+            state["_b2"], c2, state["_b3"], c3,
+        )  # fmt: skip
+        d_denom = np.sum(scratch, axis=1, keepdims=True, out=state["_d_denom"])
+        live = advance_d(state, d_num, delta_num, d_denom)
+        decay = np.broadcast_to(-wd * dlr, d.shape)
+        fused.prodigy_step(
+            params, g, state["exp_avg"], state["exp_avg_sq"], live, decouple, decay,
+            state["_with_momentum"], -dlr, -dlr * d, d * eps_,
+        )  # fmt: skip
+        state["k"] += live
+
+    return Optimizer(init, update_, lr, fused_)

@@ -45,7 +45,6 @@ NUMPY_ONLY = frozenset(
         "lbfgs",
         "muon",
         "partition",
-        "prodigy",
     }
 )
 
