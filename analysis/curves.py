@@ -143,6 +143,27 @@ def _span(points: np.ndarray, box: tuple[float, float] | None) -> tuple[float, f
     return lo - pad, hi + pad
 
 
+def trajectory(group: Group, record: Mapping[str, Any], max_points: int) -> dict[str, Any]:
+    """One run's path through a 2-D problem's parameters, at most ``max_points`` evenly spaced
+    points of it (the first and last included)."""
+    return {
+        "group_id": group.id,
+        "solver": group.solver_label,
+        "seed": int(record["spec"]["seed"]),
+        "x": _subsample(record["params_x"], max_points),
+        "y": _subsample(record["params_y"], max_points),
+    }
+
+
+def group_trajectories(group: Group, max_points: int) -> list[dict[str, Any]]:
+    """:func:`trajectory` of each of the group's runs that has one (2-D problems)."""
+    return [
+        trajectory(group, r, max_points)
+        for r in group.records
+        if curve_of(r, "params_x") is not None and curve_of(r, "params_y") is not None
+    ]
+
+
 #: Trajectory points of the landscape seed's runs, and of all other runs, each shared between them.
 SEED_POINTS = 6_000
 OTHER_SEED_POINTS = 4_000
@@ -180,14 +201,12 @@ def problem_contour(
     others = sum(int(r["spec"]["seed"]) != seed for _, r in drawn)
     budget = max(16, OTHER_SEED_POINTS // max(1, others))
     main_points = min(max_points, max(64, SEED_POINTS // max(1, len(drawn) - others)))
-    trajectories: list[dict[str, Any]] = []
-    for g, rec in drawn:
-        run_seed = int(rec["spec"]["seed"])
-        points = main_points if run_seed == seed else min(max_points, budget)
-        xs, ys = _subsample(rec["params_x"], points), _subsample(rec["params_y"], points)
-        trajectories.append(
-            {"group_id": g.id, "solver": g.solver_label, "seed": run_seed, "x": xs, "y": ys}
+    trajectories = [
+        trajectory(
+            g, rec, main_points if int(rec["spec"]["seed"]) == seed else min(max_points, budget)
         )
+        for g, rec in drawn
+    ]
     if not any(t["seed"] == seed for t in trajectories):
         return None
     problem = build_problem(spec, [seed] * n, np.float64)

@@ -45,6 +45,9 @@ class Group:
     records: list[RunRecord] = field(default_factory=list)
     problem_label: str = ""
     solver_label: str = ""
+    #: Per-group results that every part of a summary asks for again (outcomes per metric, the
+    #: success rates): computed once. Records must not change after grouping.
+    memo: dict[Any, Any] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def optimizer(self) -> dict[str, Any]:
@@ -61,7 +64,10 @@ class Group:
     def values(self, metric: str) -> list[float | None]:
         """Each run's :func:`~analysis.records.outcome`: failures as the worst value, pending runs
         as ``None``."""
-        return [outcome(r, metric) for r in self.records]
+        key = ("values", metric)
+        if key not in self.memo:
+            self.memo[key] = [outcome(r, metric) for r in self.records]
+        return list(self.memo[key])
 
     def by_seed(self, metric: str) -> dict[int, float | None]:
         return dict(zip(self.seeds, self.values(metric), strict=True))

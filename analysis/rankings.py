@@ -8,7 +8,7 @@ problems and solvers an experiment has.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -115,22 +115,34 @@ def _profile_json(
     bests: Mapping[str, list[float]],
     instances: int,
     max_points: int,
+    series: Collection[str] | None,
 ) -> dict[str, Any]:
     taus, rho, scores = _profile(costs, bests, instances, TAU_MAX, max_points)
     return {
         "tau": taus,
         "instances": instances,
         "series": [
-            {"solver_id": sid, "solver": labels[sid], "rho": rho[sid], "score": scores[sid]}
+            {
+                "solver_id": sid,
+                "solver": labels[sid],
+                "rho": rho[sid] if series is None or sid in series else None,
+                "score": scores[sid],
+            }
             for sid in costs
         ],
     }
 
 
-def profiles(groups: Sequence[Group], metric: str, max_points: int = 200) -> dict[str, Any]:
+def profiles(
+    groups: Sequence[Group],
+    metric: str,
+    max_points: int = 200,
+    series: Collection[str] | None = None,
+) -> dict[str, Any]:
     """Performance profiles per problem (instances = seeds) and across problems (problem × seed),
     as :func:`performance_profile` defines them, over the solvers that ran on each; τ is kept in
-    [1, τ_max] and thinned to ``max_points`` breakpoints (ρ exact at each)."""
+    [1, τ_max] and thinned to ``max_points`` breakpoints (ρ exact at each). Every solver has its
+    score; only those in ``series`` (all when ``None``) their ρ (else ``None``)."""
     if metric == AUC or metric in HIGHER_IS_BETTER:
         raise SummaryError(f"a performance profile needs a positive cost; {metric!r} is not one")
     labels = {g.solver_id: g.solver_label for g in groups}
@@ -156,14 +168,14 @@ def profiles(groups: Sequence[Group], metric: str, max_points: int = 200) -> dic
             {
                 "problem_id": pid,
                 "problem": plabel,
-                **_profile_json(problem_labels, dense, bests, len(seeds), max_points),
+                **_profile_json(problem_labels, dense, bests, len(seeds), max_points, series),
             }
         )
         for sid in labels:
             all_costs.setdefault(sid, []).extend(dense.get(sid, []))
             all_bests.setdefault(sid, []).extend(bests.get(sid, []))
         instances += len(seeds)
-    overall = _profile_json(labels, all_costs, all_bests, instances, max_points)
+    overall = _profile_json(labels, all_costs, all_bests, instances, max_points, series)
     return {
         "metric": metric,
         "tau_max": TAU_MAX,
@@ -235,7 +247,11 @@ def _ecdf_x(hits: Iterable[np.ndarray], last_step: float, max_points: int) -> np
 
 
 def ecdfs(
-    groups: Sequence[Group], *, n_targets: int = DEFAULT_TARGETS, max_points: int = 200
+    groups: Sequence[Group],
+    *,
+    n_targets: int = DEFAULT_TARGETS,
+    max_points: int = 200,
+    series: Collection[str] | None = None,
 ) -> dict[str, Any]:
     """Runtime ECDFs: the share of (run, target) pairs reached by each step, per solver.
 
@@ -243,11 +259,15 @@ def ecdfs(
     (run, target) pair of a solver weighs the same — a run with no curve yet (queued) reaches
     none, a diverged run keeps the targets it reached before; across problems every problem
     weighs the same (the mean of the per-problem fractions, 0 where a solver did not run). Needs
-    the loss curves.
+    the loss curves. Only the solvers in ``series`` (all when ``None``) have their series (the x
+    grid is the same either way).
     """
-    labels = {g.solver_id: g.solver_label for g in groups}
+    labels = {
+        g.solver_id: g.solver_label for g in groups if series is None or g.solver_id in series
+    }
     per_problem = []
     runtimes: list[dict[str, tuple[np.ndarray, int]]] = []
+    every_hit: list[np.ndarray] = []
     last_steps: list[float] = []
     for pid, plabel, pgroups in problems_of(groups):
         f_star = next(
@@ -269,13 +289,15 @@ def ecdfs(
             y = floats(rec["losses"]) - (f_star or 0.0)
             hits[g.solver_id][0].append(first_hits(rec["eval_steps"], y, targets))
             last = max(last, float(rec["eval_steps"][-1]))
-        flat = {
-            sid: (np.concatenate(h or [np.empty(0)]), denominator)
+        every = [
+            (sid, (np.concatenate(h or [np.empty(0)]), denominator))
             for sid, (h, denominator) in hits.items()
-        }
+        ]
+        flat = {sid: h for sid, h in every if sid in labels}
         runtimes.append(flat)
+        every_hit.extend(h for _, (h, _) in every)
         last_steps.append(last)
-        xs = _ecdf_x((h for h, _ in flat.values()), last, max_points)
+        xs = _ecdf_x((h for _, (h, _) in every), last, max_points)
         per_problem.append(
             {
                 "problem_id": pid,
@@ -291,7 +313,7 @@ def ecdfs(
         )
     overall: dict[str, Any] = {"x": [], "series": []}
     if runtimes:
-        xs = _ecdf_x((h for f in runtimes for h, _ in f.values()), max(last_steps), max_points)
+        xs = _ecdf_x(every_hit, max(last_steps), max_points)
         sums = {sid: np.zeros(xs.size) for sid in labels}
         for f in runtimes:
             for sid, h in f.items():

@@ -179,9 +179,23 @@ def describe(values: Sequence[float | None], metric: str) -> dict[str, Any]:
     return out
 
 
+def group_describe(group: Group, metric: str) -> dict[str, Any]:
+    """:func:`describe` of the group's outcomes of ``metric``, computed once per group."""
+    key = ("describe", metric)
+    if key not in group.memo:
+        group.memo[key] = describe(group.values(metric), metric)
+    return dict(group.memo[key])
+
+
 def group_rates(group: Group) -> dict[str, Any]:
     """Success over the group's finished runs: not failed and, with a target loss, reaching it;
     ``diverged_rate`` over all its runs. With the success rate's Clopper–Pearson interval."""
+    if "rates" not in group.memo:
+        group.memo["rates"] = _group_rates(group)
+    return dict(group.memo["rates"])
+
+
+def _group_rates(group: Group) -> dict[str, Any]:
     finished = [r for r in group.records if run_state(r) != "pending"]
     has_target = any(r["spec"].get("target_loss") is not None for r in group.records)
     ok = [

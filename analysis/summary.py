@@ -5,12 +5,12 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any
 
-from analysis.compare import best_rule, compare, default_baseline
-from analysis.curves import group_curves
+from analysis.compare import best_key, best_rule, compare, default_baseline
+from analysis.curves import group_curves, group_trajectories
 from analysis.groups import Group, group_runs, problems_of, resolve_solvers, solvers_of
 from analysis.rankings import DEFAULT_TARGETS, ecdfs, profiles
 from analysis.records import GROUP_METRICS, check_metric, metric_value, succeeded
-from analysis.stats import DETERMINISTIC_NOTE, describe, group_rates, is_deterministic
+from analysis.stats import DETERMINISTIC_NOTE, group_describe, group_rates, is_deterministic
 from analysis.tuning import tuning
 
 #: Points of all groups' curves (and of all solvers' ranking series) in one summary together: with
@@ -32,8 +32,30 @@ SELECTION_NOTE = (
 )
 
 
-def group_summary(group: Group, metrics: Sequence[str], max_points: int) -> dict[str, Any]:
-    """One group: its spec, runs, success and divergence rates, and each metric's statistics."""
+def ranked(groups: Sequence[Group], metric: str) -> list[Group]:
+    """Groups best first by :func:`~analysis.compare.best_rule` (success, median, label)."""
+    return sorted(groups, key=lambda g: best_key(g, metric))
+
+
+def curve_selection(
+    groups: Sequence[Group], metric: str, baseline_sids: Sequence[str], per_problem: int | None
+) -> dict[str, list[str]]:
+    """Per problem, the ids of the groups whose curves a summary draws: the ``per_problem``
+    best by :func:`ranked` (all when ``None``), then the baseline's groups not among them."""
+    out: dict[str, list[str]] = {}
+    for pid, _, pgroups in problems_of(groups):
+        best = ranked(pgroups, metric)[:per_problem]
+        chosen = {g.id for g in best}
+        base = [g for g in pgroups if g.solver_id in baseline_sids and g.id not in chosen]
+        out[pid] = [g.id for g in (*best, *base)]
+    return out
+
+
+def group_summary(
+    group: Group, metrics: Sequence[str], max_points: int, *, curves: bool = True
+) -> dict[str, Any]:
+    """One group: its spec, runs, success and divergence rates, each metric's statistics and,
+    with ``curves``, its loss and LR bands (else ``None``)."""
     deterministic = is_deterministic(group)
     return {
         "id": group.id,
@@ -66,21 +88,28 @@ def group_summary(group: Group, metrics: Sequence[str], max_points: int) -> dict
         **group_rates(group),
         "deterministic": deterministic,
         "note": DETERMINISTIC_NOTE if deterministic else None,
-        "metrics": {m: describe(group.values(m), m) for m in metrics},
-        "curves": group_curves(group, max_points),
+        "metrics": {m: group_describe(group, m) for m in metrics},
+        "curves": group_curves(group, max_points) if curves else None,
     }
 
 
-def summarize(
-    records: Iterable[Mapping[str, Any]],
+def summarize(records: Iterable[Mapping[str, Any]], **options: Any) -> dict[str, Any]:
+    """:func:`summarize_groups` of the records grouped by :func:`~analysis.groups.group_runs`."""
+    return summarize_groups(group_runs(records), **options)
+
+
+def summarize_groups(
+    groups: list[Group],
     *,
     metric: str = "final_loss",
     baseline: str | None = None,
     max_points: int = 200,
     n_targets: int = DEFAULT_TARGETS,
     contour: Callable[[list[Group]], dict[str, Any] | None] | None = None,
+    curve_groups: int | None = None,
+    load_curves: Callable[[list[Group]], None] | None = None,
 ) -> dict[str, Any]:
-    """Everything the dashboard and ``optbench compare`` show, from a list of run records.
+    """Everything the dashboard and ``optbench compare`` show, from the groups of run records.
 
     ``metric`` drives the comparisons, the tuning view and the default baseline; the performance
     profile's cost is steps-to-target when some run reached its target loss, else the final
@@ -89,9 +118,16 @@ def summarize(
     picked from the same runs. ``contour`` (optional) adds a 2-D loss surface per problem.
     Group curves share :data:`CURVE_POINT_BUDGET` among the groups, the rankings' series (one
     per solver) share it among the solvers (see :func:`curve_points`).
+
+    ``curve_groups`` bounds what grows with the number of groups times points: per problem only
+    the ``curve_groups`` best groups (:func:`curve_selection`, listed best first in the problem's
+    ``curve_group_ids``) and the baseline's carry curves, trajectories and rankings series; every
+    group keeps its statistics, every solver its profile score. Everything else equals the
+    unbounded summary's (``None``: every group). ``load_curves`` is called with the groups that
+    carry curves before they are drawn, so a caller can read their other curves (wall times,
+    trajectories, LRs) for those runs only.
     """
     check_metric(metric)
-    groups = group_runs(records)
     present = [
         m
         for m in GROUP_METRICS
@@ -108,9 +144,16 @@ def summarize(
         baseline_sids = [chosen] if chosen else []
         rule, note = best_rule(metric), SELECTION_NOTE
     solvers = solvers_of(groups)
-    ranking_points = curve_points(max_points, len(solvers))
+    selection = curve_selection(groups, metric, baseline_sids, curve_groups)
+    drawn = {gid for ids in selection.values() for gid in ids}
+    if load_curves is not None:
+        load_curves([g for g in groups if g.id in drawn])
+    drawn_solvers = {g.solver_id for g in groups if g.id in drawn}
+    ranking_points = curve_points(max_points, len(drawn_solvers))
+    points = curve_points(max_points, len(drawn))
     problems = []
     for pid, plabel, pgroups in problems_of(groups):
+        shown = [g for g in pgroups if g.id in drawn]
         entry: dict[str, Any] = {
             "id": pid,
             "label": plabel,
@@ -126,7 +169,8 @@ def summarize(
                 None,
             ),
             "group_ids": [g.id for g in pgroups],
-            "contour": contour(pgroups) if contour else None,
+            "curve_group_ids": selection[pid],
+            "contour": contour(shown) if contour and shown else None,
         }
         problems.append(entry)
     return {
@@ -135,12 +179,16 @@ def summarize(
         "n_runs": sum(len(g.records) for g in groups),
         "problems": problems,
         "solvers": [{"id": sid, "label": label} for sid, label in solvers],
-        "groups": [
-            group_summary(g, metrics, curve_points(max_points, len(groups))) for g in groups
-        ],
+        "curve_groups": curve_groups,
+        "curve_points": points,
+        "groups": [group_summary(g, metrics, points, curves=g.id in drawn) for g in groups],
         "rankings": {
-            "profile": profiles(groups, profile_metric, ranking_points) if groups else None,
-            "ecdf": ecdfs(groups, n_targets=n_targets, max_points=ranking_points),
+            "profile": profiles(groups, profile_metric, ranking_points, series=drawn_solvers)
+            if groups
+            else None,
+            "ecdf": ecdfs(
+                groups, n_targets=n_targets, max_points=ranking_points, series=drawn_solvers
+            ),
         },
         "baseline_solver_id": baseline_sids[0] if baseline_sids else None,
         "baseline_solver_ids": baseline_sids,
@@ -149,3 +197,31 @@ def summarize(
         "comparisons": compare(groups, baseline_sids, metric),
         "tuning": tuning(groups, metric),
     }
+
+
+def curve_page(
+    groups: Sequence[Group],
+    metric: str,
+    chosen: Sequence[Group],
+    max_points: int,
+) -> list[dict[str, Any]]:
+    """The curves a summary draws for ``chosen`` groups, ``max_points`` per curve: each group's
+    loss and LR bands (as :func:`group_summary` has them at that many points) and its runs'
+    trajectories (2-D problems, evenly subsampled to ``max_points``), with the group's rank
+    (1 = best) by :func:`ranked` within its problem."""
+    check_metric(metric)
+    rank: dict[str, int] = {}
+    for _, _, pgroups in problems_of(groups):
+        rank.update((g.id, i + 1) for i, g in enumerate(ranked(pgroups, metric)))
+    return [
+        {
+            "id": g.id,
+            "problem_id": g.problem_id,
+            "solver_id": g.solver_id,
+            "solver": g.solver_label,
+            "rank": rank[g.id],
+            "curves": group_curves(g, max_points),
+            "trajectories": group_trajectories(g, max_points),
+        }
+        for g in chosen
+    ]

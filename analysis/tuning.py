@@ -8,7 +8,7 @@ from typing import Any
 from analysis.compare import best_key, best_rule
 from analysis.groups import Group, fmt_value, problems_of
 from analysis.records import canonical, check_metric, flatten
-from analysis.stats import describe, group_rates
+from analysis.stats import group_describe, group_rates
 
 #: What each point of a tuning series carries from :func:`~analysis.stats.describe`.
 POINT_STATS = (
@@ -42,7 +42,7 @@ def tuning(groups: Sequence[Group], metric: str) -> list[dict[str, Any]]:
             by_opt.setdefault(str(g.optimizer.get("name")), []).append(g)
         for opt_name, ogroups in by_opt.items():
             flats = [flatten({"optimizer": g.optimizer, "schedule": g.schedule}) for g in ogroups]
-            stats_of = {g.id: describe(g.values(metric), metric) for g in ogroups}
+            stats_of = {g.id: group_describe(g, metric) for g in ogroups}
             rates_of = {g.id: group_rates(g) for g in ogroups}
             keys = sorted({k for f in flats for k in f})
             varying = [k for k in keys if len({canonical(f.get(k)) for f in flats}) > 1]

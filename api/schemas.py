@@ -229,7 +229,13 @@ class SummaryProblem(_Open):
     budget: dict[str, Any]
     f_star: float | None
     group_ids: list[str]
-    contour: dict[str, Any] | None = Field(description="2-D problems: loss surface, trajectories")
+    curve_group_ids: list[str] = Field(
+        description="The groups that carry curves: the `curve_groups` best by the metric, best "
+        "first, then the baseline's"
+    )
+    contour: dict[str, Any] | None = Field(
+        description="2-D problems: loss surface, trajectories of the groups that carry curves"
+    )
 
 
 class SummarySolver(_Open):
@@ -272,7 +278,10 @@ class SummaryGroup(_Open):
     deterministic: bool = Field(description="Every seed produced the same curve")
     note: str | None
     metrics: dict[str, MetricStats]
-    curves: dict[str, Any] | None
+    curves: dict[str, Any] | None = Field(
+        description="Loss and LR bands; `None` before any point, or for a group beyond the "
+        "problem's `curve_group_ids` (see `GET …/summary/curves`)"
+    )
 
 
 class Summary(_Open):
@@ -283,6 +292,8 @@ class Summary(_Open):
     n_runs: int
     problems: list[SummaryProblem]
     solvers: list[SummarySolver]
+    curve_groups: int | None = Field(description="Groups per problem that carry curves")
+    curve_points: int = Field(description="Points per group curve")
     groups: list[SummaryGroup]
     rankings: dict[str, Any] = Field(description="Performance profiles and ECDFs, plot-ready")
     baseline_solver_id: str | None
@@ -291,3 +302,24 @@ class Summary(_Open):
     baseline_note: str | None
     comparisons: list[dict[str, Any]] = Field(description="Paired tests against the baseline")
     tuning: list[dict[str, Any]]
+
+
+class SummaryCurveGroup(_Open):
+    id: str
+    problem_id: str
+    solver_id: str
+    solver: str
+    rank: int = Field(description="1 = best in its problem by the metric (the summary's rule)")
+    curves: dict[str, Any] | None = Field(description="Loss and LR bands, as in the summary")
+    trajectories: list[dict[str, Any]] = Field(description="Each run's path (2-D problems)")
+
+
+class SummaryCurves(_Open):
+    experiment_id: str
+    status: Status
+    metric: str
+    problem_id: str | None = Field(description="The ranked problem; `None` for `group_id`")
+    offset: int
+    total: int = Field(description="Groups in the ranking (or named by `group_id`)")
+    curve_points: int
+    groups: list[SummaryCurveGroup]

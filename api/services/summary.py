@@ -7,10 +7,12 @@ place the summary and export routes read the database.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
-from sqlalchemy import func, select
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
 
 from api.db import Database
 from api.errors import not_found
@@ -47,39 +49,76 @@ def _decode(name: str, data: bytes) -> np.ndarray:
     return np.frombuffer(data, dtype="<i8" if name in INT_CURVES else "<f8")
 
 
-def load_records(
-    db: Database, experiment_id: str, *, curves: tuple[str, ...] = ()
+def read_records(
+    session: Session, experiment_id: str, curves: tuple[str, ...] = ()
 ) -> list[dict[str, Any]]:
     """The experiment's runs as engine-shaped records, in submission order: ``run_id`` is the
     API's run id (what ``/v1/runs/{id}`` accepts), ``spec_hash`` the engine's, ``status`` added.
 
     ``curves`` are read in one query for all runs, decoded straight into arrays (NaN where a value
-    was not finite); a running run has the points written so far — runs and curves from one
-    snapshot, so they agree.
+    was not finite); a running run has the points written so far. Read in one snapshot session,
+    runs and curves agree.
     """
-    with db.snapshot() as session:
-        columns = [getattr(Run, key) for key in (*METRIC_KEYS, "id", "spec_hash", "status", "spec")]
-        runs = session.execute(
-            select(*columns).where(Run.experiment_id == experiment_id).order_by(Run.position)
-        ).all()
-        chunks: dict[tuple[str, str], list[bytes]] = {}
-        if curves:
-            rows = session.execute(
-                select(RunCurve.run_id, RunCurve.name, RunCurve.data)
-                .join(Run, Run.id == RunCurve.run_id)
-                .where(Run.experiment_id == experiment_id, RunCurve.name.in_(curves))
-                .order_by(RunCurve.run_id, RunCurve.name, RunCurve.seq)
-            ).all()
-            for run_id, name, data in rows:
-                chunks.setdefault((run_id, name), []).append(data)
+    columns = [getattr(Run, key) for key in (*METRIC_KEYS, "id", "spec_hash", "status", "spec")]
+    runs = session.execute(
+        select(*columns).where(Run.experiment_id == experiment_id).order_by(Run.position)
+    ).all()
+    found: dict[str, dict[str, np.ndarray]] = {}
+    if curves:
+        found = _curves(
+            session,
+            select(RunCurve.run_id, RunCurve.name, RunCurve.data)
+            .join(Run, Run.id == RunCurve.run_id)
+            .where(Run.experiment_id == experiment_id, RunCurve.name.in_(curves))
+            .order_by(RunCurve.run_id, RunCurve.name, RunCurve.seq),
+        )
     records = []
     for *metrics, run_id, spec_hash, status, spec in runs:
         record: dict[str, Any] = dict(zip(METRIC_KEYS, metrics, strict=True))
         record.update(run_id=run_id, spec_hash=spec_hash, status=status)
         record["spec"] = json.loads(spec)
-        for name in curves:
-            parts = chunks.get((run_id, name))
-            if parts:
-                record[name] = _decode(name, b"".join(parts))
+        record.update(found.get(run_id, {}))
         records.append(record)
     return records
+
+
+#: Run ids per ``IN (…)`` list: far below every backend's limit on bound parameters.
+ID_CHUNK = 500
+
+
+def read_curves(
+    session: Session, run_ids: Sequence[str], curves: tuple[str, ...]
+) -> dict[str, dict[str, np.ndarray]]:
+    """The named curves of some runs (run id → name → array), as :func:`read_records` reads
+    them; a run without points of a curve has no entry for it."""
+    out: dict[str, dict[str, np.ndarray]] = {}
+    ids = list(dict.fromkeys(run_ids))
+    for i in range(0, len(ids), ID_CHUNK):
+        out.update(
+            _curves(
+                session,
+                select(RunCurve.run_id, RunCurve.name, RunCurve.data)
+                .where(RunCurve.run_id.in_(ids[i : i + ID_CHUNK]), RunCurve.name.in_(curves))
+                .order_by(RunCurve.run_id, RunCurve.name, RunCurve.seq),
+            )
+        )
+    return out
+
+
+def _curves(session: Session, query: Select[str, str, bytes]) -> dict[str, dict[str, np.ndarray]]:
+    """Rows of (run id, name, chunk) in chunk order, joined and decoded per run and curve."""
+    chunks: dict[tuple[str, str], list[bytes]] = {}
+    for run_id, name, data in session.execute(query):
+        chunks.setdefault((run_id, name), []).append(data)
+    out: dict[str, dict[str, np.ndarray]] = {}
+    for (run_id, name), parts in chunks.items():
+        out.setdefault(run_id, {})[name] = _decode(name, b"".join(parts))
+    return out
+
+
+def load_records(
+    db: Database, experiment_id: str, *, curves: tuple[str, ...] = ()
+) -> list[dict[str, Any]]:
+    """:func:`read_records` in a snapshot session of its own."""
+    with db.snapshot() as session:
+        return read_records(session, experiment_id, curves)

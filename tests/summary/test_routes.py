@@ -22,6 +22,7 @@ from analysis.summary import summarize
 from api import store
 from api.db import Database
 from api.models import Run, utcnow
+from api.routes.summary import CURVE_GROUPS
 from engine.runner import run_batch
 
 SPEC: dict[str, Any] = {
@@ -83,7 +84,11 @@ def test_summary_equals_the_statistics_of_the_stored_results(
     results = finish(db, experiment_id)
     response = client.get(f"/v1/experiments/{experiment_id}/summary")
     assert response.status_code == 200
-    expected = summarize(results, contour=lambda g: problem_contour(g, max_points=400))
+    expected = summarize(
+        results,
+        contour=lambda g: problem_contour(g, max_points=400),
+        curve_groups=CURVE_GROUPS,
+    )
     expected.update(experiment_id=experiment_id, status="succeeded")
     # Curves round-trip bit-exactly through storage, so every number agrees to the last digit.
     assert response.json() == json.loads(json.dumps(expected))
