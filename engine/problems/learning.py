@@ -168,11 +168,16 @@ class SupervisedProblem(Problem):
         if batch_size is not None:
             self._per_epoch = self.steps_per_epoch = n_train // batch_size
             self._epoch = -1
-            self._perm = np.empty((self.R, n_train), dtype=np.intp)
+            #: One seed for every run (an LR sweep): the runs draw the same minibatches, so one
+            #: permutation per epoch and one batch ``(B, n_in + 1)`` serve them all (broadcast
+            #: over the runs by the products, which then equal the per-run ones bit for bit).
+            self._one_order = len(set(self.seeds)) == 1
+            orders = 1 if self._one_order else self.R
+            self._perm = np.empty((orders, n_train), dtype=np.intp)
             self._order_rngs: list[np.random.Generator] = []
-            self._xb = np.empty((self.R, batch_size, self._x_train.shape[1]), dtype=dt)
+            self._xb = np.empty((orders, batch_size, self._x_train.shape[1]), dtype=dt)
             target_shape = (batch_size,) if data.regression else (data.n_outputs, batch_size)
-            self._tb = np.empty((self.R, *target_shape), dtype=dt)
+            self._tb = np.empty((orders, *target_shape), dtype=dt)
 
     def _targets(self, y: np.ndarray) -> np.ndarray:
         """Regression: the values ``(n,)``; classification: the transposed one-hot ``(C, n)``."""
@@ -193,20 +198,22 @@ class SupervisedProblem(Problem):
         epoch, k = divmod(step, self._per_epoch)
         if epoch != self._epoch:
             if epoch < self._epoch or not self._order_rngs:
-                self._order_rngs = [stream_rng(s, STREAM_ORDER) for s in self.seeds]
+                seeds = self.seeds[: len(self._perm)]
+                self._order_rngs = [stream_rng(s, STREAM_ORDER) for s in seeds]
                 self._epoch = -1
             n_train = self._perm.shape[1]
             while self._epoch < epoch:
                 for row, rng in zip(self._perm, self._order_rngs, strict=True):
                     row[:] = rng.permutation(n_train)
                 self._epoch += 1
-        return self._perm[:, k * self.batch_size : (k + 1) * self.batch_size]
+        rows = self._perm[:, k * self.batch_size : (k + 1) * self.batch_size]
+        return np.broadcast_to(rows, (self.R, self.batch_size))
 
     def loss_and_grad(self, params: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
         if self.batch_size is None:
             x, target = self._x_train, self._t_train
         else:
-            idx = self.batch_indices(step)
+            idx = self.batch_indices(step)[: len(self._perm)]
             # the indices are valid; mode="clip" lets take write straight into the buffer
             x = np.take(self._x_train, idx, axis=0, out=self._xb, mode="clip")
             if self.data.regression:
@@ -214,6 +221,8 @@ class SupervisedProblem(Problem):
             else:
                 labels = self.data.y_train[idx][:, None, :]
                 target = np.equal(labels, self._classes, out=self._tb)
+            if self._one_order:
+                x, target = x[0], target[0]
         ws = self._train_ws
         out, tape = self.net.forward(params, x, training=True, running=self.running, ws=ws)
         loss, dout = self.net.data_loss(out, target, grad=True)
@@ -222,7 +231,7 @@ class SupervisedProblem(Problem):
         return loss + self.net.penalty(params), self._grad
 
     def loss(self, params: np.ndarray) -> np.ndarray:
-        loss, _ = self._evaluate(params, self._x_train, self._t_train, self.data.y_train)
+        loss, _ = self._evaluate(params, self._x_train, self._t_train, None)
         return loss + self.net.penalty(params)
 
     def test_metrics(self, params: np.ndarray) -> dict[str, np.ndarray]:
@@ -236,9 +245,10 @@ class SupervisedProblem(Problem):
         return {"test_loss": loss, "test_accuracy": accuracy}
 
     def _evaluate(
-        self, params: np.ndarray, x1: np.ndarray, target: np.ndarray, y: np.ndarray
+        self, params: np.ndarray, x1: np.ndarray, target: np.ndarray, y: np.ndarray | None
     ) -> tuple[np.ndarray, np.ndarray]:
-        """Inference-mode mean data loss and number of correct predictions, ``(R,)`` each.
+        """Inference-mode mean data loss and number of correct predictions of labels ``y``
+        (counted only when given), ``(R,)`` each.
 
         Runs over blocks of :data:`EVAL_CHUNK` examples so that the temporaries stay small (one
         pass over 64 runs × 1437 digits took longer than 64 single-run passes, measured); the
@@ -252,7 +262,7 @@ class SupervisedProblem(Problem):
             out, _ = self.net.forward(
                 params, x1[start:stop], training=False, running=self.running, ws=self._eval_ws
             )
-            if not self.data.regression:
+            if y is not None and not self.data.regression:
                 hits += (out.argmax(axis=1) == y[start:stop]).sum(axis=1)
             loss, _ = self.net.data_loss(out, target[..., start:stop], grad=False)
             total += loss * (stop - start)

@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from engine.layers import batchnorm, layernorm
+from engine.layers import batchnorm, layernorm, relu
 from engine.layers.scratch import Scratch, buffer
 from engine.layout import Layout, TensorKind
 from engine.problems.base import STREAM_INIT, stream_rng
@@ -380,7 +380,7 @@ class Network:
     def _activate(self, z: np.ndarray, out: np.ndarray, ws: Scratch | None, i: int) -> Any:
         """``out = φ(z)``; returns what :meth:`_activate_backward` needs beyond ``out``."""
         if self.activation == "relu":
-            np.maximum(z, 0.0, out=out)
+            relu.forward(z, out)
             return None
         if self.activation == "tanh":
             np.tanh(z, out=out)
@@ -402,7 +402,7 @@ class Network:
     ) -> None:
         """``da ← da ⊙ φ'(z)`` in place, given the activation ``a = φ(z)``."""
         if self.activation == "relu":
-            da *= np.greater(a, 0.0, out=buffer(ws, f"mask{i}", a.shape, np.dtype(bool)))
+            relu.backward(da, a)
             return
         u = buffer(ws, f"slope{i}", a.shape, a.dtype)
         if self.activation == "tanh":
