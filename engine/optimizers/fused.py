@@ -518,26 +518,34 @@ def schedule_free_step(
 
 
 @njit
+def lars_segment(p, g, buf, scaled, wd, ratio, mu, damp, use_mu, nesterov, lr):
+    for j in range(p.shape[0]):
+        gj = g[j]
+        if scaled:
+            gj = (gj + wd * p[j]) * ratio
+        b = buf[j] * mu + damp * gj
+        buf[j] = b
+        d = gj
+        if use_mu:
+            d = gj + mu * b if nesterov else b
+        p[j] = p[j] - lr * d
+
+
+@njit
 def lars_step(p, g, buf, stops, scaled, wd, ratio, mu, damp, use_mu, nesterov, lr):
     """Tensor ``t`` of a row is columns ``stops[t-1]:stops[t]``; where ``scaled[t]`` (a matrix)
-    its gradient becomes ``(g + wd·p)·ratio[r, t]`` before the momentum step."""
-    rows = p.shape[0]
-    for r in range(rows):
-        wd_r, mu_r, damp_r, use_mu_r, lr_r = wd[r, 0], mu[r, 0], damp[r, 0], use_mu[r, 0], lr[r, 0]
+    its gradient becomes ``(g + wd·p)·ratio[r, t]`` before the momentum step. Each segment is
+    stepped as 1-D views indexed from 0, a loop the compiler vectorises (a loop from a variable
+    start is not: the index might be negative, which NumPy semantics wrap)."""
+    for r in range(p.shape[0]):
         start = 0
         for t in range(stops.shape[0]):
-            scaled_t, ratio_t = scaled[t], ratio[r, t]
-            for j in range(start, stops[t]):
-                gj = g[r, j]
-                if scaled_t:
-                    gj = (gj + wd_r * p[r, j]) * ratio_t
-                b = buf[r, j] * mu_r + damp_r * gj
-                buf[r, j] = b
-                d = gj
-                if use_mu_r:
-                    d = gj + mu_r * b if nesterov else b
-                p[r, j] = p[r, j] - lr_r * d
-            start = stops[t]
+            stop = stops[t]
+            lars_segment(
+                p[r, start:stop], g[r, start:stop], buf[r, start:stop], scaled[t], wd[r, 0],
+                ratio[r, t], mu[r, 0], damp[r, 0], use_mu[r, 0], nesterov, lr[r, 0],
+            )  # fmt: skip
+            start = stop
 
 
 @njit
@@ -566,16 +574,21 @@ def lamb_direction(
 
 
 @njit
+def scaled_decrement(p, u, scale):
+    for j in range(p.shape[0]):
+        p[j] = p[j] - scale * u[j]
+
+
+@njit
 def segment_step(p, u, stops, scale):
-    """``p -= scale[r, t]·u`` over tensor ``t``'s columns ``stops[t-1]:stops[t]`` of each row."""
-    rows = p.shape[0]
-    for r in range(rows):
+    """``p -= scale[r, t]·u`` over tensor ``t``'s columns ``stops[t-1]:stops[t]`` of each row
+    (as 1-D views, see :func:`lars_step`)."""
+    for r in range(p.shape[0]):
         start = 0
         for t in range(stops.shape[0]):
-            s = scale[r, t]
-            for j in range(start, stops[t]):
-                p[r, j] = p[r, j] - s * u[r, j]
-            start = stops[t]
+            stop = stops[t]
+            scaled_decrement(p[r, start:stop], u[r, start:stop], scale[r, t])
+            start = stop
 
 
 @njit
