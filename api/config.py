@@ -83,10 +83,11 @@ class Settings(BaseSettings):
     broker_socket_timeout_s: PositiveFloat = 10.0
     broker_connect_timeout_s: PositiveFloat = 5.0
     broker_health_check_interval_s: PositiveInt = 25
-    #: Largest summed :func:`engine.runner.estimate_cost` of the runs one task takes.
-    task_max_cost: PositiveFloat = 5e7
-    #: Most runs one task takes.
-    task_max_runs: PositiveInt = 250
+    #: Largest summed :func:`engine.runner.estimate_cost` of the runs one task takes: about
+    #: three minutes of MLP-digits work (a 1,000-step [64] run is 4e7 and steps in ~0.3 s).
+    task_max_cost: PositiveFloat = 3e10
+    #: Most runs one task takes (its results are written in one transaction per batch).
+    task_max_runs: PositiveInt = 1000
     checkpoint_every_s: PositiveFloat = 2.0
     #: A claimed run whose lease is not renewed for this long is presumed abandoned: with the
     #: 2 s heartbeat an attempt may miss three renewals (a slow commit, a database blip) before
@@ -129,6 +130,9 @@ class Settings(BaseSettings):
     # The embedded launcher.
     host: str = "127.0.0.1"
     port: Annotated[int, Field(ge=0, le=65535)] = 8000
+    #: Worker processes: what ``make run`` starts, and how many tasks the API cuts an
+    #: experiment into at least (when it has that many runs) so that none of them idles. Set it
+    #: to the total of every worker's ``--concurrency`` in a scaled deployment.
     worker_concurrency: PositiveInt = 2
 
     @model_validator(mode="after")

@@ -132,7 +132,10 @@ class Publisher:
 
     def plan(self, runs: Sequence[tuple[str, RunSpec]]) -> list[list[str]]:
         return plan_chunks(
-            runs, max_cost=self.settings.task_max_cost, max_runs=self.settings.task_max_runs
+            runs,
+            max_cost=self.settings.task_max_cost,
+            max_runs=self.settings.task_max_runs,
+            parallelism=self.settings.worker_concurrency,
         )
 
     def enqueue(
