@@ -259,9 +259,7 @@ class SupervisedProblem(Problem):
         hits = np.zeros(self.R, dtype=np.int64)
         for start in range(0, n, EVAL_CHUNK):
             stop = min(start + EVAL_CHUNK, n)
-            out, _ = self.net.forward(
-                params, x1[start:stop], training=False, running=self.running, ws=self._eval_ws
-            )
+            out = self.net.infer(params, x1[start:stop], self.running, self._eval_ws)
             if y is not None and not self.data.regression:
                 hits += (out.argmax(axis=1) == y[start:stop]).sum(axis=1)
             loss, _ = self.net.data_loss(out, target[..., start:stop], grad=False)

@@ -55,6 +55,9 @@ Norm = Literal["batchnorm", "layernorm"]
 
 _GELU_C = math.sqrt(2.0 / math.pi)
 _GELU_K = 0.044715
+#: Examples per forward pass of :meth:`Network.infer`: a block's activations (``R × 128 ×
+#: width`` values) stay in the 1 MiB L2, where the products ran ~25 % faster than on 256 rows.
+INFER_ROWS = 128
 
 
 @dataclass(frozen=True)
@@ -120,8 +123,25 @@ class Workspace(Scratch):
         self.norms = [Scratch() for _ in range(n_hidden)]
 
 
+def row_blocks(n: int, size: int) -> list[tuple[int, int]]:
+    """``[start, stop)`` blocks of at most ``size`` of ``n`` rows, none of one row unless
+    ``n == 1``: a one-row product goes through BLAS's matrix-vector kernel, which may round
+    differently from the matrix-matrix one (measured), so ``n`` rows cut as ``size + 1`` become
+    ``(size − 1) + 2``."""
+    bounds = [*range(0, n, size), n]
+    if len(bounds) > 2 and bounds[-1] - bounds[-2] == 1:
+        bounds[-2] -= 1
+    return list(itertools.pairwise(bounds))
+
+
 class Network:
     """Parameter layout, initialisation, and forward/backward passes (see the module docstring)."""
+
+    #: Rows per pass of :meth:`infer`, or ``None`` for one pass: set when every layer has at
+    #: least two outputs, since a product with one output column (regression's output layer, a
+    #: hidden width of 1) is a matrix-vector product whose rounding depends on how many rows it
+    #: gets (measured), while a matrix-matrix product's rows do not depend on the other rows.
+    infer_rows: int | None = None
 
     def __init__(
         self,
@@ -163,6 +183,8 @@ class Network:
         self.slots = slots
         self.size = offset
         self.layout = self._layout()
+        if min([*self.hidden, n_out]) >= 2:
+            self.infer_rows = INFER_ROWS
 
     def _layout(self) -> Layout:
         """The row's tensors: ``input_norm.weight`` / ``.bias`` (γ₀, β₀ of the input batch norm),
@@ -278,6 +300,25 @@ class Network:
         tape.append((a1, None, None))
         tape.append(input_cache)
         return out, tape
+
+    def infer(
+        self,
+        params: np.ndarray,
+        x1: np.ndarray,
+        running: Sequence[tuple[np.ndarray, np.ndarray]],
+        ws: Workspace,
+    ) -> np.ndarray:
+        """Inference-mode outputs ``(R, n_out, B)`` for shared inputs ``x1 = [x 1]`` ``(B, n_in +
+        1)``, in a buffer of ``ws``: :meth:`forward` in row blocks of :attr:`infer_rows` (rows are
+        independent in inference mode), equal bit for bit to one pass over all ``B`` rows."""
+        B = x1.shape[0]
+        if self.infer_rows is None or self.infer_rows >= B:
+            return self.forward(params, x1, training=False, running=running, ws=ws)[0]
+        out = ws.get("logits", (params.shape[0], self.n_out, B), params.dtype)
+        for start, stop in row_blocks(B, self.infer_rows):
+            block, _ = self.forward(params, x1[start:stop], training=False, running=running, ws=ws)
+            out[..., start:stop] = block
+        return out
 
     def _normalise_input(
         self,

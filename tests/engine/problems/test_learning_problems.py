@@ -14,7 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from engine.problems import ProblemSpec, build_problem
 from engine.problems.learning import SupervisedProblem
-from engine.problems.network import count_params
+from engine.problems.network import count_params, row_blocks
 from tests.numeric import row_central_diff
 
 SPEC = TypeAdapter(ProblemSpec)
@@ -262,6 +262,50 @@ def test_one_seed_shares_the_minibatch_bit_for_bit(doc: dict[str, Any]) -> None:
     assert shared.loss(x)[0] == gathered.loss(y)[0]
     metrics, metrics_g = shared.test_metrics(x), gathered.test_metrics(y)
     assert {k: v[0] for k, v in metrics.items()} == {k: v[0] for k, v in metrics_g.items()}
+
+
+def test_row_blocks_tile_the_rows_without_one_row_blocks() -> None:
+    for n in (1, 2, 5, 128, 129, 130, 256, 257, 1437):
+        blocks = row_blocks(n, 128)
+        assert blocks[0][0] == 0 and blocks[-1][1] == n
+        assert all(a[1] == b[0] for a, b in itertools.pairwise(blocks))
+        assert all(0 < stop - start <= 128 for start, stop in blocks)
+        assert n == 1 or min(stop - start for start, stop in blocks) >= 2
+    assert row_blocks(129, 128) == [(0, 127), (127, 129)]
+
+
+INFER_CASES: list[dict[str, Any]] = [
+    {"name": "mlp", "dataset": "digits", "hidden": [32, 8]},
+    {"name": "mlp", "dataset": "digits", "hidden": [16], "activation": "gelu", "layernorm": True},
+    {"name": "mlp", "dataset": "digits", "hidden": [16], "activation": "tanh", "batchnorm": True},
+    {"name": "mlp", "dataset": "digits", "hidden": [8], "input_batchnorm": True},
+    {"name": "logistic_regression", "dataset": "digits"},
+]
+
+
+@pytest.mark.parametrize("doc", INFER_CASES, ids=lambda d: "-".join(map(str, d.values())))
+def test_inference_in_row_blocks_equals_one_pass(doc: dict[str, Any]) -> None:
+    """Evaluation computes the outputs in blocks of rows; they equal one forward pass over all
+    rows bit for bit (inference mode, running statistics moved away from their start)."""
+    problem = build({**doc, "batch_size": 64}, [0, 4])
+    net = problem.net
+    assert net.infer_rows is not None
+    x = problem.init_params() + 0.2 * np.random.default_rng(0).normal(size=(2, net.size))
+    for step in range(3):  # moves the running statistics of the batch-norm cases
+        problem.loss_and_grad(x, step)
+    x1 = problem._x_train
+    for n in (1, 2, 129, 256, 300):
+        blocked = net.infer(x, x1[:n], problem.running, net.workspace())
+        whole, _ = net.forward(x, x1[:n], training=False, running=problem.running)
+        assert blocked.shape == whole.shape == (2, net.n_out, n)
+        assert blocked.tobytes() == whole.tobytes()
+
+
+def test_one_output_column_is_inferred_in_one_pass() -> None:
+    """Regression's single output (or a hidden width of 1) is a matrix-vector product, whose
+    rounding depends on the rows it gets: no row blocks there."""
+    assert build({"name": "mlp", "dataset": "diabetes", "hidden": [8]}, [0]).net.infer_rows is None
+    assert build({"name": "mlp", "dataset": "digits", "hidden": [1]}, [0]).net.infer_rows is None
 
 
 def test_batchnorm_inference_uses_running_statistics() -> None:
