@@ -14,6 +14,7 @@ import numpy as np
 from pydantic import Field
 
 from engine.layout import Layout
+from engine.optimizers import fused
 from engine.optimizers.base import (
     OPTIMIZERS,
     HParam,
@@ -24,8 +25,17 @@ from engine.optimizers.base import (
     State,
     hparam,
 )
-from engine.optimizers.kernel import check_params, counter, f64, nonzero, tick
-from engine.optimizers.tensors import norms, per_tensor, resolve, torch_view, typed
+from engine.optimizers.kernel import buffers, check_params, counter, f64, nonzero, put, tick
+from engine.optimizers.tensors import (
+    norms,
+    norms_into,
+    per_tensor,
+    resolve,
+    segment_stops,
+    tensor_column,
+    torch_view,
+    typed,
+)
 from engine.specbase import SpecModel, Sweep
 
 
@@ -84,17 +94,26 @@ def adafactor(
                 )
             else:
                 state[f"var:{tensor.name}"] = np.zeros((rows, *tensor.shape), dtype=params.dtype)
+        state |= buffers(params, (), ("w", "rest", "tiny2", "shrink"))
+        state["_small"] = np.empty((rows, 1), dtype=np.bool_)
+        state["_u"], state["_squares"] = np.empty_like(params), np.empty_like(params)
+        for name in ("p_norm", "u_norm", "scale"):
+            state[f"_{name}"] = np.empty((rows, len(lay.tensors)), dtype=params.dtype)
         return state
 
-    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
-        t = tick(state)
-        lr = f64(lr)
-        dt = params.dtype
+    def scalars(t: int, lr: HParam, dt: np.dtype) -> tuple[np.ndarray, ...]:
+        """``eps1``, ``eps1²``, ``1 - β̂2``, ``ρ``, the decay factor, ``eps2`` and ``d``, each
+        rounded once to the parameters' dtype."""
         tiny = np.finfo(dt).eps if eps1 is None else f64(hparam(eps1))
         w = typed(t ** f64(decay), dt)  # torch's one_minus_beta2_t
         rho = typed(np.minimum(lr, 1.0 / t**0.5), dt)
         shrink, floor, d_t = typed(1.0 - lr * wd, dt), typed(f64(eps2_), dt), typed(f64(d_), dt)
-        tiny, tiny2 = typed(tiny, dt), typed(np.multiply(tiny, tiny), dt)
+        return typed(tiny, dt), typed(np.multiply(tiny, tiny), dt), w, rho, shrink, floor, d_t
+
+    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        t = tick(state)
+        lr = f64(lr)
+        tiny, tiny2, w, rho, shrink, floor, d_t = scalars(t, lr, params.dtype)
         for tensor in resolve(layout, params).tensors:
             p, g = torch_view(tensor, params), torch_view(tensor, grads)
             nd, size = p.ndim, tensor.size
@@ -115,7 +134,47 @@ def adafactor(
             denom = np.maximum(1.0, norms(u) / (size**0.5 * per_tensor(d_t, nd)))
             p -= (alpha / denom) * u
 
-    return Optimizer(init, update_, lr)
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        t = tick(state)
+        lr = f64(lr)
+        tiny, tiny2, w, rho, shrink, floor, d_t = scalars(t, lr, params.dtype)
+        w_col, u, squares = put(state["_w"], w), state["_u"], state["_squares"]
+        np.less(w_col, 0.5, out=state["_small"])
+        np.subtract(1.0, w_col, out=state["_rest"])
+        put(state["_tiny2"], tiny2)
+        put(state["_shrink"], shrink)
+        lay = resolve(layout, params)
+        for i, tensor in enumerate(lay.tensors):
+            p, sq = torch_view(tensor, params), torch_view(tensor, squares)
+            nd, size = p.ndim, tensor.size
+            p_norm = norms_into(p, sq, tensor_column(state["_p_norm"], i, nd))
+            alpha = np.maximum(per_tensor(floor, nd), p_norm / size**0.5) * per_tensor(rho, nd)
+            if nd > 2:
+                wt, g = per_tensor(w, nd), torch_view(tensor, grads)
+                row, col = state[f"row:{tensor.name}"], state[f"col:{tensor.name}"]
+                np.multiply(g, g, out=sq)
+                row[...] = lerp(row, np.sum(sq, axis=-1, keepdims=True) / g.shape[-1], wt)
+                col[...] = lerp(col, np.sum(sq, axis=-2, keepdims=True) / g.shape[-2], wt)
+                var = np.matmul(row, col, out=torch_view(tensor, u))
+                np.divide(
+                    var, np.maximum(row.mean(axis=-2, keepdims=True), per_tensor(tiny, nd)), out=var
+                )
+                fused.adafactor_matrix(grads, u, tensor.offset, tensor.stop, state["_tiny2"])
+            else:
+                fused.adafactor_vector(
+                    grads, state[f"var:{tensor.name}"].reshape(params.shape[0], -1), u,
+                    tensor.offset, tensor.stop, w_col, state["_small"], state["_rest"],
+                    state["_tiny2"],
+                )  # fmt: skip
+            # The reference's u is a new C-ordered array (``g / √…`` of a transposed view and a
+            # C-ordered ``var``): its squares are summed in that order too.
+            sq_c = squares[:, tensor.offset : tensor.stop].reshape(p.shape)
+            u_norm = norms_into(torch_view(tensor, u), sq_c, tensor_column(state["_u_norm"], i, nd))
+            denom = np.maximum(1.0, u_norm / (size**0.5 * per_tensor(d_t, nd)))
+            tensor_column(state["_scale"], i, nd)[...] = alpha / denom
+        fused.segment_step(params, u, segment_stops(lay), has_wd, state["_shrink"], state["_scale"])
+
+    return Optimizer(init, update_, lr, fused_)
 
 
 Coefficients = tuple[float, float, float]

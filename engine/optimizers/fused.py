@@ -574,21 +574,48 @@ def lamb_direction(
 
 
 @njit
-def scaled_decrement(p, u, scale):
+def scaled_decrement(p, u, has_decay, shrink, scale):
     for j in range(p.shape[0]):
-        p[j] = p[j] - scale * u[j]
+        pj = p[j] * shrink if has_decay else p[j]
+        p[j] = pj - scale * u[j]
 
 
 @njit
-def segment_step(p, u, stops, scale):
-    """``p -= scale[r, t]·u`` over tensor ``t``'s columns ``stops[t-1]:stops[t]`` of each row
-    (as 1-D views, see :func:`lars_step`)."""
+def segment_step(p, u, stops, has_decay, shrink, scale):
+    """``p *= shrink`` (``has_decay``), then ``p -= scale[r, t]·u`` over tensor ``t``'s columns
+    ``stops[t-1]:stops[t]`` of each row (as 1-D views, see :func:`lars_step`)."""
     for r in range(p.shape[0]):
         start = 0
         for t in range(stops.shape[0]):
             stop = stops[t]
-            scaled_decrement(p[r, start:stop], u[r, start:stop], scale[r, t])
+            scaled_decrement(
+                p[r, start:stop], u[r, start:stop], has_decay, shrink[r, 0], scale[r, t]
+            )
             start = stop
+
+
+@njit
+def adafactor_vector(g, var, u, start, stop, w, small, one_minus_w, tiny2):
+    """A vector tensor (columns ``start:stop``): ``var = lerp(var, g², w)`` (``var`` is the
+    tensor's own ``(R, size)`` state) and ``u = g/√max(var, tiny²)``."""
+    for r in range(g.shape[0]):
+        gr, ur, vr = g[r, start:stop], u[r, start:stop], var[r]
+        w_r, small_r, omw_r, tiny2_r = w[r, 0], small[r, 0], one_minus_w[r, 0], tiny2[r, 0]
+        for j in range(gr.shape[0]):
+            gj = gr[j]
+            vj = lerp(vr[j], gj * gj, w_r, small_r, omw_r)
+            vr[j] = vj
+            ur[j] = gj / np.sqrt(maximum(vj, tiny2_r))
+
+
+@njit
+def adafactor_matrix(g, u, start, stop, tiny2):
+    """A factored matrix (columns ``start:stop``): ``u`` holds the factored ``var`` on entry,
+    ``u = g/√max(var, tiny²)`` on exit."""
+    for r in range(g.shape[0]):
+        gr, ur, tiny2_r = g[r, start:stop], u[r, start:stop], tiny2[r, 0]
+        for j in range(gr.shape[0]):
+            ur[j] = gr[j] / np.sqrt(maximum(ur[j], tiny2_r))
 
 
 @njit

@@ -145,7 +145,7 @@ def lamb(
             u_norm = norms_into(tensor.view(u), sq, tensor_column(state["_update_norm"], i, nd))
             ratio = trust_ratio(np.minimum(p_norm, LAMB_WEIGHT_NORM_MAX), u_norm, _rows(eps_t, nd))
             tensor_column(state["_scale"], i, nd)[...] = _rows(step_size, nd) * ratio
-        fused.segment_step(params, u, segment_stops(lay), state["_scale"])
+        fused.segment_step(params, u, segment_stops(lay), False, state["_wd"], state["_scale"])
 
     return Optimizer(init, update_, lr, fused_)
 

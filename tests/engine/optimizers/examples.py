@@ -40,7 +40,6 @@ EXAMPLES: dict[str, dict[str, Any]] = {
 #: temporaries and have no fused kernel yet, unlike the torch-classic families.
 NUMPY_ONLY = frozenset(
     {
-        "adafactor",
         "chain",
         "lbfgs",
         "muon",
