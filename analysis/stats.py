@@ -218,6 +218,12 @@ def is_deterministic(group: Group) -> bool:
     """Whether every seed produced the very same run: at least two finished runs, none failed,
     identical loss curves (or, without curves, identical final and best losses). The spread is
     then zero by construction and more seeds add nothing."""
+    if "deterministic" not in group.memo:
+        group.memo["deterministic"] = _is_deterministic(group)
+    return bool(group.memo["deterministic"])
+
+
+def _is_deterministic(group: Group) -> bool:
     done = [r for r in group.records if run_state(r) != "pending"]
     if len(done) < 2 or any(run_state(r) == "failed" for r in done):
         return False

@@ -10,7 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-from analysis.compare import holm, paired_test, rank_biserial
+from analysis.compare import average_ranks, holm, paired_test, rank_biserial
 from analysis.curves import band
 from analysis.rankings import coco_targets, first_hits, initial_loss, performance_profile
 from analysis.records import auc_log_subopt, canonical, flatten, unflatten
@@ -42,6 +42,18 @@ def test_holm_properties(pvalues: list[float]) -> None:
     assert adjusted[smallest] == pytest.approx(min(1.0, m * pvalues[smallest]))
     # Never more conservative than Bonferroni.
     assert all(a <= min(1.0, m * p) + 1e-15 for p, a in zip(pvalues, adjusted, strict=True))
+
+
+@given(
+    st.lists(
+        st.sampled_from([0.0, 0.5, 1.0, 2.0, 1e300, INF]) | st.floats(-1e3, 1e3),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_average_ranks_equal_scipys(values: list[float]) -> None:
+    x = np.asarray(values)
+    assert np.array_equal(average_ranks(x), stats.rankdata(x))
 
 
 def test_rank_biserial_by_hand() -> None:
