@@ -171,7 +171,12 @@ def cmd_compare(args: argparse.Namespace, out: TextIO) -> int:
     try:
         summary = service.get_json(
             f"/v1/experiments/{args.id}/summary",
-            params={"baseline": args.baseline, "metric": args.metric, "max_points": 2},
+            params={
+                "baseline": args.baseline,
+                "metric": args.metric,
+                "max_points": 2,
+                "curve_groups": 1,
+            },
             not_found=f"no experiment {args.id!r} at {service.url}",
         )
     finally:

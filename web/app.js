@@ -212,7 +212,7 @@
       let exps, sums;
       try {
         exps = await Promise.all([a, b].map((x) => OB.api(`v1/experiments/${x}`)));
-        sums = await Promise.all([a, b].map((x) => OB.api(`v1/experiments/${x}/summary`, { query: { metric: chosen, max_points: 2 } })));
+        sums = await Promise.all([a, b].map((x) => OB.api(`v1/experiments/${x}/summary`, { query: { metric: chosen, max_points: 2, curve_groups: 1 } })));
       } catch (e) {
         if (e.status === 404) OB.notFound("experiment", e.body && e.body.instance ? e.body.instance.split("/")[3] : `${a} or ${b}`);
         else msg.textContent = OB.errorText(e);

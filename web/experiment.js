@@ -27,6 +27,9 @@
       exp: null, expEtag: null, summary: null, sumEtag: null, metric: "final_loss", baseline: "",
       xAxis: "step", logY: true, robust: true, smooth: 0, allSeeds: false,
       sortKey: "metric_mean", sortDir: 1, scope: "overall", plots: {},
+      /* groups beyond the summary's curve-bearing ones: how many more to draw per problem, and
+       * their curves and trajectories (fetched from …/summary/curves) by group id */
+      more: {}, extra: new Map(),
     };
     const el = {
       name: h("h1", { id: "exp-name" }, "…"),
@@ -40,6 +43,7 @@
       desc: h("p", { class: "description" }),
       msg: h("p", { class: "error", id: "exp-msg" }),
       curves: h("div", { id: "curves", class: "plots" }),
+      curvesMore: h("div", { id: "curves-more", class: "controls" }),
       lrs: h("div", { id: "lr-curves", class: "plots" }),
       table: h("table", { id: "summary-table", class: "grid sortable" }),
       profile: h("div", { id: "profile-plot" }),
@@ -103,6 +107,7 @@
           h("span", { class: "muted" }, "mean across seeds, band = min–max; × = cut where a run diverged"),
         ),
         el.curves,
+        el.curvesMore,
       ),
       section("sec-lr", "Learning-rate schedules", el.lrs),
       section(
@@ -179,9 +184,36 @@
       if (e.spec) el.spec.textContent = JSON.stringify(e.spec, null, 2);
     }
 
+    /* A big experiment's summary carries curves for its best groups per problem only: fetch the
+     * next ones, best first, as many as asked for (st.more), at the summary's points per curve. */
+    async function loadMore() {
+      const s = st.summary;
+      const extra = new Map();
+      try {
+        for (const p of s.problems) {
+          const want = st.more[p.id] || 0;
+          for (let offset = s.curve_groups; offset < s.curve_groups + want; offset += 100) {
+            const limit = Math.min(100, s.curve_groups + want - offset);
+            const query = { metric: st.metric, problem: p.id, offset, limit, max_points: s.curve_points };
+            const r = await OB.api(`v1/experiments/${id}/summary/curves`, { query });
+            r.data.groups.forEach((g) => extra.set(g.id, g));
+            if (offset + limit >= r.data.total) break;
+          }
+        }
+      } catch (e) {
+        el.msg.textContent = "Cannot load more curves: " + OB.errorText(e);
+        return;
+      }
+      if (s !== st.summary) return;
+      st.extra = extra;
+      renderCurves();
+      renderContours();
+    }
+
     async function refreshSummary(reset) {
       if (reset) st.sumEtag = null;
       const query = { metric: st.metric, max_points: 300, baseline: st.baseline };
+      if (reset) { st.more = {}; st.extra = new Map(); }
       try {
         const r = await OB.api(`v1/experiments/${id}/summary`, { etag: st.sumEtag, query });
         if (r.status === 304) return;
@@ -189,6 +221,7 @@
         st.sumEtag = r.etag;
         el.msg.textContent = "";
         renderSummary();
+        if (Object.keys(st.more).length) await loadMore();
       } catch (e) {
         el.msg.textContent = "Cannot load the summary: " + OB.errorText(e);
       }
@@ -262,8 +295,12 @@
       const byId = new Map(s.groups.map((g) => [g.id, g]));
       const lossSlot = boxes(el.curves, "loss:", s.problems, "loss");
       const lrSlot = boxes(el.lrs, "lr:", s.problems, "lr");
+      renderMore();
       s.problems.forEach((p) => {
-        const groups = p.group_ids.map((g) => byId.get(g)).filter((g) => g && g.curves);
+        const groups = p.group_ids
+          .map((gid) => byId.get(gid))
+          .map((g) => (g && !g.curves && st.extra.has(g.id) ? { ...g, curves: st.extra.get(g.id).curves } : g))
+          .filter((g) => g && g.curves);
         const wall = st.xAxis === "wall";
         const evals = st.xAxis === "grad_evals";
         const steps = p.budget && p.budget.steps;
@@ -300,6 +337,28 @@
         if (lr) lr.update(lrSpec);
         else keep("lr:" + p.id, () => OB.linePlot(lrSlot(p.id), lrSpec));
       });
+    }
+
+    /* Under the loss plots of a big experiment: how many groups are drawn, and a button for more. */
+    function renderMore() {
+      const s = st.summary;
+      const step = s.curve_groups || 50;
+      el.curvesMore.replaceChildren(
+        ...s.problems
+          .filter((p) => p.curve_group_ids && p.curve_group_ids.length < p.group_ids.length)
+          .map((p) => {
+            const shown = Math.min(p.group_ids.length, p.curve_group_ids.length + (st.more[p.id] || 0));
+            const label = s.problems.length > 1 ? `${p.label}: ` : "";
+            return h(
+              "span",
+              { class: "muted curves-more", "data-problem": p.id },
+              `${label}curves of the ${shown} best of ${p.group_ids.length} groups by ${s.metric} (and the baseline) `,
+              shown < p.group_ids.length
+                ? h("button", { type: "button", class: "more-curves", onclick: () => { st.more[p.id] = (st.more[p.id] || 0) + step; renderMore(); loadMore(); } }, `Show ${Math.min(step, p.group_ids.length - shown)} more`)
+                : null,
+            );
+          }),
+      );
     }
 
     function renderTable() {
@@ -486,7 +545,9 @@
       el.contours.replaceChildren();
       withContour.forEach((p) => {
         const c = p.contour;
+        const more = p.group_ids.filter((gid) => st.extra.has(gid)).flatMap((gid) => st.extra.get(gid).trajectories);
         const trajectories = c.trajectories
+          .concat(more.filter((t) => !c.trajectories.some((u) => u.group_id === t.group_id)))
           .filter((t) => st.allSeeds || t.seed === undefined || t.seed === c.seed)
           .map((t) => {
             const g = byId.get(t.group_id);

@@ -430,3 +430,37 @@ def test_the_form_builds_a_chain_from_the_catalogs_transforms(
     page.wait_for_selector("#form-msg.ok")
     assert page.inner_text("#form-msg").startswith("Valid: ")
     assert page.errors == []
+
+
+def test_a_big_sweep_draws_the_best_curves_and_fetches_more(
+    page: Any, live_service: LiveService
+) -> None:
+    """55 learning rates: the summary carries the curves of the 50 best groups; the button under
+    the plot fetches the other five, drawn with the summary's points per curve."""
+    url = live_service.url
+    lrs = [round(1e-4 * 1.15**k, 10) for k in range(55)]
+    spec = {
+        "name": "big-sweep",
+        "problems": [{"name": "rosenbrock", "dim": 2, "init": [-1.5, 2.0]}],
+        "optimizers": [{"name": "adam", "lr": lrs}],
+        "seeds": [0],
+        "steps": 20,
+    }
+    experiment_id = submit(url, spec)
+    finished(url, experiment_id)
+    page.goto(f"{url}/#/experiments/{experiment_id}")
+    page.wait_for_selector("#exp-status >> text=succeeded")
+    legend = "#curves .legend-item"
+    page.wait_for_function(f"() => document.querySelectorAll({legend!r}).length === 50")
+    more = page.locator("#curves-more button.more-curves")
+    assert more.inner_text() == "Show 5 more"
+    assert "the 50 best of 55 groups" in page.locator("#curves-more").inner_text()
+    more.click()
+    page.wait_for_function(f"() => document.querySelectorAll({legend!r}).length === 55")
+    assert page.locator("#curves-more button.more-curves").count() == 0
+    summary = httpx.get(f"{url}/v1/experiments/{experiment_id}/summary", timeout=30).json()
+    drawn = page.locator(legend).all_inner_texts()
+    assert sorted(drawn) == sorted(g["solver"] for g in summary["groups"])
+    # every seed's path of the 55 groups on the landscape, the five fetched ones included
+    assert page.locator("#contours canvas").count() == 1
+    assert page.errors == []
