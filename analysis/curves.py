@@ -8,7 +8,66 @@ from typing import Any
 import numpy as np
 
 from analysis.groups import Group
-from analysis.records import Curve, curve_of, floats, json_list, num_or_int
+from analysis.records import AUC, Curve, auc_log_subopt, curve_of, floats, json_list, num_or_int
+
+#: Points of a curve a summary keeps per run: a longer curve is read into this many buckets.
+READ_POINTS = 2000
+#: Curves that share a run's ``eval_steps`` (the x of the eval-aligned group).
+EVAL_ALIGNED = ("grad_evals", "losses", "wall_times", "params_x", "params_y")
+
+
+def bucket_ends(x: np.ndarray, steps: int, buckets: int) -> np.ndarray:
+    """Indices of the first point and of the last point in each of ``buckets`` equal ranges of
+    steps ``[0, steps]``: the same steps for every run of a budget, however far it got."""
+    edges = np.linspace(0.0, steps + 1.0, buckets + 1)
+    bucket = np.searchsorted(edges, np.asarray(x, dtype=np.float64), side="right")
+    ends = np.flatnonzero(np.diff(bucket) != 0)
+    return np.unique(np.concatenate([[0], ends, [x.size - 1]])).astype(np.int64)
+
+
+def reduce_run(
+    curves: Mapping[str, np.ndarray],
+    steps: int,
+    f_star: float | None,
+    max_points: int = READ_POINTS,
+) -> dict[str, np.ndarray | float | None]:
+    """A run's curves with at most about ``max_points`` points each, whatever its steps.
+
+    A group with more points (eval-aligned by ``eval_steps``; per-update ``lrs`` by update) keeps
+    the first point and the last point of each of ``max_points`` equal ranges of steps (common
+    to every run of the budget, so runs still line up point for point) — every curve of the
+    group at those points; its loss (LR) curve also keeps each range's minimum and maximum, as
+    ``losses_lo`` / ``losses_hi`` (``lrs_lo`` / ``lrs_hi``), so a band's envelope and a runtime
+    ECDF still see what happened between kept points. ``auc_log_subopt`` is computed from the
+    whole curve first. Shorter groups are returned whole, so a summary of runs within
+    ``max_points`` is unchanged.
+    """
+    out: dict[str, np.ndarray | float | None] = dict(curves)
+    x = curves.get("eval_steps")
+    if x is not None and x.size > max_points:
+        keep = bucket_ends(x, steps, max_points)
+        if "losses" in curves:
+            out[AUC] = auc_log_subopt(x, curves["losses"], f_star)
+            out.update(_envelope("losses", floats(curves["losses"]), keep))
+        out["eval_steps"] = x[keep]
+        for name in EVAL_ALIGNED:
+            if name in curves:
+                out[name] = curves[name][keep]
+    lrs = curves.get("lrs")
+    if lrs is not None and lrs.size > max_points:
+        keep = bucket_ends(np.arange(lrs.size), steps, max_points)
+        out.update(_envelope("lrs", floats(lrs), keep))
+        out["lrs"], out["update_steps"] = lrs[keep], keep
+    return out
+
+
+def _envelope(name: str, y: np.ndarray, keep: np.ndarray) -> dict[str, np.ndarray]:
+    """The minimum and maximum of ``y`` over each range ``(keep[i-1], keep[i]]`` (NaN ignored)."""
+    starts = np.concatenate([[0], keep[:-1] + 1])
+    return {
+        f"{name}_lo": np.fmin.reduceat(y, starts),
+        f"{name}_hi": np.fmax.reduceat(y, starts),
+    }
 
 
 def band(
@@ -16,6 +75,7 @@ def band(
     ys: Sequence[Curve],
     max_points: int,
     extras: Mapping[str, Sequence[Curve]] | None = None,
+    envelope: tuple[Sequence[Curve], Sequence[Curve]] | None = None,
 ) -> dict[str, list[Any]]:
     """Mean curve with a min–max band across runs, on the union of their x values.
 
@@ -24,7 +84,9 @@ def band(
     buckets of consecutive points: each keeps its last point (``x``, ``mean``, ``median``, ``n``
     exactly there) and the band becomes the envelope over the whole bucket, so a spike between
     kept points still shows. Each of ``extras`` (e.g. wall times, gradient evaluations: other x
-    axes) is averaged across runs at the kept x and returned under its name.
+    axes) is averaged across runs at the kept x and returned under its name. ``envelope`` (each
+    run's lowest and highest value up to each of its points since the previous one, see
+    :func:`reduce_run`) replaces the values in the band's min–max.
     """
     arrays = [np.asarray(x, dtype=np.float64) for x in xs]
     grid = np.unique(np.concatenate(arrays)) if arrays else np.empty(0)
@@ -32,18 +94,21 @@ def band(
         return {"x": [], "mean": [], "median": [], "lo": [], "hi": [], "n": []}
     m = np.full((len(xs), grid.size), np.nan)
     es = {name: np.full((len(xs), grid.size), np.nan) for name in extras or {}}
+    low, high = (m, m) if envelope is None else (np.full_like(m, np.nan), np.full_like(m, np.nan))
     for r, (x, y) in enumerate(zip(xs, ys, strict=True)):
         pos = np.searchsorted(grid, np.asarray(x, dtype=np.float64))
         m[r, pos] = floats(y)
         for name, e in es.items():
             e[r, pos] = floats((extras or {})[name][r])
+        if envelope is not None:
+            low[r, pos], high[r, pos] = floats(envelope[0][r]), floats(envelope[1][r])
     finite = np.isfinite(m)
     n = finite.sum(axis=0)
     with np.errstate(all="ignore"):
         safe = np.where(finite, m, 0.0)
         mean = np.where(n > 0, safe.sum(axis=0) / np.maximum(n, 1), np.nan)
-        lo_pt = np.where(finite, m, np.inf).min(axis=0)
-        hi_pt = np.where(finite, m, -np.inf).max(axis=0)
+        lo_pt = np.where(np.isfinite(low), low, np.inf).min(axis=0)
+        hi_pt = np.where(np.isfinite(high), high, -np.inf).max(axis=0)
     if grid.size <= max_points:
         keep = np.arange(grid.size)
         lo, hi = lo_pt, hi_pt
@@ -92,6 +157,7 @@ def group_curves(group: Group, max_points: int) -> dict[str, Any] | None:
         [r["eval_steps"] for r in with_curves],
         [r["losses"] for r in with_curves],
         max_points,
+        envelope=_envelopes(with_curves, "losses"),
         extras={
             axis: [
                 c if (c := curve_of(r, curve)) is not None else [None] * len(r["eval_steps"])
@@ -108,8 +174,22 @@ def group_curves(group: Group, max_points: int) -> dict[str, Any] | None:
         ],
         [r["lrs"] for r in with_lrs],
         max_points,
+        envelope=_envelopes(with_lrs, "lrs"),
     )
     return {"loss": loss, "lr": lr}
+
+
+def _envelopes(
+    records: Sequence[Mapping[str, Any]], name: str
+) -> tuple[list[Curve], list[Curve]] | None:
+    """The runs' ``<name>_lo`` / ``<name>_hi`` (a run read whole: its values), or ``None`` when
+    every run was read whole."""
+    if not any(f"{name}_lo" in r for r in records):
+        return None
+    return (
+        [r.get(f"{name}_lo", r[name]) for r in records],
+        [r.get(f"{name}_hi", r[name]) for r in records],
+    )
 
 
 # ---------------------------------------------------------------------------------------------

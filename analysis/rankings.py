@@ -259,8 +259,9 @@ def ecdfs(
     (run, target) pair of a solver weighs the same — a run with no curve yet (queued) reaches
     none, a diverged run keeps the targets it reached before; across problems every problem
     weighs the same (the mean of the per-problem fractions, 0 where a solver did not run). Needs
-    the loss curves. Only the solvers in ``series`` (all when ``None``) have their series (the x
-    grid is the same either way).
+    the loss curves; of a run read in buckets (:func:`~analysis.curves.reduce_run`), a target is
+    reached at the end of the first bucket whose lowest loss reaches it. Only the solvers in
+    ``series`` (all when ``None``) have their series (the x grid is the same either way).
     """
     labels = {
         g.solver_id: g.solver_label for g in groups if series is None or g.solver_id in series
@@ -286,7 +287,9 @@ def ecdfs(
         }
         last = 0.0
         for g, rec in with_curves:
-            y = floats(rec["losses"]) - (f_star or 0.0)
+            # a long run read in buckets: each bucket's lowest loss, at the bucket's last step
+            lows = rec.get("losses_lo", rec["losses"])
+            y = floats(lows) - (f_star or 0.0)  # type: ignore[arg-type]
             hits[g.solver_id][0].append(first_hits(rec["eval_steps"], y, targets))
             last = max(last, float(rec["eval_steps"][-1]))
         every = [

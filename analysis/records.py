@@ -96,6 +96,12 @@ class RunRecord(TypedDict, total=False):
     lrs: Curve
     grad_norms: Curve
     update_norms: Curve
+    #: A long run read in buckets (see :func:`analysis.curves.reduce_run`): each kept point's
+    #: lowest and highest loss / LR since the previous kept point.
+    losses_lo: Curve
+    losses_hi: Curve
+    lrs_lo: Curve
+    lrs_hi: Curve
 
 
 class SummaryError(ValueError):
@@ -220,9 +226,7 @@ def num_or_int(v: float) -> float | int:
     return int(v) if float(v).is_integer() else float(v)
 
 
-def auc_log_subopt(
-    eval_steps: Sequence[int], losses: Sequence[float | None], f_star: float | None
-) -> float | None:
+def auc_log_subopt(eval_steps: Curve, losses: Curve, f_star: float | None) -> float | None:
     """Mean log10 suboptimality over the run: the area under the log curve per step.
 
     ``(1 / (s_K − s_0)) ∫ log10(max(f(s) − f*, LOG_FLOOR)) ds`` by the trapezoidal rule over the
@@ -240,11 +244,12 @@ def auc_log_subopt(
 
 
 def metric_value(record: Mapping[str, Any], metric: str) -> float | None:
-    """A record's value of ``metric`` (``auc_log_subopt`` from its curve when it has one)."""
+    """A record's value of ``metric`` (``auc_log_subopt`` from its curve when it has one and no
+    value computed from the whole curve already, see :func:`analysis.curves.reduce_run`)."""
     if metric == AUC:
         if record.get("diverged"):
             return None
-        if "losses" in record and "eval_steps" in record:
+        if record.get(AUC) is None and "losses" in record and "eval_steps" in record:
             return auc_log_subopt(record["eval_steps"], record["losses"], record.get("f_star"))
         return finite(record.get(AUC))
     if metric == "steps_to_target" and record.get("diverged"):

@@ -23,7 +23,7 @@ from fastapi.responses import FileResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
-from analysis.curves import problem_contour
+from analysis.curves import EVAL_ALIGNED, problem_contour
 from analysis.export import export_rows, to_csv
 from analysis.groups import Group, group_runs
 from analysis.rankings import DEFAULT_TARGETS
@@ -36,7 +36,6 @@ from api.deps import DatabaseDep, json_response, matches
 from api.errors import ProblemError, json_body
 from api.routes.experiments import GUARDED, PROBLEM
 from api.services.summary import experiment_state, load_records, read_curves, read_records
-from engine.runner import EVAL_CURVES
 
 router = APIRouter(prefix="/v1/experiments", tags=["summary"])
 dashboard = APIRouter(include_in_schema=False)
@@ -132,13 +131,18 @@ def _add_drawn_curves(db: Database, version: _Version, groups: list[Group]) -> N
     missing = [r for g in groups for r in g.records if str(r["run_id"]) not in version.drawn]
     if not missing:
         return
+    budgets = {str(r["run_id"]): (int(r["spec"]["steps"]), r.get("f_star")) for r in missing}
     with db.snapshot() as session:
-        found = read_curves(session, [str(r["run_id"]) for r in missing], DRAWN_CURVES)
+        # eval_steps again: a long run's buckets are found from its whole x axis
+        found = read_curves(session, budgets, ("eval_steps", *DRAWN_CURVES))
     for record in missing:
         run_id = str(record["run_id"])
         n = len(record.get("eval_steps", ()))
         for name, values in found.get(run_id, {}).items():
-            record[name] = _fit(values, n) if name in EVAL_CURVES else values  # type: ignore[literal-required]
+            if name in EVAL_ALIGNED:
+                record[name] = _fit(values, n)  # type: ignore[literal-required]
+            elif name != "eval_steps":
+                record[name] = values  # type: ignore[literal-required]
         version.drawn.add(run_id)
 
 

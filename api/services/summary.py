@@ -7,13 +7,14 @@ place the summary and export routes read the database.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping
 from typing import Any
 
 import numpy as np
 from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session
 
+from analysis.curves import reduce_run
 from api.db import Database
 from api.errors import not_found
 from api.models import Experiment, Run, RunCurve
@@ -55,65 +56,78 @@ def read_records(
     """The experiment's runs as engine-shaped records, in submission order: ``run_id`` is the
     API's run id (what ``/v1/runs/{id}`` accepts), ``spec_hash`` the engine's, ``status`` added.
 
-    ``curves`` are read in one query for all runs, decoded straight into arrays (NaN where a value
-    was not finite); a running run has the points written so far. Read in one snapshot session,
-    runs and curves agree.
+    ``curves`` are streamed run by run from one query, decoded into arrays (NaN where a value was
+    not finite) and cut to at most about :data:`~analysis.curves.READ_POINTS` points each by
+    :func:`~analysis.curves.reduce_run`, so memory stays bounded however many steps the runs
+    have; a running run has the points written so far. Read in one snapshot session, runs and
+    curves agree.
     """
     columns = [getattr(Run, key) for key in (*METRIC_KEYS, "id", "spec_hash", "status", "spec")]
     runs = session.execute(
         select(*columns).where(Run.experiment_id == experiment_id).order_by(Run.position)
     ).all()
-    found: dict[str, dict[str, np.ndarray]] = {}
-    if curves:
-        found = _curves(
-            session,
-            select(RunCurve.run_id, RunCurve.name, RunCurve.data)
-            .join(Run, Run.id == RunCurve.run_id)
-            .where(Run.experiment_id == experiment_id, RunCurve.name.in_(curves))
-            .order_by(RunCurve.run_id, RunCurve.name, RunCurve.seq),
-        )
     records = []
+    by_id: dict[str, dict[str, Any]] = {}
     for *metrics, run_id, spec_hash, status, spec in runs:
         record: dict[str, Any] = dict(zip(METRIC_KEYS, metrics, strict=True))
         record.update(run_id=run_id, spec_hash=spec_hash, status=status)
         record["spec"] = json.loads(spec)
-        record.update(found.get(run_id, {}))
         records.append(record)
+        by_id[run_id] = record
+    if curves:
+        query = (
+            select(RunCurve.run_id, RunCurve.name, RunCurve.data)
+            .join(Run, Run.id == RunCurve.run_id)
+            .where(Run.experiment_id == experiment_id, RunCurve.name.in_(curves))
+            .order_by(RunCurve.run_id, RunCurve.name, RunCurve.seq)
+        )
+        for run_id, found in _stream(session, query):
+            record = by_id[run_id]
+            record.update(reduce_run(found, int(record["spec"]["steps"]), record.get("f_star")))
     return records
 
 
 #: Run ids per ``IN (…)`` list: far below every backend's limit on bound parameters.
 ID_CHUNK = 500
+#: Curve rows fetched at a time (a server-side cursor on PostgreSQL).
+CURVE_ROWS = 512
 
 
 def read_curves(
-    session: Session, run_ids: Sequence[str], curves: tuple[str, ...]
-) -> dict[str, dict[str, np.ndarray]]:
-    """The named curves of some runs (run id → name → array), as :func:`read_records` reads
-    them; a run without points of a curve has no entry for it."""
-    out: dict[str, dict[str, np.ndarray]] = {}
-    ids = list(dict.fromkeys(run_ids))
+    session: Session,
+    budgets: Mapping[str, tuple[int, float | None]],
+    curves: tuple[str, ...],
+) -> dict[str, dict[str, Any]]:
+    """The named curves of the runs in ``budgets`` (run id → (steps, f*)) as :func:`read_records`
+    reads them (run id → name → array); a run without points of a curve has no entry for it."""
+    out: dict[str, dict[str, Any]] = {}
+    ids = list(budgets)
     for i in range(0, len(ids), ID_CHUNK):
-        out.update(
-            _curves(
-                session,
-                select(RunCurve.run_id, RunCurve.name, RunCurve.data)
-                .where(RunCurve.run_id.in_(ids[i : i + ID_CHUNK]), RunCurve.name.in_(curves))
-                .order_by(RunCurve.run_id, RunCurve.name, RunCurve.seq),
-            )
+        query = (
+            select(RunCurve.run_id, RunCurve.name, RunCurve.data)
+            .where(RunCurve.run_id.in_(ids[i : i + ID_CHUNK]), RunCurve.name.in_(curves))
+            .order_by(RunCurve.run_id, RunCurve.name, RunCurve.seq)
         )
+        for run_id, found in _stream(session, query):
+            out[run_id] = reduce_run(found, *budgets[run_id])
     return out
 
 
-def _curves(session: Session, query: Select[str, str, bytes]) -> dict[str, dict[str, np.ndarray]]:
-    """Rows of (run id, name, chunk) in chunk order, joined and decoded per run and curve."""
-    chunks: dict[tuple[str, str], list[bytes]] = {}
-    for run_id, name, data in session.execute(query):
-        chunks.setdefault((run_id, name), []).append(data)
-    out: dict[str, dict[str, np.ndarray]] = {}
-    for (run_id, name), parts in chunks.items():
-        out.setdefault(run_id, {})[name] = _decode(name, b"".join(parts))
-    return out
+def _stream(
+    session: Session, query: Select[str, str, bytes]
+) -> Iterator[tuple[str, dict[str, np.ndarray]]]:
+    """Rows of (run id, name, chunk) in (run, name, chunk) order as one run's decoded curves at
+    a time: only one run is ever held whole."""
+    current: str | None = None
+    chunks: dict[str, list[bytes]] = {}
+    for run_id, name, data in session.execute(query.execution_options(yield_per=CURVE_ROWS)):
+        if run_id != current:
+            if current is not None:
+                yield current, {k: _decode(k, b"".join(v)) for k, v in chunks.items()}
+            current, chunks = run_id, {}
+        chunks.setdefault(name, []).append(data)
+    if current is not None:
+        yield current, {k: _decode(k, b"".join(v)) for k, v in chunks.items()}
 
 
 def load_records(
