@@ -5,6 +5,10 @@ the closure as often as they need (at most ``max_eval`` times, plus the line sea
 so the run loop calls :attr:`Optimizer.step_` and counts gradient evaluations. Each run is stepped
 alone (its line search decides where to evaluate); with ``R > 1`` rows the rows are stepped one
 after the other, each closure call evaluating the point of the row being stepped.
+
+No fused kernel: the two-loop recursion alternates a dot product (NumPy's BLAS, whose summation
+order a compiled loop would not reproduce) with a single ``axpy`` pass that depends on it, so
+there are no adjacent elementwise passes to fuse; the rest is the line search's scalar logic.
 """
 
 from __future__ import annotations

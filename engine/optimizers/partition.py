@@ -145,14 +145,22 @@ def partition(
             state.update({prefix + key: value for key, value in sub.items()})
         return state
 
-    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+    def step(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam, fast: bool) -> None:
+        """Each group's ``update_`` (or, ``fast``, its ``fast_update_``) on its gathered columns."""
         for opt, cols, prefix in plan(params.shape[1]):
             sub_state = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
             p = np.ascontiguousarray(params[:, cols])
-            opt.update_(np.ascontiguousarray(grads[:, cols]), sub_state, p, _scaled(opt.lr, lr))
+            update = opt.fast_update_ if fast else opt.update_
+            update(np.ascontiguousarray(grads[:, cols]), sub_state, p, _scaled(opt.lr, lr))
             params[:, cols] = p
 
-    return Optimizer(init, update_, 1.0)
+    def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        step(grads, state, params, lr, fast=False)
+
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        step(grads, state, params, lr, fast=True)
+
+    return Optimizer(init, update_, 1.0, fused_)
 
 
 def _scaled(group_lr: HParam, factor: HParam) -> HParam:

@@ -36,16 +36,13 @@ EXAMPLES: dict[str, dict[str, Any]] = {
     "schedule_free_sgd": {"name": "schedule_free_sgd", "lr": 0.01},
 }
 
-#: Optimizers whose step is NumPy expressions (often over per-tensor views): they allocate
-#: temporaries and have no fused kernel yet, unlike the torch-classic families.
-NUMPY_ONLY = frozenset(
-    {
-        "chain",
-        "lbfgs",
-        "muon",
-        "partition",
-    }
-)
+#: Optimizers whose step stays NumPy expressions, with temporaries, and has no fused kernel:
+#: ``chain`` (a user's composition: one pass per transform by construction), ``lbfgs`` (dot
+#: products and scalar line-search logic between one-op passes) and ``muon`` (Newton–Schulz
+#: matrix products, NumPy's BLAS); the reasons are in their docstrings.
+NUMPY_ONLY = frozenset({"chain", "lbfgs", "muon"})
+#: Fused, but allocating per step: ``partition`` gathers each group's columns into copies.
+GATHERS = frozenset({"partition"})
 
 
 def example(name: str) -> dict[str, Any]:

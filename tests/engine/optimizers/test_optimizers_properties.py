@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from engine.optimizers import OPTIMIZERS, build_optimizer, build_optimizer_batch
 from engine.optimizers.kernel import BLOCK_BYTES
-from tests.engine.optimizers.examples import NUMPY_ONLY, example, layout_for
+from tests.engine.optimizers.examples import GATHERS, NUMPY_ONLY, example, layout_for
 
 # Every kernel path: each optimizer at its defaults plus its flags and optional passes switched on.
 VARIANTS: list[dict[str, Any]] = [example(n) for n in OPTIMIZERS.names()] + [
@@ -156,8 +156,10 @@ def test_fast_update_allocates_nothing_after_init(variant: dict[str, Any]) -> No
     """tracemalloc sees NumPy's array buffers: stepping a batch of two wide runs with per-run
     hyper-parameters and lr column must not raise the traced peak by anything near a row of
     parameters, however many steps."""
-    if variant["name"] in NUMPY_ONLY:
-        pytest.skip("a NumPy-expression optimizer (tests/engine/optimizers/examples.py)")
+    if variant["name"] in NUMPY_ONLY | GATHERS:
+        pytest.skip(
+            "a NumPy-expression or gathering optimizer (tests/engine/optimizers/examples.py)"
+        )
     rows, cols = 2, BLOCK_BYTES // 8
     specs = [variant, {**variant, "lr": 2 * build_optimizer(variant).lr}]
     opt = build_optimizer_batch(specs)
