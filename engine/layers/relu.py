@@ -1,10 +1,14 @@
-"""ReLU over run-batched activations ``(R, B, F)``, compiled: one pass each way.
+"""ReLU over run-batched activations, compiled: one pass each way.
+
+The activations live in the network's ``[a 1]`` buffer ``a1`` (``(…, F + 1)``, C-contiguous: the
+input of the next product with its column of ones), so both functions take that buffer and work
+on its rows as a 2-D C-contiguous array, which the compiled loop vectorises (on the strided 3-D
+view it ran 3× slower).
 
 ``forward``: ``a = max(z, 0)`` as ``np.maximum(z, 0.0)`` computes it (NaN stays NaN, ``−0`` gives
 ``+0``); ``backward``: ``∂z = ∂a ⊙ [a > 0]``, the product ``∂a · 1.0`` or ``∂a · 0.0`` that
-``∂a *= a > 0`` forms (so ``±inf · 0`` is NaN, as there). The NumPy forms take two passes over a
-strided view (the activations live in the ``[a 1]`` buffer that feeds the next product) plus a
-mask buffer; these take one, and equal them bit for bit.
+``∂a *= a > 0`` forms (so ``±inf · 0`` is NaN, as there). Both equal those NumPy forms bit for
+bit, which take two passes over a strided view (and a mask buffer) where these take one.
 """
 
 from __future__ import annotations
@@ -15,29 +19,36 @@ from engine.jit import njit
 
 
 @njit
-def _forward(z: np.ndarray, out: np.ndarray) -> None:
-    R, B, F = z.shape
-    for r in range(R):
-        for b in range(B):
-            for j in range(F):
-                v = z[r, b, j]
-                out[r, b, j] = v if v > 0.0 or v != v else 0.0
+def _forward(z: np.ndarray, a1: np.ndarray, width: int) -> None:
+    for i in range(a1.shape[0]):
+        for j in range(width):
+            v = z[i, j]
+            a1[i, j] = v if v > 0.0 or v != v else 0.0
 
 
 @njit
-def _backward(da: np.ndarray, a: np.ndarray) -> None:
-    R, B, F = da.shape
-    for r in range(R):
-        for b in range(B):
-            for j in range(F):
-                da[r, b, j] = da[r, b, j] * (1.0 if a[r, b, j] > 0.0 else 0.0)
+def _backward(da: np.ndarray, a1: np.ndarray, width: int) -> None:
+    for i in range(a1.shape[0]):
+        for j in range(width):
+            da[i, j] = da[i, j] * (1.0 if a1[i, j] > 0.0 else 0.0)
 
 
-def forward(z: np.ndarray, out: np.ndarray) -> None:
-    """``out = max(z, 0)`` elementwise (``out`` may be ``z``); both ``(R, B, F)``."""
-    _forward(z, out)
+def _rows(a: np.ndarray) -> np.ndarray:
+    """``a`` as a 2-D view ``(rows, last axis)``; ``a`` must be C-contiguous (no copy)."""
+    if not a.flags.c_contiguous:
+        raise ValueError("expected a C-contiguous array")
+    return a.reshape(-1, a.shape[-1])
 
 
-def backward(da: np.ndarray, a: np.ndarray) -> None:
-    """``da ← da ⊙ [a > 0]`` in place, given the activations ``a = max(z, 0)``."""
-    _backward(da, a)
+def forward(z: np.ndarray, a1: np.ndarray) -> None:
+    """``a1[…, :-1] = max(z, 0)``: ``z`` is ``a1[…, :-1]`` itself (in place) or a C-contiguous
+    ``(…, F)`` array."""
+    rows = _rows(a1)
+    src = rows if z.base is a1 and not z.flags.c_contiguous else _rows(z)
+    _forward(src, rows, z.shape[-1])
+
+
+def backward(da: np.ndarray, a1: np.ndarray) -> None:
+    """``da ← da ⊙ [a > 0]`` in place (``da`` C-contiguous ``(…, F)``), given ``a1 = [a 1]``
+    with the activations ``a = max(z, 0)``."""
+    _backward(_rows(da), _rows(a1), da.shape[-1])

@@ -291,7 +291,7 @@ class Network:
                 )
             elif self.norm == "layernorm":
                 z, norm_cache = layernorm.forward(z, layer.gamma, layer.beta, scratch=norm_ws)
-            act_cache = self._activate(z, nxt[..., :-1], ws, i)
+            act_cache = self._activate(z, nxt, ws, i)
             tape.append((a1, norm_cache, act_cache))
             a1 = nxt
         C = self.n_out
@@ -369,7 +369,7 @@ class Network:
             da = buffer(ws, f"da{i - 1}", (*dz.shape[:2], w.shape[1]), dz.dtype)
             np.matmul(dz, np.swapaxes(w, 1, 2), out=da)
             _, norm_cache, act_cache = tape[i - 1]
-            self._activate_backward(da, a1[..., :-1], act_cache, ws, i - 1)
+            self._activate_backward(da, a1, act_cache, ws, i - 1)
             dz = da
             if norm_cache is not None:
                 module = batchnorm if self.norm == "batchnorm" else layernorm
@@ -418,11 +418,13 @@ class Network:
         out *= 1.0 / B
         return loss, out
 
-    def _activate(self, z: np.ndarray, out: np.ndarray, ws: Scratch | None, i: int) -> Any:
-        """``out = φ(z)``; returns what :meth:`_activate_backward` needs beyond ``out``."""
+    def _activate(self, z: np.ndarray, a1: np.ndarray, ws: Scratch | None, i: int) -> Any:
+        """``a1[…, :-1] = φ(z)`` (``a1`` the next layer's ``[a 1]``); returns what
+        :meth:`_activate_backward` needs beyond ``a1``."""
         if self.activation == "relu":
-            relu.forward(z, out)
+            relu.forward(z, a1)
             return None
+        out = a1[..., :-1]
         if self.activation == "tanh":
             np.tanh(z, out=out)
             return None
@@ -439,12 +441,13 @@ class Network:
         return z, t
 
     def _activate_backward(
-        self, da: np.ndarray, a: np.ndarray, cache: Any, ws: Scratch | None, i: int
+        self, da: np.ndarray, a1: np.ndarray, cache: Any, ws: Scratch | None, i: int
     ) -> None:
-        """``da ← da ⊙ φ'(z)`` in place, given the activation ``a = φ(z)``."""
+        """``da ← da ⊙ φ'(z)`` in place, given ``a1 = [a 1]`` with the activation ``a = φ(z)``."""
         if self.activation == "relu":
-            relu.backward(da, a)
+            relu.backward(da, a1)
             return
+        a = a1[..., :-1]
         u = buffer(ws, f"slope{i}", a.shape, a.dtype)
         if self.activation == "tanh":
             np.multiply(a, a, out=u)  # φ' = 1 − a²
