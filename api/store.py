@@ -447,6 +447,20 @@ def _bump_revisions(session: Session, row_ids: list[str]) -> None:
     )
 
 
+def _length(values: Sequence[Any] | None) -> int:
+    return 0 if values is None else len(values)
+
+
+def _stored_curves(session: Session, row_ids: list[str]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(row id, curve) → (chunks, values) as stored: what a :class:`CurveLog` should say."""
+    counted = session.execute(
+        select(RunCurve.run_id, RunCurve.name, func.count(), func.sum(RunCurve.length))
+        .where(RunCurve.run_id.in_(row_ids))
+        .group_by(RunCurve.run_id, RunCurve.name)
+    ).all()
+    return {(row_id, name): (int(n), int(length)) for row_id, name, n, length in counted}
+
+
 def finish_runs(
     session: Session,
     experiment_id: str,
@@ -455,12 +469,18 @@ def finish_runs(
     *,
     now: datetime,
     errors: dict[str, str] | None = None,
+    log: CurveLog | None = None,
 ) -> set[str]:
     """Write final results (row id → engine result) and failures in one transaction.
 
     Only rows still held by ``token`` change: a redelivered or superseded attempt writes nothing.
     A run the engine reports ``stopped`` ends ``cancelled`` (with its partial curves); a diverged
     run is a result like any other (``succeeded``, ``diverged: true``). Returns the rows written.
+
+    ``log`` is what the attempt's checkpoints stored: a run whose stored chunks are exactly
+    those gets only the tail of its curves appended (its points are written once, not again at
+    the end); any other run's curves — no log, or a checkpoint whose commit was lost or
+    half-seen — are deleted and written whole. ``log`` is advanced by what this writes.
     """
     experiment = lock_experiment(session, experiment_id)
     if experiment is None:
@@ -492,9 +512,23 @@ def finish_runs(
     session.execute(update(Run), updates)
     _bump_revisions(session, [row["id"] for row in updates])
     if done:
-        session.execute(delete(RunCurve).where(RunCurve.run_id.in_(list(done))))
-        fresh = CurveLog()
-        chunks = [row for row_id, res in done.items() for row in fresh.append_rows(row_id, res)]
+        log = log if log is not None else CurveLog()
+        stored = _stored_curves(session, list(done))
+        expected = {key: value for key, value in log.written.items() if key[0] in done}
+        stale = {row_id for row_id, _ in stored.keys() ^ expected.keys()} | {
+            key[0] for key, value in stored.items() if expected.get(key) != value
+        }
+        # a curve the checkpoints stored longer than it ends is rewritten too
+        stale |= {
+            row_id
+            for (row_id, name), (_, length) in expected.items()
+            if _length(done[row_id].get(name)) < length
+        }
+        if stale:
+            session.execute(delete(RunCurve).where(RunCurve.run_id.in_(list(stale))))
+            for key in [key for key in log.written if key[0] in stale]:
+                del log.written[key]
+        chunks = [row for row_id, res in done.items() for row in log.append_rows(row_id, res)]
         if chunks:
             session.execute(insert(RunCurve), chunks)
     refresh_experiment(session, experiment, now)

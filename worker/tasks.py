@@ -239,14 +239,26 @@ def _run_group(rt: Runtime, attempt: Attempt, group: list[tuple[str, RunSpec]]) 
 def _finish(
     rt: Runtime, attempt: Attempt, results: dict[str, dict[str, Any]], errors: dict[str, str]
 ) -> set[str]:
-    """The fenced final write, retried while the database is unreachable."""
+    """The fenced final write, retried while the database is unreachable; it appends to the
+    curves the attempt's checkpoints stored (see :func:`api.store.finish_runs`)."""
 
     def transaction() -> set[str]:
-        with rt.db.writer() as session:
-            written = finish_runs(
-                session, attempt.experiment_id, attempt.token, results, now=utcnow(), errors=errors
-            )
-            session.commit()
+        logged = dict(attempt.curves.written)
+        try:
+            with rt.db.writer() as session:
+                written = finish_runs(
+                    session,
+                    attempt.experiment_id,
+                    attempt.token,
+                    results,
+                    now=utcnow(),
+                    errors=errors,
+                    log=attempt.curves,
+                )
+                session.commit()
+        except Exception:
+            attempt.curves.written = logged  # rolled back: a retry appends from the same place
+            raise
         return written
 
     return retry_unreachable(transaction, within_s=rt.settings.db_retry_s, what="final write")

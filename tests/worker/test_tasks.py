@@ -56,14 +56,23 @@ def test_results_equal_the_engine_and_redelivery_is_a_no_op(rt: Runtime) -> None
     assert exp.status == "succeeded" and exp.finished_at is not None and exp.started_at is not None
     before = {(r.id, r.revision) for r in stored}
 
+    def chunks() -> list[tuple[str, str, int, int]]:
+        with rt.db.session() as session:
+            rows = session.execute(
+                select(RunCurve.run_id, RunCurve.name, RunCurve.seq, RunCurve.length).where(
+                    RunCurve.run_id.in_(ids)
+                )
+            ).all()
+        return sorted((r[0], r[1], r[2], r[3]) for r in rows)
+
+    stored_chunks = chunks()
+    # every curve (+ wall_times) stored, each point once
+    assert len({(r, name) for r, name, _, _ in stored_chunks}) == 3 * len(EXACT_KEYS) + 3
+
     # The same message again (a redelivery): nothing to claim, nothing written.
     assert execute_chunk(rt, experiment_id, ids) == {"claimed": 0, "dropped": 0, "written": 0}
     assert {(r.id, r.revision) for r in runs_of(rt.db, experiment_id)} == before
-    with rt.db.session() as session:
-        chunks = session.execute(
-            select(func.count(), func.max(RunCurve.seq)).where(RunCurve.run_id.in_(ids))
-        ).one()
-    assert chunks == (3 * len(EXACT_KEYS) + 3, 0)  # + wall_times; one chunk per curve
+    assert chunks() == stored_chunks
 
 
 def test_running_run_shows_a_partial_curve(rt: Runtime) -> None:
@@ -297,3 +306,54 @@ def test_the_soft_time_limit_during_a_checkpoint_ends_the_batch(
     assert execute_chunk(rt, experiment_id, ids)["written"] == 0
     limit = f"exceeded the task time limit of {rt.settings.task_soft_time_limit_s:g} s"
     assert [(r.status, r.error) for r in runs_of(rt.db, experiment_id)] == [("failed", limit)] * 3
+
+
+def test_the_final_write_appends_to_checkpointed_curves_and_repairs_a_lost_commit(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Checkpointed points are not written again at the end: each curve ends as its checkpoint
+    chunk plus one tail chunk. A checkpoint whose commit happened but whose answer was lost
+    leaves stored chunks the attempt's log does not know: that run's curves are rewritten
+    whole. Either way the stored curves equal the engine's, without gap or overlap."""
+    experiment_id, ids = new_experiment(rt.db, {**long_spec(steps=40), "seeds": [0, 1]})
+    token = "b" * 32
+    with rt.db.writer() as session:
+        claim = claim_runs(
+            session, experiment_id, ids, token=token, now=utcnow(), lease_s=60, max_attempts=3
+        )
+        session.commit()
+    results = run_batch([claim.runs[row_id] for row_id in ids])
+    attempt = tasks.Attempt(rt, experiment_id, token, set(ids))
+    by_engine_id = {res["run_id"]: row_id for res, row_id in zip(results, ids, strict=True)}
+
+    def first(res: dict[str, Any], n: int) -> dict[str, Any]:
+        return {**res, **{k: res[k][:n] for k in (*EXACT_KEYS, "wall_times")}}
+
+    attempt.checkpoint(by_engine_id, [first(res, 10) for res in results])
+    real = tasks.save_checkpoint
+
+    def lost_commit(session: Any, *args: Any, **kwargs: Any) -> Any:
+        real(session, *args, **kwargs)
+        session.commit()
+        raise OperationalError("COMMIT", {}, Exception("server closed the connection"))
+
+    # the second run's checkpoint is committed, but the attempt believes it rolled back
+    monkeypatch.setattr(tasks, "save_checkpoint", lost_commit)
+    attempt.checkpoint(by_engine_id, [first(results[1], 20)])
+    monkeypatch.setattr(tasks, "save_checkpoint", real)
+    written = tasks._finish(rt, attempt, dict(zip(ids, results, strict=True)), {})
+    assert written == set(ids)
+    with rt.db.session() as session:
+        seqs = dict(
+            session.execute(
+                select(RunCurve.run_id, func.max(RunCurve.seq))
+                .where(RunCurve.run_id.in_(ids))
+                .group_by(RunCurve.run_id)
+            ).all()
+        )
+    assert seqs == {ids[0]: 1, ids[1]: 0}  # appended to; rewritten whole
+    for row_id, res in zip(ids, results, strict=True):
+        stored = curves(rt.db, row_id)  # raises on a gap
+        for key in (*EXACT_KEYS, "wall_times"):
+            if key in res:
+                assert stored[key] == plain_result(res)[key], key
