@@ -13,8 +13,9 @@ and 1e7 elements, it times per step, on one thread each:
   4 reads + 3 writes; the others 3 + 2): the time no single-pass kernel can beat.
 
 A second table times the optimizers fused later (Rprop, ASGD, the schedule-free pair, LAMB,
-LARS, Prodigy) at 1e6 against their own NumPy references (``update_``) and, where torch has them,
-``foreach=True``: the speed-up the fused path brings, no roofline target.
+LARS, Prodigy, a chain spelling AdamW) at 1e6 against their own NumPy references (``update_``)
+and, where torch has them, ``foreach=True``: the speed-up the fused path brings, no roofline
+target.
 
 The timings rotate round-robin over the four contenders (the machine is shared: a burst of load
 then hurts every contender alike) and keep the best of the repeats; at 1e6 and 1e7, where one
@@ -59,6 +60,19 @@ MORE: list[tuple[str, dict[str, Any], str | None, dict[str, Any]]] = [
     ("lamb", {"name": "lamb", "weight_decay": 0.01}, None, {}),
     ("lars", {"name": "lars"}, None, {}),
     ("prodigy", {"name": "prodigy"}, None, {}),
+    (
+        "chain (adamw)",
+        {
+            "name": "chain",
+            "transforms": [
+                {"name": "scale_by_adam"},
+                {"name": "add_decayed_weights"},
+                {"name": "scale_by_learning_rate"},
+            ],
+        },
+        None,
+        {},
+    ),
 ]
 
 

@@ -14,10 +14,14 @@ pytorch-optimizer variant) is ``scale_by_adam(bias_correction="none") →
 scale_by_trust_ratio(max_weight_norm=10) → scale_by_bias_correction → scale_by_learning_rate``;
 Muon on a matrix is ``trace(nesterov) → orthogonalize → scale_by_learning_rate``.
 
-A chain has no fused kernel: it is composed at run time, so one compiled pass would need a kernel
-generated and compiled per composition (seconds of JIT and a cache entry for every distinct
-chain), and a kernel per transform would still make the one pass per transform NumPy makes. The
-named optimizers a chain spells (adam, adamw, sgd, lion, lamb) have fused kernels.
+The fused form (``fused_``) runs each transform as one pass from ``u`` into a scratch row —
+compiled kernels for the transforms with state (:mod:`engine.optimizers.fused`), NumPy's in-place
+ufuncs for the one-operation ones, the reference's ``apply`` for the per-tensor ones
+(``scale_by_trust_ratio``, ``orthogonalize``) — with the reference's operations in its order, so it
+equals ``update_`` bit for bit. It is a pass per transform, not one pass: a single pass over a
+chain composed at run time would need a kernel generated and compiled per composition (seconds of
+JIT and a cache entry for every distinct chain). The named optimizers a chain spells (adam, adamw,
+sgd, lion, lamb) are one pass.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ import numpy as np
 from pydantic import Field, model_validator
 
 from engine.layout import Layout
+from engine.optimizers import fused
 from engine.optimizers.base import (
     OPTIMIZERS,
     Betas,
@@ -41,17 +46,27 @@ from engine.optimizers.base import (
 )
 from engine.optimizers.factored import NS_COEFFICIENTS, muon_lr_ratio, newton_schulz
 from engine.optimizers.kernel import check_params, counter, f64
-from engine.optimizers.tensors import norms, resolve, torch_view, typed
+from engine.optimizers.tensors import norms, norms_into, resolve, torch_view, typed
 from engine.registry import Registry
 from engine.specbase import SpecModel, Sweep, union_of
 
 #: ``apply(u, state, params, lr, t) -> u``: one transform's step on the update (``t`` 1-based).
 ApplyFn = Callable[[np.ndarray, State, np.ndarray, HParam, int], np.ndarray]
+#: ``apply_(u, out, state, params, lr, t)``: the same step written into ``out`` (which may be
+#: ``u``), without temporaries of the row's size; equal to ``apply`` bit for bit.
+InPlaceFn = Callable[[np.ndarray, np.ndarray, State, np.ndarray, HParam, int], None]
 
 
 class Transform(NamedTuple):
     init: Callable[[np.ndarray], State]
     apply: ApplyFn
+    apply_: InPlaceFn | None = None
+
+
+def _scalar(value: float, params: np.ndarray) -> np.generic:
+    """A Python float as the kernels take it: rounded once to the parameters' dtype, as NumPy
+    rounds a Python scalar operand of a float32 array."""
+    return params.dtype.type(value)  # type: ignore[no-any-return]
 
 
 TransformFactory = Callable[..., Transform]
@@ -95,7 +110,16 @@ def scale_by_adam(
             return m / (np.sqrt(v) + eps)
         return (m / (1.0 - b1**t)) / (np.sqrt(v / (1.0 - b2**t)) + eps)
 
-    return Transform(init, apply)
+    def apply_(
+        u: np.ndarray, out: np.ndarray, state: State, params: np.ndarray, lr: HParam, t: int
+    ) -> None:
+        fused.chain_adam(
+            u, out, state["m"], state["v"], _scalar(b1, params), _scalar(1.0 - b1, params),
+            _scalar(b2, params), _scalar(1.0 - b2, params), bias_correction != "none",
+            _scalar(1.0 - b1**t, params), _scalar(1.0 - b2**t, params), _scalar(eps, params),
+        )  # fmt: skip
+
+    return Transform(init, apply, apply_)
 
 
 class ScaleByBiasCorrectionSpec(SpecModel):
@@ -107,7 +131,13 @@ class ScaleByBiasCorrectionSpec(SpecModel):
 def scale_by_bias_correction(*, beta: float = 0.9, layout: Layout | None = None) -> Transform:
     """``u ← u/(1-β^t)``: an EMA's bias correction as a separate factor (pytorch-optimizer's LAMB
     applies β1's after the trust ratio, so it does not cancel in the ratio)."""
-    return Transform(_no_state, lambda u, state, params, lr, t: u / (1.0 - beta**t))
+
+    def apply_(
+        u: np.ndarray, out: np.ndarray, state: State, params: np.ndarray, lr: HParam, t: int
+    ) -> None:
+        np.divide(u, 1.0 - beta**t, out=out)
+
+    return Transform(_no_state, lambda u, state, params, lr, t: u / (1.0 - beta**t), apply_)
 
 
 class ScaleByRmsSpec(SpecModel):
@@ -132,7 +162,15 @@ def scale_by_rms(
         v += (1.0 - alpha) * (u * u)
         return u / (np.sqrt(v) + eps)
 
-    return Transform(init, apply)
+    def apply_(
+        u: np.ndarray, out: np.ndarray, state: State, params: np.ndarray, lr: HParam, t: int
+    ) -> None:
+        fused.chain_rms(
+            u, out, state["v"], _scalar(alpha, params), _scalar(1.0 - alpha, params),
+            _scalar(eps, params),
+        )  # fmt: skip
+
+    return Transform(init, apply, apply_)
 
 
 class ScaleBySignSpec(SpecModel):
@@ -142,7 +180,13 @@ class ScaleBySignSpec(SpecModel):
 @TRANSFORMS.register("scale_by_sign", ScaleBySignSpec)
 def scale_by_sign(*, layout: Layout | None = None) -> Transform:
     """``u ← sign(u)`` (signSGD; 0 stays 0)."""
-    return Transform(_no_state, lambda u, state, params, lr, t: np.sign(u))
+
+    def apply_(
+        u: np.ndarray, out: np.ndarray, state: State, params: np.ndarray, lr: HParam, t: int
+    ) -> None:
+        np.sign(u, out=out)
+
+    return Transform(_no_state, lambda u, state, params, lr, t: np.sign(u), apply_)
 
 
 class ScaleByLionSpec(SpecModel):
@@ -167,7 +211,15 @@ def scale_by_lion(
         m += u * (1.0 - b2)
         return out
 
-    return Transform(init, apply)
+    def apply_(
+        u: np.ndarray, out: np.ndarray, state: State, params: np.ndarray, lr: HParam, t: int
+    ) -> None:
+        fused.chain_lion(
+            u, out, state["m"], _scalar(b1, params), _scalar(1.0 - b1, params),
+            _scalar(b2, params), _scalar(1.0 - b2, params),
+        )  # fmt: skip
+
+    return Transform(init, apply, apply_)
 
 
 class TraceSpec(SpecModel):
@@ -192,7 +244,12 @@ def trace(
         b += u
         return u + momentum * b if nesterov else b.copy()
 
-    return Transform(init, apply)
+    def apply_(
+        u: np.ndarray, out: np.ndarray, state: State, params: np.ndarray, lr: HParam, t: int
+    ) -> None:
+        fused.chain_trace(u, out, state["momentum_buffer"], _scalar(momentum, params), nesterov)
+
+    return Transform(init, apply, apply_)
 
 
 class AddDecayedWeightsSpec(SpecModel):
@@ -204,7 +261,13 @@ class AddDecayedWeightsSpec(SpecModel):
 def add_decayed_weights(*, weight_decay: float = 1e-2, layout: Layout | None = None) -> Transform:
     """``u ← u + weight_decay·p``: before an adaptive transform it is L2 regularisation (Adam's
     ``weight_decay``), after it decoupled decay (AdamW's)."""
-    return Transform(_no_state, lambda u, state, params, lr, t: u + weight_decay * params)
+
+    def apply_(
+        u: np.ndarray, out: np.ndarray, state: State, params: np.ndarray, lr: HParam, t: int
+    ) -> None:
+        fused.chain_decayed_weights(u, out, params, _scalar(weight_decay, params))
+
+    return Transform(_no_state, lambda u, state, params, lr, t: u + weight_decay * params, apply_)
 
 
 class ClipByGlobalNormSpec(SpecModel):
@@ -216,11 +279,21 @@ class ClipByGlobalNormSpec(SpecModel):
 def clip_by_global_norm(*, max_norm: float = 1.0, layout: Layout | None = None) -> Transform:
     """torch's ``clip_grad_norm_``: ``u ← u·min(1, max_norm/(‖u‖ + 1e-6))`` over the whole row."""
 
+    def init(params: np.ndarray) -> State:
+        rows = params.shape[0]
+        return {"_squares": np.empty_like(params), "_norm": np.empty((rows, 1), params.dtype)}
+
     def apply(u: np.ndarray, state: State, params: np.ndarray, lr: HParam, t: int) -> np.ndarray:
         coef = np.minimum(max_norm / (norms(u) + 1e-6), 1.0)
         return u * coef
 
-    return Transform(_no_state, apply)
+    def apply_(
+        u: np.ndarray, out: np.ndarray, state: State, params: np.ndarray, lr: HParam, t: int
+    ) -> None:
+        norm = norms_into(u, state["_squares"], state["_norm"])
+        np.multiply(u, np.minimum(max_norm / (norm + 1e-6), 1.0), out=out)
+
+    return Transform(init, apply, apply_)
 
 
 class ClipSpec(SpecModel):
@@ -231,7 +304,15 @@ class ClipSpec(SpecModel):
 @TRANSFORMS.register("clip", ClipSpec)
 def clip(*, clip_value: float = 1.0, layout: Layout | None = None) -> Transform:
     """torch's ``clip_grad_value_``: each entry clipped to ``[-clip_value, clip_value]``."""
-    return Transform(_no_state, lambda u, state, params, lr, t: np.clip(u, -clip_value, clip_value))
+
+    def apply_(
+        u: np.ndarray, out: np.ndarray, state: State, params: np.ndarray, lr: HParam, t: int
+    ) -> None:
+        np.clip(u, -clip_value, clip_value, out=out)
+
+    return Transform(
+        _no_state, lambda u, state, params, lr, t: np.clip(u, -clip_value, clip_value), apply_
+    )
 
 
 class ScaleByTrustRatioSpec(SpecModel):
@@ -304,7 +385,12 @@ def scale_by_learning_rate(*, lr: float = 1e-3, layout: Layout | None = None) ->
     def apply(u: np.ndarray, state: State, params: np.ndarray, rate: HParam, t: int) -> np.ndarray:
         return u * typed(-f64(rate), params.dtype)
 
-    return Transform(_no_state, apply)
+    def apply_(
+        u: np.ndarray, out: np.ndarray, state: State, params: np.ndarray, rate: HParam, t: int
+    ) -> None:
+        np.multiply(u, typed(-f64(rate), params.dtype), out=out)
+
+    return Transform(_no_state, apply, apply_)
 
 
 TransformSpec = union_of(TRANSFORMS.specs())
@@ -347,19 +433,35 @@ def chain(*, transforms: tuple[Any, ...], layout: Layout | None = None) -> Optim
     def init(params: np.ndarray) -> State:
         check_params(params)
         resolve(layout, params)
-        state: State = {"t": counter()}
+        state: State = {"t": counter(), "_u": np.empty_like(params)}
         for i, transform in enumerate(built):
             state.update({f"{i}:{k}": v for k, v in transform.init(params).items()})
         return state
+
+    def substates(state: State) -> list[State]:
+        return [
+            {k[len(p) :]: v for k, v in state.items() if k.startswith(p)}
+            for p in (f"{i}:" for i in range(len(built)))
+        ]
 
     def update_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
         state["t"] += 1
         t = int(state["t"])
         u = grads
-        for i, transform in enumerate(built):
-            prefix = f"{i}:"
-            sub = {k[len(prefix) :]: v for k, v in state.items() if k.startswith(prefix)}
+        for transform, sub in zip(built, substates(state), strict=True):
             u = transform.apply(u, sub, params, lr, t)
         params += u
 
-    return Optimizer(init, update_, lr0)
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        state["t"] += 1
+        t = int(state["t"])
+        u, out = grads, state["_u"]
+        for transform, sub in zip(built, substates(state), strict=True):
+            if transform.apply_ is not None:
+                transform.apply_(u, out, sub, params, lr, t)
+            else:
+                out[...] = transform.apply(u, sub, params, lr, t)
+            u = out
+        params += u
+
+    return Optimizer(init, update_, lr0, fused_)

@@ -661,3 +661,62 @@ def prodigy_step(p, g, m, v, live, decouple, decay, with_momentum, km, kg, d_eps
             den = np.sqrt(v[r, j]) + d_eps_r
             move = (km_r * m[r, j] if mom_r else kg_r * g[r, j]) / den
             p[r, j] = p[r, j] + (move if live_r else 0.0)
+
+
+# --- chain transforms: ``out`` from ``u`` (the same array after the first transform) ----------
+
+
+@njit
+def chain_adam(u, out, m, v, b1, c1, b2, c2, corrected, bc1, bc2, eps):
+    rows, cols = u.shape
+    for r in range(rows):
+        for j in range(cols):
+            uj = u[r, j]
+            mj = m[r, j] * b1 + c1 * uj
+            m[r, j] = mj
+            vj = v[r, j] * b2 + c2 * (uj * uj)
+            v[r, j] = vj
+            if corrected:
+                out[r, j] = (mj / bc1) / (np.sqrt(vj / bc2) + eps)
+            else:
+                out[r, j] = mj / (np.sqrt(vj) + eps)
+
+
+@njit
+def chain_rms(u, out, v, alpha, c, eps):
+    rows, cols = u.shape
+    for r in range(rows):
+        for j in range(cols):
+            uj = u[r, j]
+            vj = v[r, j] * alpha + c * (uj * uj)
+            v[r, j] = vj
+            out[r, j] = uj / (np.sqrt(vj) + eps)
+
+
+@njit
+def chain_lion(u, out, m, b1, c1, b2, c2):
+    rows, cols = u.shape
+    for r in range(rows):
+        for j in range(cols):
+            uj, mj = u[r, j], m[r, j]
+            out[r, j] = np.sign(mj * b1 + uj * c1)
+            m[r, j] = mj * b2 + uj * c2
+
+
+@njit
+def chain_trace(u, out, buf, momentum, nesterov):
+    rows, cols = u.shape
+    for r in range(rows):
+        for j in range(cols):
+            uj = u[r, j]
+            b = buf[r, j] * momentum + uj
+            buf[r, j] = b
+            out[r, j] = uj + momentum * b if nesterov else b
+
+
+@njit
+def chain_decayed_weights(u, out, p, wd):
+    rows, cols = u.shape
+    for r in range(rows):
+        for j in range(cols):
+            out[r, j] = u[r, j] + wd * p[r, j]

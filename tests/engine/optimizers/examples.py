@@ -37,11 +37,12 @@ EXAMPLES: dict[str, dict[str, Any]] = {
 }
 
 #: Optimizers whose step stays NumPy expressions, with temporaries, and has no fused kernel:
-#: ``chain`` (a user's composition: one pass per transform by construction), ``lbfgs`` (dot
-#: products and scalar line-search logic between one-op passes) and ``muon`` (Newton–Schulz
-#: matrix products, NumPy's BLAS); the reasons are in their docstrings.
-NUMPY_ONLY = frozenset({"chain", "lbfgs", "muon"})
-#: Fused, but allocating per step: ``partition`` gathers each group's columns into copies.
+#: ``lbfgs`` (dot products and scalar line-search logic between one-op passes) and ``muon``
+#: (Newton–Schulz matrix products, NumPy's BLAS); the reasons are in their docstrings.
+NUMPY_ONLY = frozenset({"lbfgs", "muon"})
+#: Fused, but allocating per step: ``partition`` gathers each group's columns into copies. (A
+#: ``chain`` allocates only in its per-tensor transforms, trust ratio and orthogonalisation, which
+#: run the reference's code; the example has none.)
 GATHERS = frozenset({"partition"})
 
 

@@ -21,6 +21,7 @@ from test_optimizers_properties import IDS, VARIANTS
 from engine.layout import Layout
 from engine.optimizers import OPTIMIZERS, build_optimizer, build_optimizer_batch
 from engine.optimizers.base import Optimizer, State
+from engine.optimizers.chain import TRANSFORMS
 from engine.registry import BUILTIN
 from tests.engine.optimizers.examples import NUMPY_ONLY, example
 
@@ -143,3 +144,53 @@ def test_fused_equals_reference_per_tensor_for_every_flag(
 ) -> None:
     opt = build_optimizer(variant, layout=NETWORK)
     lockstep(opt, start(2, NETWORK.size, dtype), lr_table([variant, variant], STEPS))
+
+
+def chain(*transforms: dict[str, Any]) -> dict[str, Any]:
+    return {"name": "chain", "transforms": [*transforms, {"name": "scale_by_learning_rate"}]}
+
+
+#: Chains using every transform and flag: a chain's fused form is each transform's in-place step.
+CHAINS = {
+    "adam_l2": chain(
+        {"name": "add_decayed_weights", "weight_decay": 0.1},
+        {"name": "scale_by_adam", "betas": [0.8, 0.99]},
+    ),
+    "lamb": chain(
+        {"name": "scale_by_adam", "bias_correction": "none", "eps": 1e-6},
+        {"name": "scale_by_trust_ratio", "max_weight_norm": 10.0},
+        {"name": "scale_by_bias_correction"},
+    ),
+    "clipped_rms_nesterov": chain(
+        {"name": "clip_by_global_norm", "max_norm": 5.0},
+        {"name": "clip", "clip_value": 3.0},
+        {"name": "scale_by_rms", "alpha": 0.9},
+        {"name": "trace", "momentum": 0.5, "nesterov": True},
+    ),
+    "lion_sign": chain(
+        {"name": "scale_by_lion", "betas": [0.8, 0.95]},
+        {"name": "trace", "momentum": 0.3},
+        {"name": "scale_by_sign"},
+        {"name": "add_decayed_weights", "weight_decay": 0.01},
+    ),
+    "muon": chain(
+        {"name": "trace", "momentum": 0.9, "nesterov": True},
+        {"name": "orthogonalize", "ns_steps": 3},
+        {"name": "scale_by_trust_ratio", "eps": 1e-8},
+    ),
+}
+
+
+def test_the_chains_use_every_transform() -> None:
+    used = {t["name"] for spec in CHAINS.values() for t in spec["transforms"]}
+    assert used == set(TRANSFORMS.names())
+
+
+@pytest.mark.filterwarnings("ignore:invalid value encountered")
+@pytest.mark.parametrize("poison", [False, True])
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("name", sorted(CHAINS))
+def test_fused_chain_equals_reference(name: str, dtype: type, poison: bool) -> None:
+    spec = CHAINS[name]
+    opt = build_optimizer(spec, layout=NETWORK)
+    lockstep(opt, start(2, NETWORK.size, dtype), lr_table([spec, spec], STEPS), poison=poison)
