@@ -71,9 +71,18 @@ def rank_biserial(differences: Sequence[float]) -> float | None:
 def average_ranks(values: np.ndarray) -> np.ndarray:
     """Ranks 1…n of ``values``, ties sharing the mean of their ranks (``scipy.stats.rankdata``'s
     default, without its per-call overhead: a summary ranks thousands of small samples)."""
-    _, inverse, counts = np.unique(values, return_inverse=True, return_counts=True)
-    last = np.cumsum(counts)
-    return (last - (counts - 1) / 2.0)[inverse].astype(np.float64)
+    v = np.asarray(values, dtype=np.float64).tolist()
+    order = sorted(range(len(v)), key=v.__getitem__)
+    ranks = [0.0] * len(v)
+    i = 0
+    while i < len(order):
+        j = i
+        while j + 1 < len(order) and v[order[j + 1]] == v[order[i]]:
+            j += 1
+        for k in order[i : j + 1]:
+            ranks[k] = (i + j) / 2.0 + 1.0
+        i = j + 1
+    return np.array(ranks, dtype=np.float64)
 
 
 @lru_cache(maxsize=EXACT_BELOW)

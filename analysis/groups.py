@@ -155,16 +155,14 @@ def group_runs(records: Iterable[Mapping[str, Any]]) -> list[Group]:
     problems = _labels(
         {g.problem_id: {**g.problem, **{k: g.budget.get(k) for k in varying_budget}} for g in out}
     )
-    optimizers = _labels({digest(g.solver["optimizer"]): g.solver["optimizer"] for g in out})
-    schedules = _labels({digest(g.solver["schedule"]): g.solver["schedule"] for g in out})
+    keys = [(digest(g.solver["optimizer"]), digest(g.solver["schedule"])) for g in out]
+    optimizers = _labels({o: g.solver["optimizer"] for g, (o, _) in zip(out, keys, strict=True)})
+    schedules = _labels({d: g.solver["schedule"] for g, (_, d) in zip(out, keys, strict=True)})
     others = _varying({k: v for k, v in g.solver.items() if k not in NESTED} for g in out)
-    for group in out:
+    for group, (o, d) in zip(out, keys, strict=True):
         group.problem_label = problems[group.problem_id]
         extra = "".join(f", {k}={fmt_value(group.solver.get(k))}" for k in others)
-        group.solver_label = (
-            f"{optimizers[digest(group.solver['optimizer'])]} / "
-            f"{schedules[digest(group.solver['schedule'])]}{extra}"
-        )
+        group.solver_label = f"{optimizers[o]} / {schedules[d]}{extra}"
     return out
 
 

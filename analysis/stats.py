@@ -97,10 +97,10 @@ def rate_interval(k: int, n: int, level: float = CONFIDENCE) -> tuple[float, flo
     return low, high
 
 
-def badness_quantile(bad: np.ndarray, q: float) -> float:
+def badness_quantile(bad: Sequence[float] | np.ndarray, q: float) -> float:
     """The q-quantile (linear interpolation, numpy's default) of ascending badness values where a
     failure is ``+inf``: a quantile that touches a failure is itself a failure."""
-    pos = q * (bad.size - 1)
+    pos = q * (len(bad) - 1)
     lo, hi = math.floor(pos), math.ceil(pos)
     frac = pos - lo
     a, b = float(bad[lo]), float(bad[hi])
@@ -139,7 +139,7 @@ def describe(values: Sequence[float | None], metric: str) -> dict[str, Any]:
     if n == 0:
         out["note"] = "no finished run"
         return out
-    bad = np.sort(sign * np.asarray(present))  # ascending badness, failures (+inf) last
+    bad = sorted(sign * v for v in present)  # ascending badness, failures (+inf) last
     back = lambda b: json_num(sign * b)  # noqa: E731 — badness back to the metric's scale
     q25, median, q75 = (badness_quantile(bad, q) for q in (0.25, 0.5, 0.75))
     lo_q, hi_q = (q25, q75) if sign > 0 else (q75, q25)
