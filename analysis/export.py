@@ -8,7 +8,7 @@ import math
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from analysis.groups import full_spec, group_runs
+from analysis.groups import Group, full_spec, group_runs
 from analysis.records import (
     AUC,
     NESTED,
@@ -30,7 +30,11 @@ def export_rows(records: Iterable[Mapping[str, Any]]) -> tuple[list[str], list[d
     engine's for a local one — and ``spec_hash`` the engine's hash of the run spec.
     :func:`~analysis.records.normalize` turns a row back into a record.
     """
-    groups = group_runs(records)
+    return export_group_rows(group_runs(records))
+
+
+def export_group_rows(groups: Sequence[Group]) -> tuple[list[str], list[dict[str, Any]]]:
+    """:func:`export_rows` of records already grouped by :func:`~analysis.groups.group_runs`."""
     rows = []
     spec_cols: set[str] = set()
     for g in groups:

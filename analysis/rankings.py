@@ -276,22 +276,21 @@ def ecdfs(
             None,
         )
         found = coco_targets(pgroups[0].problem, f_star, n_targets)
-        with_curves = [
-            (g, r) for g in pgroups for r in g.records if curve_of(r, "eval_steps") is not None
-        ]
-        if found is None or not with_curves:
+        if found is None or not any(
+            curve_of(r, "eval_steps") is not None for g in pgroups for r in g.records
+        ):
             continue
         targets, rule = found
         hits: dict[str, tuple[list[np.ndarray], int]] = {
             g.solver_id: ([], len(g.records) * targets.size) for g in pgroups
         }
         last = 0.0
-        for g, rec in with_curves:
-            # a long run read in buckets: each bucket's lowest loss, at the bucket's last step
-            lows = rec.get("losses_lo", rec["losses"])
-            y = floats(lows) - (f_star or 0.0)  # type: ignore[arg-type]
-            hits[g.solver_id][0].append(first_hits(rec["eval_steps"], y, targets))
-            last = max(last, float(rec["eval_steps"][-1]))
+        for g in pgroups:
+            key = ("hits", n_targets, f_star)
+            if key not in g.memo:
+                g.memo[key] = _group_hits(g, targets, f_star)
+            hits[g.solver_id][0].extend(g.memo[key][0])
+            last = max(last, g.memo[key][1])
         every = [
             (sid, (np.concatenate(h or [np.empty(0)]), denominator))
             for sid, (h, denominator) in hits.items()
@@ -329,6 +328,22 @@ def ecdfs(
             ],
         }
     return {"n_targets": n_targets, "per_problem": per_problem, "overall": overall}
+
+
+def _group_hits(
+    group: Group, targets: np.ndarray, f_star: float | None
+) -> tuple[list[np.ndarray], float]:
+    """:func:`first_hits` of each of the group's runs that has a loss curve, and the last step
+    any of them reached (a run read in buckets: each bucket's lowest loss at its last step)."""
+    hits, last = [], 0.0
+    for rec in group.records:
+        if curve_of(rec, "eval_steps") is None:
+            continue
+        lows = rec.get("losses_lo", rec["losses"])
+        y = floats(lows) - (f_star or 0.0)  # type: ignore[arg-type]
+        hits.append(first_hits(rec["eval_steps"], y, targets))
+        last = max(last, float(rec["eval_steps"][-1]))
+    return hits, last
 
 
 def _ecdf_y(hits: tuple[np.ndarray, int], xs: np.ndarray) -> np.ndarray:

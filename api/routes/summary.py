@@ -24,7 +24,7 @@ from fastapi.staticfiles import StaticFiles
 from starlette.responses import Response
 
 from analysis.curves import EVAL_ALIGNED, problem_contour
-from analysis.export import export_rows, to_csv
+from analysis.export import export_group_rows, to_csv
 from analysis.groups import Group, group_runs
 from analysis.rankings import DEFAULT_TARGETS
 from analysis.records import GROUP_METRICS, SummaryError
@@ -35,7 +35,7 @@ from api.db import Database
 from api.deps import DatabaseDep, json_response, matches
 from api.errors import ProblemError, json_body
 from api.routes.experiments import GUARDED, PROBLEM
-from api.services.summary import experiment_state, load_records, read_curves, read_records
+from api.services.summary import experiment_state, read_curves, read_records
 
 router = APIRouter(prefix="/v1/experiments", tags=["summary"])
 dashboard = APIRouter(include_in_schema=False)
@@ -338,7 +338,7 @@ def _export(
     etag = _etag(f"runs.{kind}", experiment_id, state)
     if matches(request, etag):
         return Response(status_code=304, headers={"ETag": etag})
-    columns, rows = export_rows(load_records(db, experiment_id, curves=("eval_steps", "losses")))
+    columns, rows = export_group_rows(_versions.get(db, experiment_id, state).groups)
     filename = f"optbench-{experiment_id}.{kind}"
     headers = {"ETag": etag, "Content-Disposition": f'inline; filename="{filename}"'}
     if kind == "csv":

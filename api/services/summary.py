@@ -128,11 +128,3 @@ def _stream(
         chunks.setdefault(name, []).append(data)
     if current is not None:
         yield current, {k: _decode(k, b"".join(v)) for k, v in chunks.items()}
-
-
-def load_records(
-    db: Database, experiment_id: str, *, curves: tuple[str, ...] = ()
-) -> list[dict[str, Any]]:
-    """:func:`read_records` in a snapshot session of its own."""
-    with db.snapshot() as session:
-        return read_records(session, experiment_id, curves)
