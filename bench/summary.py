@@ -3,9 +3,10 @@
 Builds the experiment the way the service stores one — created, claimed, run by the engine (2,000
 learning rates × 5 seeds of Adam on 2-D Rosenbrock, batched) and finished through ``api.store``
 into a throwaway SQLite file — then times the routes through the app (cold, then a second metric
-that misses the cache, then a conditional request that the ETag answers). Also times 1,000 and
-3,000 groups, to show the cost grows linearly with the number of groups. Target: the summary of
-the 10,000-run experiment in ≤ 2 s.
+that misses the body cache but reuses the grouped runs, then a conditional request that the ETag
+answers, a page of the curves the summary leaves out, the exports). 1,000 and 2,000 groups show
+how the cost grows with the number of groups. Target: the summary of the 10,000-run experiment
+in ≤ 2 s.
 """
 
 from __future__ import annotations
@@ -33,6 +34,7 @@ from api.db import Database  # noqa: E402
 from api.launcher import alembic_config  # noqa: E402
 from api.main import create_app  # noqa: E402
 from api.models import Run, utcnow  # noqa: E402
+from api.routes import summary as summary_routes  # noqa: E402
 from engine.runner import run_batch  # noqa: E402
 from engine.spec import expand, parse_experiment  # noqa: E402
 
@@ -81,12 +83,15 @@ def build(db: Database, groups: int) -> str:
     return experiment_id
 
 
-def timed(client: TestClient, url: str, **kw: object) -> tuple[float, int, str]:
-    start = time.perf_counter()
+def timed(client: TestClient, url: str, **kw: object) -> tuple[float, float, int, str]:
+    """Wall and CPU seconds of one request (the app runs in this process: its CPU time is what
+    the request cost, which other jobs on a loaded machine inflate far less than the wall
+    time), the body's size and its ETag."""
+    start, cpu = time.perf_counter(), time.process_time()
     response = client.get(url, **kw)  # type: ignore[arg-type]
-    elapsed = time.perf_counter() - start
+    elapsed, used = time.perf_counter() - start, time.process_time() - cpu
     assert response.status_code in (200, 304), response.text[:300]
-    return elapsed, len(response.content), response.headers.get("etag", "")
+    return elapsed, used, len(response.content), response.headers.get("etag", "")
 
 
 def main() -> None:
@@ -96,28 +101,40 @@ def main() -> None:
         settings = Settings(database_url=url, data_dir=Path(tmp))
         db = Database.from_settings(settings)
         app = create_app(settings, database=db)
+        print("seconds wall / CPU; load average", " ".join(f"{x:.1f}" for x in os.getloadavg()))
         print(
-            f"{'groups':>6} {'runs':>6}  {'summary':>9} {'2nd metric':>10} {'304':>7}  "
-            f"{'runs.csv':>9} {'runs.json':>9}  summary size"
+            f"{'groups':>6} {'runs':>6}  {'summary':>11} {'2nd metric':>11} {'304':>7}  "
+            f"{'curves page':>11} {'runs.csv':>11} {'runs.json':>11} {'csv, cold':>11}  "
+            "summary size"
         )
-        worst = 0.0
+        worst = (0.0, 0.0)
         with TestClient(app) as client:
             for groups in (1000, 2000):
                 experiment_id = build(db, groups)
                 base = f"/v1/experiments/{experiment_id}"
-                cold, size, etag = timed(client, f"{base}/summary")
-                other, _, _ = timed(client, f"{base}/summary", params={"metric": "best_loss"})
-                cached, _, _ = timed(client, f"{base}/summary", headers={"If-None-Match": etag})
-                csv_s, _, _ = timed(client, f"{base}/runs.csv")
-                json_s, _, _ = timed(client, f"{base}/runs.json")
-                print(
-                    f"{groups:>6} {groups * SEEDS:>6}  {cold:>8.2f}s {other:>9.2f}s "
-                    f"{cached * 1e3:>5.1f}ms  {csv_s:>8.2f}s {json_s:>8.2f}s  {size / 1e6:.1f} MB"
+                cold, cold_cpu, size, etag = timed(client, f"{base}/summary")
+                other = timed(client, f"{base}/summary", params={"metric": "best_loss"})
+                cached = timed(client, f"{base}/summary", headers={"If-None-Match": etag})
+                page = timed(client, f"{base}/summary/curves", params={"offset": 50})
+                csv_s = timed(client, f"{base}/runs.csv")
+                json_s = timed(client, f"{base}/runs.json")
+                summary_routes._versions.items.clear()  # an export before any summary
+                csv_cold = timed(client, f"{base}/runs.csv", headers={"If-None-Match": "-"})
+                cells = (
+                    " ".join(f"{t[0]:>5.2f}/{t[1]:<5.2f}" for t in ((cold, cold_cpu), other))
+                    + f" {cached[0] * 1e3:>5.1f}ms  "
+                    + " ".join(
+                        f"{t[0]:>5.2f}/{t[1]:<5.2f}" for t in (page, csv_s, json_s, csv_cold)
+                    )
                 )
-                worst = cold
+                print(f"{groups:>6} {groups * SEEDS:>6}  {cells}  {size / 1e6:.1f} MB")
+                worst = (cold, cold_cpu)
         db.dispose()
-    verdict = "ok" if worst <= TARGET_S else "OVER TARGET"
-    print(f"10,000-run summary: {worst:.2f} s (target ≤ {TARGET_S:g} s): {verdict}")
+    verdict = "ok" if worst[0] <= TARGET_S else "OVER TARGET"
+    print(
+        f"10,000-run summary: {worst[0]:.2f} s wall, {worst[1]:.2f} s CPU "
+        f"(target ≤ {TARGET_S:g} s): {verdict}"
+    )
 
 
 if __name__ == "__main__":
