@@ -51,3 +51,9 @@ F = TypeVar("F", bound=Callable[..., Any])
 def njit(fn: F) -> F:
     """``numba.njit`` with the engine's settings (see the module docstring)."""
     return numba.njit(error_model="numpy", cache=True)(fn)  # type: ignore[return-value]
+
+
+def njit_inline(fn: F) -> F:
+    """:func:`njit` inlined into its callers by numba (``inline="always"``): for the small helpers
+    of a compiled loop, where a call per element would cost more than the helper itself."""
+    return numba.njit(error_model="numpy", cache=True, inline="always")(fn)  # type: ignore[return-value]

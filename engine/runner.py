@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 
+from engine import compiled
 from engine.optimizers import batch_key as optimizer_batch_key
 from engine.optimizers import build_optimizer_batch, steps_alone
 from engine.problems import build_problem
@@ -272,77 +273,90 @@ def _run_group(
         point = judged()
         return problem.loss(point) if minibatch else problem.loss_and_grad(point, step)[0]
 
+    def checkpoint(updates: int) -> bool:
+        """Partial results to ``on_checkpoint``; returns whether to stop."""
+        if on_checkpoint is not None:
+            on_checkpoint(
+                [rec.result(r, run, f_star, updates, False) for r, run in enumerate(runs)]
+            )
+        return should_stop is not None and should_stop()
+
+    compiled_plan = None
+    if not minibatch and optimizer.step_ is None and optimizer.eval_params is None:
+        compiled_plan = compiled.plan(runs, problem, bool(loss_driven))
     t0 = time.perf_counter()
     next_checkpoint = t0 + checkpoint_every_s
     stopped = exhausted = False
     updates = 0
     with np.errstate(all="ignore"):
-        if minibatch:
-            rec.eval_point(0, eval_loss(0), model, t0)
-        for t in range(steps):
-            if budget is not None and rec.evals[t] >= budget:
-                exhausted = True
-                break
-            if not minibatch and optimizer.eval_params is not None:
-                rec.eval_point(t, eval_loss(t), model, t0)
-            loss: np.ndarray | None
-            if optimizer.step_ is None:
-                loss, grad = problem.loss_and_grad(params, t)
-                calls = 1
-                rec.gnorm[:, t] = np.sqrt(np.einsum("ij,ij->i", grad, grad))
-            else:
-                # torch's step(closure): the first evaluation at params is the one recorded
-                loss = problem.loss_and_grad(params, t)[0].copy() if not minibatch else None
-                calls = 0
-            if not minibatch and optimizer.eval_params is None:
-                assert loss is not None
-                rec.eval_point(t, loss, params, t0)
-            if loss_driven:
-                for i in loss_driven:
-                    lr_table[i, t] = schedules[i].lr_at(t // period[i])
-            lr_col[:, 0] = lr_table[:, t]
-            rec.lrs[:, t] = lr_table[:, t]
-            np.copyto(prev, params)
-            if optimizer.step_ is None:
-                optimizer.fast_update_(grad, state, params, lr_col)
-            else:
-
-                def closure(point: np.ndarray, t: int = t) -> tuple[np.ndarray, np.ndarray]:
-                    nonlocal calls, loss
-                    value, g = problem.loss_and_grad(point, t)
-                    if calls == 0:
-                        rec.gnorm[:, t] = np.sqrt(np.einsum("ij,ij->i", g, g))
-                        loss = value.copy()
-                    calls += 1
-                    return value, g
-
-                optimizer.step_(closure, state, params, lr_col)
-            rec.evals[t + 1] = rec.evals[t] + calls
-            np.subtract(params, prev, out=diff)
-            rec.unorm[:, t] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
-            updates = t + 1
-            if loss is not None:
-                for i in loss_driven:
-                    period_loss[i] += loss[i]
-                    if updates % period[i] == 0:
-                        schedules[i].observe(float(period_loss[i] / period[i]))
-                        period_loss[i] = 0.0
-            if updates == steps or (minibatch and updates % every == 0):
-                rec.eval_point(updates, eval_loss(updates), model, t0)
-            newly = _check_divergence(rec, alive, judged(), updates)
-            if newly.size:
-                rec.keep_test(problem.test_metrics(model), newly)
-            if not alive.any():
-                break
-            if time.perf_counter() >= next_checkpoint:
-                if on_checkpoint is not None:
-                    on_checkpoint(
-                        [rec.result(r, run, f_star, updates, False) for r, run in enumerate(runs)]
-                    )
-                if should_stop is not None and should_stop():
-                    stopped = True
+        if compiled_plan is not None:
+            updates, stopped, exhausted = _step_compiled(
+                compiled_plan, rec, params, lr_table, alive, budget, t0, checkpoint,
+                checkpoint_every_s,
+            )  # fmt: skip
+        else:
+            if minibatch:
+                rec.eval_point(0, eval_loss(0), model, t0)
+            for t in range(steps):
+                if budget is not None and rec.evals[t] >= budget:
+                    exhausted = True
                     break
-                next_checkpoint = time.perf_counter() + checkpoint_every_s
+                if not minibatch and optimizer.eval_params is not None:
+                    rec.eval_point(t, eval_loss(t), model, t0)
+                loss: np.ndarray | None
+                if optimizer.step_ is None:
+                    loss, grad = problem.loss_and_grad(params, t)
+                    calls = 1
+                    rec.gnorm[:, t] = np.sqrt(np.einsum("ij,ij->i", grad, grad))
+                else:
+                    # torch's step(closure): the first evaluation at params is the one recorded
+                    loss = problem.loss_and_grad(params, t)[0].copy() if not minibatch else None
+                    calls = 0
+                if not minibatch and optimizer.eval_params is None:
+                    assert loss is not None
+                    rec.eval_point(t, loss, params, t0)
+                if loss_driven:
+                    for i in loss_driven:
+                        lr_table[i, t] = schedules[i].lr_at(t // period[i])
+                lr_col[:, 0] = lr_table[:, t]
+                rec.lrs[:, t] = lr_table[:, t]
+                np.copyto(prev, params)
+                if optimizer.step_ is None:
+                    optimizer.fast_update_(grad, state, params, lr_col)
+                else:
+
+                    def closure(point: np.ndarray, t: int = t) -> tuple[np.ndarray, np.ndarray]:
+                        nonlocal calls, loss
+                        value, g = problem.loss_and_grad(point, t)
+                        if calls == 0:
+                            rec.gnorm[:, t] = np.sqrt(np.einsum("ij,ij->i", g, g))
+                            loss = value.copy()
+                        calls += 1
+                        return value, g
+
+                    optimizer.step_(closure, state, params, lr_col)
+                rec.evals[t + 1] = rec.evals[t] + calls
+                np.subtract(params, prev, out=diff)
+                rec.unorm[:, t] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
+                updates = t + 1
+                if loss is not None:
+                    for i in loss_driven:
+                        period_loss[i] += loss[i]
+                        if updates % period[i] == 0:
+                            schedules[i].observe(float(period_loss[i] / period[i]))
+                            period_loss[i] = 0.0
+                if updates == steps or (minibatch and updates % every == 0):
+                    rec.eval_point(updates, eval_loss(updates), model, t0)
+                newly = _check_divergence(rec, alive, judged(), updates)
+                if newly.size:
+                    rec.keep_test(problem.test_metrics(model), newly)
+                if not alive.any():
+                    break
+                if time.perf_counter() >= next_checkpoint:
+                    if checkpoint(updates):
+                        stopped = True
+                        break
+                    next_checkpoint = time.perf_counter() + checkpoint_every_s
         ending = np.flatnonzero(alive)
         if (stopped or exhausted) and rec.eval_steps[rec.n_eval - 1] != updates:
             rec.eval_point(updates, eval_loss(updates), model, t0)
@@ -353,6 +367,78 @@ def _run_group(
     if on_checkpoint is not None:
         on_checkpoint(results)
     return results
+
+
+def _step_compiled(
+    plan: compiled.Plan,
+    rec: _Recorder,
+    params: np.ndarray,
+    lr_table: np.ndarray,
+    alive: np.ndarray,
+    budget: int | None,
+    t0: float,
+    checkpoint: Callable[[int], bool],
+    checkpoint_every_s: float,
+) -> tuple[int, bool, bool]:
+    """Step a full-batch batch through :func:`engine.compiled.run_chunk`, chunk by chunk;
+    returns ``(updates, stopped, exhausted)`` as the general loop would have left them.
+
+    A chunk ends at the next checkpoint as timed from the previous chunk's pace (its table of
+    rates bounded by :func:`engine.compiled.chunk_limit`). Wall times of the eval points inside a
+    chunk are spread evenly over the chunk's time, every update of a chunk costing the same."""
+    R, steps = lr_table.shape
+    end = steps if budget is None else min(steps, budget)
+    dtype = params.dtype
+    consts = compiled.constants(dtype)
+    reason = np.zeros(R, dtype=np.int64)
+    cast = np.empty(3, dtype=dtype)
+    longest = compiled.chunk_limit(R)
+    size = 1  # the first chunk times an update
+    traj_x = rec.px if rec.px is not None else np.empty_like(rec.losses)
+    traj_y = rec.py if rec.py is not None else np.empty_like(rec.losses)
+    updates = 0
+    began = time.perf_counter()
+    next_checkpoint = t0 + checkpoint_every_s
+    while updates < end:
+        stop = min(end, updates + size)
+        lrs = lr_table[:, updates:stop]
+        received = lrs.astype(dtype).astype(np.float64)  # the rate as the optimizer gets it
+        compiled.run_chunk(
+            plan.kind, consts, plan.opt, plan.flags, plan.cons, plan.hp,
+            plan.bases(updates, stop), plan.base_of, received, plan.state, params, updates,
+            stop, steps, BLOWUP_FACTOR, cast, rec.losses, traj_x, traj_y, rec.gnorm,
+            rec.unorm, alive, rec.stop_at, reason,
+        )  # fmt: skip
+        now = time.perf_counter()
+        rec.lrs[:, updates:stop] = lrs
+        points = stop + (stop == steps)  # eval steps 0 … stop-1, and the last point at the end
+        rec.eval_steps[updates:points] = np.arange(updates, points)
+        share = np.arange(1, points - updates + 1) / (points - updates)
+        rec.wall[updates:points] = (began - t0) + share * (now - began)
+        rec.evals[updates + 1 : stop + 1] = np.arange(updates + 1, stop + 1)
+        rec.n_eval = points
+        for r in np.flatnonzero(reason).tolist():
+            if rec.reason[r] is None:
+                rec.reason[r] = _reason(int(reason[r]), rec.losses[r, rec.stop_at[r]])
+        pace = (now - began) / (stop - updates)
+        updates, began = stop, now
+        if not alive.any():
+            return updates, False, False
+        if now >= next_checkpoint:
+            if checkpoint(updates):
+                return updates, True, False
+            began = time.perf_counter()
+            next_checkpoint = began + checkpoint_every_s
+        size = int(min(longest, max(1.0, (next_checkpoint - began) / max(pace, 1e-12))))
+    return updates, False, end < steps
+
+
+def _reason(code: int, loss: float) -> str:
+    if code == compiled.LOSS_NOT_FINITE:
+        return f"loss became {loss}"
+    if code == compiled.LOSS_BLOWUP:
+        return f"loss exceeded {BLOWUP_FACTOR:g} × max(1, |initial loss|)"
+    return "parameters became non-finite"
 
 
 def _lrs(schedule: Schedule, steps: int, period: int) -> np.ndarray:
@@ -389,14 +475,11 @@ def _check_divergence(
     for r in newly:
         if bad_loss[r] or blowup[r]:
             rec.stop_at[r] = rec.eval_steps[k]
-            rec.reason[r] = (
-                f"loss became {last[r]}"
-                if bad_loss[r]
-                else f"loss exceeded {BLOWUP_FACTOR:g} × max(1, |initial loss|)"
-            )
+            code = compiled.LOSS_NOT_FINITE if bad_loss[r] else compiled.LOSS_BLOWUP
+            rec.reason[r] = _reason(code, last[r])
         else:
             rec.stop_at[r] = updates
-            rec.reason[r] = "parameters became non-finite"
+            rec.reason[r] = _reason(compiled.PARAMS_NOT_FINITE, last[r])
     alive[newly] = False
     return newly
 

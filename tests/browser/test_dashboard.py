@@ -60,7 +60,14 @@ SMALL: dict[str, Any] = {
     "steps": 30000,
     "target_loss": 0.01,
 }
-LONG: dict[str, Any] = {**SMALL, "name": "to-cancel", "steps": 100000, "seeds": list(range(20))}
+# Rosenbrock in 3-D: the general loop (the compiled one would finish 2-D runs before the click)
+LONG: dict[str, Any] = {
+    **SMALL,
+    "name": "to-cancel",
+    "problems": [{"name": "rosenbrock", "dim": 3}],
+    "steps": 100000,
+    "seeds": list(range(20)),
+}
 
 
 @pytest.fixture(scope="module")

@@ -79,7 +79,7 @@ def test_cancel_stops_the_running_run_and_never_starts_the_queued_one(
     start_worker(e2e_settings, concurrency=1)
     spec = {
         "name": "to-cancel",
-        "problems": [{"name": "rosenbrock", "dim": [2, 3]}],
+        "problems": [{"name": "rosenbrock", "dim": [3, 4]}],  # 3-D and up: the general loop
         "optimizers": [{"name": "sgd", "lr": 1e-4}],
         "steps": LONG_STEPS,
     }
@@ -124,7 +124,7 @@ def test_sigkilled_worker_run_is_redelivered_and_finishes_exactly_once(
     first = start_worker(settings, concurrency=1)
     spec = {
         "name": "to-kill",
-        "problems": [{"name": "rosenbrock", "dim": 2, "init": [-1.5, 2.0]}],
+        "problems": [{"name": "rosenbrock", "dim": 3, "init": [-1.5, 2.0, 1.0]}],
         "optimizers": [{"name": "adam", "lr": 1e-3}],
         "steps": KILL_STEPS,
     }

@@ -168,8 +168,8 @@ def test_divergence_stops_the_run_and_says_why() -> None:
 
 
 def test_checkpoints_report_partial_curves_and_stop_halts() -> None:
-    runs = runs_of(
-        problems=[{"name": "rosenbrock", "dim": 2}, {"name": "beale"}],
+    runs = runs_of(  # rosenbrock in 3-D: the general loop (the compiled one: test_compiled)
+        problems=[{"name": "rosenbrock", "dim": 3}, {"name": "beale"}],
         optimizers=[{"name": "adam"}],
         steps=100_000,
     )

@@ -102,7 +102,7 @@ def test_running_run_shows_a_partial_curve(rt: Runtime) -> None:
 
 
 def test_cancel_stops_the_running_batch_and_skips_the_rest(rt: Runtime) -> None:
-    experiment_id, ids = new_experiment(rt.db, long_spec(steps=60_000, dims=(2, 3)))
+    experiment_id, ids = new_experiment(rt.db, long_spec(steps=60_000, dims=(3, 4)))
     worker = threading.Thread(target=execute_chunk, args=(rt, experiment_id, ids))
     worker.start()
     wait_for(lambda: runs_of(rt.db, experiment_id)[0].steps_done > 0, 30, "the first batch")
@@ -256,7 +256,7 @@ def test_soft_time_limit_fails_the_rest_of_the_chunk(
 def test_a_failed_checkpoint_leaves_no_gap_in_the_stored_curves(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    experiment_id, [run_id] = new_experiment(rt.db, long_spec(steps=40))
+    experiment_id, [run_id] = new_experiment(rt.db, long_spec(steps=40, dims=(2,)))
     with rt.db.writer() as session:
         claim = claim_runs(
             session,
@@ -315,7 +315,7 @@ def test_the_final_write_appends_to_checkpointed_curves_and_repairs_a_lost_commi
     chunk plus one tail chunk. A checkpoint whose commit happened but whose answer was lost
     leaves stored chunks the attempt's log does not know: that run's curves are rewritten
     whole. Either way the stored curves equal the engine's, without gap or overlap."""
-    experiment_id, ids = new_experiment(rt.db, {**long_spec(steps=40), "seeds": [0, 1]})
+    experiment_id, ids = new_experiment(rt.db, {**long_spec(steps=40, dims=(2,)), "seeds": [0, 1]})
     token = "b" * 32
     with rt.db.writer() as session:
         claim = claim_runs(
