@@ -45,7 +45,7 @@ from typing import Any, Literal
 
 import numpy as np
 
-from engine.layers import batchnorm, layernorm, relu
+from engine.layers import batchnorm, cross_entropy, layernorm, relu
 from engine.layers.scratch import Scratch, buffer
 from engine.layout import Layout, TensorKind
 from engine.problems.base import STREAM_INIT, stream_rng
@@ -406,17 +406,7 @@ class Network:
                 return loss, None
             resid *= 2.0 / B
             return loss, out
-        out -= out.max(axis=1, keepdims=True)
-        picked = np.einsum("cb,rcb->rb" if target.ndim == 2 else "rcb,rcb->rb", target, out)
-        np.exp(out, out=out)
-        total = out.sum(axis=1)
-        loss = (np.log(total) - picked).mean(axis=1)
-        if not grad:
-            return loss, None
-        out /= total[:, None, :]
-        out -= target
-        out *= 1.0 / B
-        return loss, out
+        return cross_entropy.loss_and_gradient(out, target, grad=grad)
 
     def _activate(self, z: np.ndarray, a1: np.ndarray, ws: Scratch | None, i: int) -> Any:
         """``a1[…, :-1] = φ(z)`` (``a1`` the next layer's ``[a 1]``); returns what
