@@ -2,10 +2,16 @@
 
 Each kernel reads every state array once and writes it once, element by element, doing the same
 floating-point operations in the same order as the family's NumPy reference (``update_``), which
-is the readable statement of the rule; the tests hold the two to bit equality. Per-run
-coefficients arrive as the reference's ``(R, 1)`` columns of the parameters' dtype (computed once
-per update in float64 and rounded once), so a float32 kernel does float32 arithmetic only: there
-is no literal constant in a kernel's arithmetic, since a float64 literal would widen it.
+is the readable statement of the rule; the tests hold the two to bit equality. Where a rule needs
+a reduction between elementwise passes (LAMB's, LARS's and Adafactor's per-tensor norms, Prodigy's
+dot product and L1 norm), the reduction stays the reference's NumPy call on the same values and a
+kernel does each elementwise stretch around it; per-tensor kernels step a tensor's columns as 1-D
+views indexed from 0, which the compiler vectorises. A ``chain``'s transforms are a kernel each.
+
+Per-run coefficients arrive as the reference's ``(R, 1)`` columns of the parameters' dtype
+(computed once per update in float64 and rounded once), so a float32 kernel does float32
+arithmetic only: there is no literal constant in a kernel's arithmetic, since a float64 literal
+would widen it — except in Prodigy's step, whose reference itself adds float64 columns.
 
 ``lerp`` is PyTorch's two-sided form: ``a + w·(b - a)`` for ``|w| < ½`` and ``b - (b - a)·(1 - w)``
 otherwise; ``maximum`` propagates NaN as ``np.maximum`` and ``torch.maximum`` do.

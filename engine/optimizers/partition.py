@@ -7,7 +7,7 @@ A ``partition`` spec lists groups; each tensor of the row goes to the first grou
 names tensor kinds whose tensors get their group's optimizer with ``weight_decay = 0`` (torch's
 recipe of a second parameter group; a ``chain`` loses its ``add_decayed_weights``). Each group's
 optimizer steps the gathered columns of its tensors, seeing them as a layout of their own; the
-rows' columns never mix.
+rows' columns never mix. The fused form (``fused_``) steps each group with its own fused path.
 
 A schedule multiplies every group's ``lr`` (the partition's own ``lr`` is the unit 1.0): a
 warm-up or a cosine decay scales Muon's and AdamW's rates together, as torch's schedulers scale
