@@ -155,6 +155,8 @@ class _Recorder:
         self.test: dict[str, np.ndarray] = {}
         #: ``BLOWUP_FACTOR · max(1, |initial loss|)`` per run, once the start point is recorded.
         self.blowup_limit: np.ndarray | None = None
+        #: The runs' specs as JSON, made once for every checkpoint's results.
+        self.specs: list[dict[str, Any]] | None = None
 
     def keep_test(self, metrics: dict[str, np.ndarray], rows: np.ndarray) -> None:
         """Record the test metrics (``(R,)`` each) of the runs in ``rows``."""
@@ -171,10 +173,8 @@ class _Recorder:
             self.py[:, k] = params[:, 1]
         self.n_eval += 1
 
-    def result(
-        self, r: int, run: RunSpec, f_star: float | None, updates: int, stopped: bool
-    ) -> dict[str, Any]:
-        """Run ``r``'s result after ``updates`` updates (partial while the batch is running).
+    def results(self, f_star: float | None, updates: int, stopped: bool) -> list[dict[str, Any]]:
+        """Every run's result after ``updates`` updates (partial while the batch is running).
 
         Times are amortised: the R runs of a batch are stepped together, each row costing the
         same, so a run's ``wall_time_s`` (and each point of ``wall_times``) is the batch's elapsed
@@ -184,50 +184,71 @@ class _Recorder:
 
         Curves are NumPy arrays (``eval_steps``/``grad_evals`` int64, the rest float64 with NaN
         for a non-finite value), mostly views of the recorder's buffers: the part a result shows
-        is never written again, so a partial result stays valid while the batch goes on.
+        is never written again, so a partial result stays valid while the batch goes on. What
+        can be is computed for all rows at once (a sweep has thousands of short runs): a row
+        whose sum is finite has only finite values, the others are checked value by value.
         """
-        diverged = self.stop_at[r] >= 0
-        steps_done = int(self.stop_at[r]) if diverged else updates
-        n = int(np.searchsorted(self.eval_steps[: self.n_eval], steps_done, side="right"))
-        losses = self.losses[r, :n]
-        finite = losses[np.isfinite(losses)]
-        final = float(losses[-1]) if n else float("nan")
-        best = float(finite.min()) if finite.size else float("nan")
-        target = run.target_loss
-        hit = np.flatnonzero(losses <= target) if target is not None else np.empty(0)
-        batch_time = float(self.wall[n - 1]) if n else 0.0
-        out: dict[str, Any] = {
-            "run_id": run.run_id,
-            "spec": run.model_dump(mode="json"),
-            "final_loss": _num(final),
-            "best_loss": _num(best),
-            "f_star": f_star,
-            "suboptimality": _num(final - f_star) if f_star is not None else None,
-            "steps_to_target": int(self.eval_steps[hit[0]]) if hit.size else None,
-            "diverged": bool(diverged),
-            "divergence_step": steps_done if diverged else None,
-            "divergence_reason": self.reason[r],
-            "test_loss": None,
-            "test_accuracy": None,
-            "wall_time_s": batch_time / self.R,
-            "batch_size": self.R,
-            "batch_wall_time_s": batch_time,
-            "steps_done": steps_done,
-            "grad_evals_done": int(self.evals[steps_done]),
-            "stopped": stopped,
-            "eval_steps": self.eval_steps[:n],
-            "grad_evals": self.evals[self.eval_steps[:n]],
-            "losses": _curve(losses),
-            "wall_times": self.wall[:n] / self.R,
-            "lrs": _curve(self.lrs[r, :steps_done]),
-            "grad_norms": _curve(self.gnorm[r, :steps_done]),
-            "update_norms": _curve(self.unorm[r, :steps_done]),
-        }
+        m = self.n_eval
+        eval_steps = self.eval_steps[:m]
+        steps_done = np.where(self.stop_at >= 0, self.stop_at, updates)
+        shown = np.searchsorted(eval_steps, steps_done, side="right")
+        grad_evals = self.evals[eval_steps]
+        wall_times = self.wall[:m] / self.R
+        losses = self.losses[:, :m]
+        evals_at = {"losses": losses}
         if self.px is not None and self.py is not None:
-            out["params_x"] = _curve(self.px[r, :n])
-            out["params_y"] = _curve(self.py[r, :n])
-        for key, values in self.test.items():
-            out[key] = _num(float(values[r]))
+            evals_at |= {"params_x": self.px[:, :m], "params_y": self.py[:, :m]}
+        per_update = {"lrs": self.lrs, "grad_norms": self.gnorm, "update_norms": self.unorm}
+        per_update = {k: v[:, :updates] for k, v in per_update.items()}
+        with np.errstate(over="ignore", invalid="ignore"):
+            clean = {k: np.isfinite(v.sum(axis=1)) for k, v in (evals_at | per_update).items()}
+        lowest = losses.min(axis=1) if m else np.full(self.R, np.nan)
+        targets = np.array([np.nan if r.target_loss is None else r.target_loss for r in self.runs])
+        hits = losses <= targets[:, None]
+        first_hit = np.where(hits.any(axis=1), hits.argmax(axis=1), m)
+        if self.specs is None:
+            self.specs = [run.model_dump(mode="json") for run in self.runs]
+        out = []
+        for r, run in enumerate(self.runs):
+            diverged = bool(self.stop_at[r] >= 0)
+            done, n = int(steps_done[r]), int(shown[r])
+            final = float(losses[r, n - 1]) if n else float("nan")
+            if clean["losses"][r] and n == m:
+                best = float(lowest[r])
+            else:
+                finite = losses[r, :n][np.isfinite(losses[r, :n])]
+                best = float(finite.min()) if finite.size else float("nan")
+            batch_time = float(self.wall[n - 1]) if n else 0.0
+            result: dict[str, Any] = {
+                "run_id": run.run_id,
+                "spec": self.specs[r],
+                "final_loss": _num(final),
+                "best_loss": _num(best),
+                "f_star": f_star,
+                "suboptimality": _num(final - f_star) if f_star is not None else None,
+                "steps_to_target": int(eval_steps[first_hit[r]]) if first_hit[r] < n else None,
+                "diverged": diverged,
+                "divergence_step": done if diverged else None,
+                "divergence_reason": self.reason[r],
+                "test_loss": None,
+                "test_accuracy": None,
+                "wall_time_s": batch_time / self.R,
+                "batch_size": self.R,
+                "batch_wall_time_s": batch_time,
+                "steps_done": done,
+                "grad_evals_done": int(self.evals[done]),
+                "stopped": stopped,
+                "eval_steps": eval_steps[:n],
+                "grad_evals": grad_evals[:n],
+                "wall_times": wall_times[:n],
+            }
+            for key, values in evals_at.items():
+                result[key] = values[r, :n] if clean[key][r] else _curve(values[r, :n])
+            for key, values in per_update.items():
+                result[key] = values[r, :done] if clean[key][r] else _curve(values[r, :done])
+            for key, values in self.test.items():
+                result[key] = _num(float(values[r]))
+            out.append(result)
         return out
 
 
@@ -276,9 +297,7 @@ def _run_group(
     def checkpoint(updates: int) -> bool:
         """Partial results to ``on_checkpoint``; returns whether to stop."""
         if on_checkpoint is not None:
-            on_checkpoint(
-                [rec.result(r, run, f_star, updates, False) for r, run in enumerate(runs)]
-            )
+            on_checkpoint(rec.results(f_star, updates, False))
         return should_stop is not None and should_stop()
 
     compiled_plan = None
@@ -363,7 +382,7 @@ def _run_group(
             _check_divergence(rec, alive, model, updates)
         if ending.size:
             rec.keep_test(problem.test_metrics(judged()), ending)
-    results = [rec.result(r, run, f_star, updates, stopped) for r, run in enumerate(runs)]
+    results = rec.results(f_star, updates, stopped)
     if on_checkpoint is not None:
         on_checkpoint(results)
     return results
