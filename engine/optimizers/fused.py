@@ -21,27 +21,27 @@ from __future__ import annotations
 
 import numpy as np
 
-from engine.jit import njit
+from engine.jit import inline, njit
 
 # Weight-decay modes of the kernels that offer both.
 NO_DECAY, L2_DECAY, DECOUPLED_DECAY = 0, 1, 2
 
 
-@njit
+@inline
 def lerp(a, b, w, small, one_minus_w):
     if small:
         return a + w * (b - a)
     return b - (b - a) * one_minus_w
 
 
-@njit
+@inline
 def maximum(a, b):
     if a != a or b != b:
         return a + b
     return a if a >= b else b
 
 
-@njit
+@inline
 def decay_and_moments(
     p, g, m, v, r, j, decay_mode, wd_r, decay_r, w_r, small_r, omw_r, b2_r, omb2_r
 ):
@@ -353,7 +353,7 @@ def lion_step(p, g, m, has_wd, decay, b1, one_minus_b1, b2, one_minus_b2, k):
             m[r, j] = mj * b2_r + omb2_r * gj
 
 
-@njit
+@inline
 def window_total(slots, back, r, j, pos, full):
     """The window's sum at element ``(r, j)`` with fill position ``pos``."""
     if full:
@@ -361,7 +361,7 @@ def window_total(slots, back, r, j, pos, full):
     return back[r, j]
 
 
-@njit
+@inline
 def window_store(slots, back, r, j, pos, x, zero):
     """Write ``x`` at ``pos`` and add it to the back block, folding the block when it fills."""
     slots[pos, r, j] = x
@@ -440,7 +440,7 @@ def adadelta_window_step(
             p[r, j] = p[r, j] + step
 
 
-@njit
+@inline
 def minimum(a, b):
     if a != a or b != b:
         return a + b
@@ -523,7 +523,7 @@ def schedule_free_step(
             z[r, j] = zj - lr_r * gj
 
 
-@njit
+@inline
 def lars_segment(p, g, buf, scaled, wd, ratio, mu, damp, use_mu, nesterov, lr):
     for j in range(p.shape[0]):
         gj = g[j]
@@ -579,7 +579,7 @@ def lamb_direction(
             u[r, j] = uj
 
 
-@njit
+@inline
 def scaled_decrement(p, u, has_decay, shrink, scale):
     for j in range(p.shape[0]):
         pj = p[j] * shrink if has_decay else p[j]
