@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.responses import JSONResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from engine.spec import describe_errors, parse_experiment
+from engine.spec import describe_errors, only_rules_beyond_schema, parse_experiment
 
 log = logging.getLogger(__name__)
 
@@ -93,21 +93,33 @@ def _loc_path(loc: tuple[Any, ...]) -> str:
     return out or "(body)"
 
 
-def _validation_errors(exc: RequestValidationError) -> tuple[int, str, list[dict[str, Any]]]:
+def _validation_errors(
+    exc: RequestValidationError,
+) -> tuple[int, str, str, list[dict[str, Any]]]:
+    """Status, detail, problem kind and field errors. The kind is ``inconsistent`` when the body
+    is valid as the schema describes it but breaks rules JSON Schema cannot state (see
+    :func:`engine.spec.only_rules_beyond_schema`), else ``invalid-request``."""
     errors = list(exc.errors())
     if any(e.get("type") == "json_invalid" for e in errors):
         reason = next(e for e in errors if e.get("type") == "json_invalid")
         position = reason["loc"][1] if len(reason["loc"]) > 1 else 0
         message = f"{reason.get('ctx', {}).get('error', 'invalid JSON')} at character {position}"
-        return 400, "the request body is not valid JSON", [{"path": "(body)", "message": message}]
+        return (
+            400,
+            "the request body is not valid JSON",
+            "malformed-json",
+            [{"path": "(body)", "message": message}],
+        )
     body_errors = [e for e in errors if e["loc"] and e["loc"][0] == "body"]
     described: list[dict[str, Any]] = []
+    beyond_schema = False
     if body_errors and isinstance(exc.body, dict):
         # Re-validating the body yields the engine's own precise paths and messages.
         try:
             parse_experiment(exc.body)
         except ValidationError as spec_exc:
             described = describe_errors(spec_exc)
+            beyond_schema = only_rules_beyond_schema(spec_exc)
     if not described:
         described = [
             {
@@ -118,12 +130,20 @@ def _validation_errors(exc: RequestValidationError) -> tuple[int, str, list[dict
             }
             for e in body_errors
         ]
-    described += [
+    others = [
         {"path": _loc_path(tuple(e["loc"])), "message": e["msg"]}
         for e in errors
         if not (e["loc"] and e["loc"][0] == "body")
     ]
-    return 422, "the request is invalid; see errors", described
+    described += others
+    if described and beyond_schema and not others:
+        return (
+            422,
+            "the values break rules the schema cannot state; see errors",
+            "inconsistent",
+            described,
+        )
+    return 422, "the request is invalid; see errors", "invalid-request", described
 
 
 def install_error_handlers(app: FastAPI) -> None:
@@ -153,8 +173,7 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(RequestValidationError)
     async def _invalid(request: Request, exc: RequestValidationError) -> Response:
-        status, detail, errors = _validation_errors(exc)
-        kind = "malformed-json" if status == 400 else "invalid-request"
+        status, detail, kind, errors = _validation_errors(exc)
         return problem(status, detail, instance=request.url.path, kind=kind, errors=errors)
 
     @app.exception_handler(PoolTimeoutError)

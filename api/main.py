@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -19,6 +20,7 @@ from api.db import Database
 from api.errors import BodyLimitMiddleware, install_error_handlers
 from api.middleware import AdmissionMiddleware, BrowserSafetyMiddleware
 from api.observability import Metrics, RequestMiddleware
+from api.openapi import describe_limits
 from api.quotas import Quotas
 from api.routes import catalog, experiments, health, runs, summary
 from api.routes.health import ReadinessCache
@@ -91,4 +93,12 @@ def create_app(
     for module in (experiments, runs, catalog, health, summary):
         app.include_router(module.router)
     summary.mount_dashboard(app)
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            app.openapi_schema = describe_limits(generate(), settings)
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     return app

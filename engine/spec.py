@@ -238,16 +238,43 @@ _TYPE_STEPS = frozenset(
 )
 
 
+def _is_branch(part: int | str) -> bool:
+    """A pydantic union-branch (or validator-wrapper) marker in an error location."""
+    return isinstance(part, str) and (
+        part in _TYPE_STEPS or "[" in part or part.startswith(("function-", "constrained-"))
+    )
+
+
 def _clean_loc(loc: tuple[int | str, ...]) -> tuple[int | str, ...]:
     """Drop pydantic's union-branch markers (``float``, ``list[float]``, the tag of a union …)."""
-    out: list[int | str] = []
-    for part in loc:
-        if isinstance(part, str) and (
-            part in _TYPE_STEPS or "[" in part or part.startswith(("function-", "constrained-"))
-        ):
-            continue
-        out.append(part)
-    return tuple(out)
+    return tuple(part for part in loc if not _is_branch(part))
+
+
+def only_rules_beyond_schema(exc: ValidationError) -> bool:
+    """Whether the input is valid as the JSON Schema describes it and broke only rules of the
+    models' own validators (``value_error``: fields valid alone but not together, such as
+    ``init`` of another length than ``dim``; a pair out of order; milestones not increasing).
+
+    The errors form a tree by location. A node passes when its own errors are all such rules,
+    every plain child passes, and — where the node is a union (a sweepable field: one value or
+    a list of them) — at least one branch passes: the schema accepts the value through it.
+    """
+    tree: dict[Any, Any] = {}
+    for err in exc.errors(include_url=False):
+        node = tree
+        for part in err["loc"]:
+            node = node.setdefault(("at", part), {})
+        node.setdefault("types", []).append(err["type"])
+
+    def passes(node: dict[Any, Any]) -> bool:
+        if any(kind != "value_error" for kind in node.get("types", [])):
+            return False
+        children = [(key[1], child) for key, child in node.items() if key != "types"]
+        branches = [passes(child) for part, child in children if _is_branch(part)]
+        plain = [passes(child) for part, child in children if not _is_branch(part)]
+        return all(plain) and (not branches or any(branches))
+
+    return passes(tree)
 
 
 def describe_errors(exc: ValidationError) -> list[dict[str, Any]]:

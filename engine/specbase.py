@@ -44,10 +44,21 @@ else:
     Sweep = _SweepFactory()
 
 
+def _require_tag(schema: dict[str, Any]) -> None:
+    """A registry model's ``name`` is a constant with a default, so JSON Schema would call it
+    optional; but it is the tag its discriminated union picks the model by (:func:`union_of`),
+    and a body without it is refused. The schema says so."""
+    name = schema.get("properties", {}).get("name", {})
+    if "const" in name:
+        required = schema.setdefault("required", [])
+        if "name" not in required:
+            required.insert(0, "name")
+
+
 class SpecModel(BaseModel):
     """Base of every spec model: unknown fields are errors; instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_require_tag)
 
 
 def sweep_markers(model: type[BaseModel]) -> dict[str, SweepMarker]:

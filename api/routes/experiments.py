@@ -12,19 +12,22 @@ from api.auth import LOCAL, PrincipalDep
 from api.deps import DatabaseDep, PublisherDep, SettingsDep, cached_json, json_response
 from api.services import experiments as service
 from api.services import runs as run_service
+from api.services.experiments import ID_PATTERN_LENGTH
 from api.services.runs import SortKey
 from engine.spec import ExperimentSpec
 
 router = APIRouter(prefix="/v1/experiments", tags=["experiments"])
 
-#: A page cursor: only ever one this API returned in ``next_cursor`` (unpadded base64url of a
-#: small JSON object); anything else is a 400.
+#: A page cursor: the id of the last item of the previous page (its ``next_cursor``); the page
+#: continues after that item in the listing's order. Every value of the pattern is a valid cursor.
 Cursor = Annotated[
     str | None,
     Query(
-        max_length=1000,
-        pattern=r"^[A-Za-z0-9_-]+$",
-        description="`next_cursor` of the previous page, verbatim; any other value is a `400`",
+        min_length=ID_PATTERN_LENGTH,
+        max_length=ID_PATTERN_LENGTH,
+        pattern=f"^[0-9a-f]{{{ID_PATTERN_LENGTH}}}$",
+        description="`next_cursor` of the previous page: the id of its last item; the page "
+        "continues after that item (for runs: a run of this experiment, else a `404`)",
     ),
 ]
 
@@ -84,10 +87,17 @@ GUARDED: dict[int | str, dict[str, object]] = {
         415: PROBLEM,
         422: {
             **PROBLEM,
-            "description": "invalid, or over a limit: at most `max_runs_per_experiment` runs "
-            "(the product of every grid's length × seeds, counted before expanding), "
-            "`max_steps_per_run` steps, `max_params_per_problem` parameters; the current "
-            "values are in `GET /v1/limits`",
+            "description": "invalid (`invalid-request`); or valid as the schema describes each "
+            "field but refused for what JSON Schema cannot state: over a limit computed from "
+            "the whole spec (`limit`: at most `max_runs_per_experiment` runs, the product of "
+            "every grid's length × seeds, counted before expanding; at most "
+            "`max_params_per_problem` parameters per problem; the current values are in "
+            "`GET /v1/limits`), rules JSON Schema cannot state (`inconsistent`: "
+            "fields valid alone but not together, e.g. `init` must have `dim` values and "
+            "`n_samples` applies to synthetic data sets only; pairs in order; increasing "
+            "milestones), "
+            "or an `Idempotency-Key` already used with another body (`idempotency-key-reused`). "
+            "The per-field limits (`steps`, the number of seeds) are in the schema.",
         },
         **GUARDED,
     },

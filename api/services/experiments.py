@@ -6,7 +6,6 @@ failed publish leaves the runs unstamped for the reconciler rather than failing 
 
 from __future__ import annotations
 
-import base64
 import json
 import math
 from datetime import datetime
@@ -255,31 +254,6 @@ def get(db: Database, experiment_id: str, owner: str | None = None) -> dict[str,
         return _load(session, experiment_id, owner)
 
 
-def encode_cursor(data: dict[str, Any]) -> str:
-    raw = json.dumps(data, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
-
-
-def invalid_cursor(detail: str = "the cursor is not one this API returned") -> ProblemError:
-    return ProblemError(
-        400,
-        detail,
-        kind="invalid-cursor",
-        errors=[{"path": "query.cursor", "message": "invalid cursor"}],
-    )
-
-
-def decode_cursor(cursor: str) -> dict[str, Any]:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
-        data = json.loads(raw)
-    except (ValueError, UnicodeDecodeError):
-        data = None
-    if not isinstance(data, dict):
-        raise invalid_cursor()
-    return data
-
-
 def list_page(
     db: Database,
     *,
@@ -312,16 +286,13 @@ def list_page(
         tagged = select(ExperimentTag.experiment_id).where(ExperimentTag.tag == tag)
         query = query.where(Experiment.id.in_(tagged))
     if cursor is not None:
-        after = decode_cursor(cursor).get("before")
-        if not isinstance(after, str) or not valid_id(after):
-            raise invalid_cursor()
-        query = query.where(Experiment.id < after)
+        query = query.where(Experiment.id < cursor)
     with db.session() as session:
         rows = list(session.execute(query).scalars().all())
         page = rows[:limit]
         counts = run_counts(session, [e.id for e in page])
     items = [experiment_dict(e, counts[e.id], with_spec=False) for e in page]
-    next_cursor = encode_cursor({"before": page[-1].id}) if len(rows) > limit else None
+    next_cursor = page[-1].id if len(rows) > limit else None
     return {"items": items, "next_cursor": next_cursor}
 
 

@@ -3,23 +3,15 @@
 from __future__ import annotations
 
 import json
-import math
 from typing import Any, Literal
 
-from sqlalchemy import Boolean, ColumnElement, Integer, and_, or_, select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from api.db import Database
-from api.errors import not_found
+from api.errors import ProblemError, not_found
 from api.models import Experiment, Run
-from api.services.experiments import (
-    decode_cursor,
-    encode_cursor,
-    find,
-    invalid_cursor,
-    iso,
-    valid_id,
-)
+from api.services.experiments import find, iso, valid_id
 from api.store import load_curves
 from engine.curves import downsample, since
 from engine.runner import METRIC_KEYS
@@ -70,25 +62,6 @@ def run_dict(run: Run) -> dict[str, Any]:
     }
 
 
-#: The range of the INTEGER columns (32-bit on PostgreSQL).
-INT32 = (-(2**31), 2**31 - 1)
-
-
-def _cursor_value_fits(key: str, value: Any) -> bool:
-    """Whether ``value`` can be compared with the sort column ``key`` on every backend (a value of
-    another type or out of the column's range is an error on PostgreSQL, not an empty page)."""
-    if value is None:
-        return True
-    kind = Run.__table__.c[key].type
-    if isinstance(kind, Boolean):
-        return isinstance(value, bool)
-    if isinstance(value, bool):
-        return False
-    if isinstance(kind, Integer):
-        return isinstance(value, int) and INT32[0] <= value <= INT32[1]
-    return isinstance(value, int | float) and math.isfinite(value)
-
-
 def _after(column: Any, value: Any, last_id: str, descending: bool) -> ColumnElement[bool]:
     """Rows after ``(value, last_id)`` in ``ORDER BY column [DESC] NULLS LAST, id``."""
     tie = and_(column == value, Run.id > last_id)
@@ -128,27 +101,24 @@ def list_page(
         query = query.where(Run.status == status)
     for column_name, value in (names or {}).items():
         query = query.where(getattr(Run, column_name) == value)
-    if cursor is not None:
-        data = decode_cursor(cursor)
-        if data.get("sort") != key or data.get("order") != order:
-            raise invalid_cursor(
-                "the cursor does not belong to this listing (sort and order must stay the same)"
-            )
-        if not (isinstance(data.get("id"), str) and valid_id(data["id"])) or (
-            not _cursor_value_fits(key, data.get("value"))
-        ):
-            raise invalid_cursor()
-        query = query.where(_after(column, data.get("value"), data["id"], descending))
     with db.session() as session:
         find(session, experiment_id, owner)
+        if cursor is not None:
+            # The cursor is the last run of the previous page: continue after its sort value.
+            last = session.execute(
+                select(column).where(Run.id == cursor, Run.experiment_id == experiment_id)
+            ).one_or_none()
+            if last is None:
+                raise ProblemError(
+                    404,
+                    f"the cursor names no run of experiment {experiment_id!r}",
+                    kind="not-found",
+                    errors=[{"path": "query.cursor", "message": "no such run in this experiment"}],
+                )
+            query = query.where(_after(column, last[0], cursor, descending))
         rows = list(session.execute(query).scalars().all())
     page = rows[:limit]
-    next_cursor = None
-    if len(rows) > limit:
-        last = page[-1]
-        next_cursor = encode_cursor(
-            {"sort": key, "order": order, "value": getattr(last, key), "id": last.id}
-        )
+    next_cursor = page[-1].id if len(rows) > limit else None
     return {"items": [run_dict(r) for r in page], "next_cursor": next_cursor}
 
 

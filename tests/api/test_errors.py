@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import json
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -108,10 +107,6 @@ def backend_client(
         session.commit()
 
 
-def cursor(data: Any) -> str:
-    return base64.urlsafe_b64encode(json.dumps(data).encode()).decode().rstrip("=")
-
-
 @pytest.mark.parametrize(
     ("body", "path", "fragment"),
     [
@@ -141,32 +136,17 @@ def test_hostile_queries_and_cursors_are_client_errors(backend_client: TestClien
     runs = f"/v1/experiments/{experiment_id}/runs"
     problem = assert_problem(backend_client.get("/v1/experiments", params={"name": "a\0"}), 422)
     assert problem["errors"][0]["path"] == "query.name"
-    assert_problem(
-        backend_client.get("/v1/experiments", params={"cursor": cursor({"before": 5})}), 400
-    )
-    assert_problem(
-        backend_client.get("/v1/experiments", params={"cursor": cursor({"before": "a\0"})}), 400
-    )
-    run_id = "0" * 24
-    for sort, value in [
-        ("final_loss", "abc"),
-        ("final_loss", [1.0]),
-        ("final_loss", {"x": 1}),
-        ("final_loss", True),
-        ("final_loss", 1e400),  # json reads it as inf
-        ("position", 2**40),
-        ("position", 1.5),
-        ("diverged", 0),
-    ]:
-        data = {"sort": sort, "order": "asc", "value": value, "id": run_id}
-        response = backend_client.get(runs, params={"sort": sort, "cursor": cursor(data)})
-        assert_problem(response, 400)
-    bad_id = {"sort": "position", "order": "asc", "value": 0, "id": "x\0"}
-    assert_problem(backend_client.get(runs, params={"cursor": cursor(bad_id)}), 400)
-    # A well-formed cursor of the right type still pages.
-    good = {"sort": "final_loss", "order": "asc", "value": 1.0, "id": run_id}
-    page = backend_client.get(runs, params={"sort": "final_loss", "cursor": cursor(good)})
-    assert page.status_code == 200 and len(page.json()["items"]) == 3
+    for hostile in ("a\0", "0" * 23 + "\0", "0" * 23 + "g", "0" * 25, "eyJiZWZvcmUiOjV9"):
+        for path in ("/v1/experiments", runs):
+            problem = assert_problem(backend_client.get(path, params={"cursor": hostile}), 422)
+            assert problem["errors"][0]["path"] == "query.cursor"
+    # A well-formed id pages on every backend, whatever the sort column's type.
+    first = backend_client.get(runs, params={"limit": 1}).json()["next_cursor"]
+    for sort in ("final_loss", "diverged", "steps_to_target", "wall_time_s"):
+        assert backend_client.get(runs, params={"sort": sort, "cursor": first}).status_code == 200
+    page = backend_client.get(runs, params={"cursor": first}).json()
+    assert len(page["items"]) == 2 and first not in [r["id"] for r in page["items"]]
+    assert_problem(backend_client.get(runs, params={"cursor": "0" * 24}), 404)
 
 
 def test_name_filter_ignores_case_on_both_backends(backend_client: TestClient) -> None:

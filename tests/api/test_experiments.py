@@ -129,6 +129,10 @@ def test_service_limits(
     )
     with TestClient(create_app(settings, database=db)) as client:
         response = submit(client, {**SIMPLE_SPEC, "steps": 50, **change})
+        # The per-field limits are in the document too (schema-valid requests pass them).
+        spec = client.get("/openapi.json").json()["components"]["schemas"]["ExperimentSpec"]
+    assert spec["properties"]["steps"]["maximum"] == 100
+    assert spec["properties"]["seeds"]["maxItems"] == 10
     assert response.status_code == 422
     problem = response.json()
     assert problem["type"] == "urn:optbench:problem:limit"
@@ -150,6 +154,21 @@ def test_validation_errors_have_precise_paths(client: TestClient) -> None:
     assert "unknown field" in errors["problems[0].dimm"]
     assert "'adamw2'" in errors["optimizers[2]"] and "'adam'" in errors["optimizers[2]"]
     assert "greater than or equal to 1" in errors["steps"]
+
+
+def test_rules_across_fields_have_their_own_problem_type(client: TestClient) -> None:
+    """Each field valid as the schema describes it, but not together: ``inconsistent``; with an
+    error the schema shows among them, the request is plainly invalid."""
+    bad = copy.deepcopy(SIMPLE_SPEC)
+    bad["problems"] = [{"name": "rosenbrock", "dim": 3, "init": [1.0, 2.0]}]
+    problem = submit(client, bad).json()
+    assert problem["type"] == "urn:optbench:problem:inconsistent"
+    [error] = problem["errors"]
+    assert error["path"] == "problems[0]" and "init has 2 values but dim is 3" in error["message"]
+    bad["steps"] = 0
+    problem = submit(client, bad).json()
+    assert problem["type"] == "urn:optbench:problem:invalid-request"
+    assert {e["path"] for e in problem["errors"]} == {"problems[0]", "steps"}
 
 
 def test_malformed_json_is_a_400(client: TestClient) -> None:
@@ -191,16 +210,19 @@ def test_list_query_validation(client: TestClient, query: str, path: str) -> Non
     assert [e["path"] for e in response.json()["errors"]] == [path]
 
 
-def test_invalid_cursor(client: TestClient) -> None:
-    # Outside the schema's base64url pattern: a 422 like any other malformed parameter.
-    response = client.get("/v1/experiments?cursor=not-base64!")
-    assert response.status_code == 422
-    assert response.json()["errors"][0]["path"] == "query.cursor"
-    # Well-formed but not a cursor this API returned: a 400.
-    for cursor in ("eyJ4IjoxfQ", "W10"):
+def test_cursors_are_ids_and_every_id_is_a_cursor(client: TestClient) -> None:
+    ids = [submit(client, {**SIMPLE_SPEC, "name": f"exp-{i}"}).json()["id"] for i in range(3)]
+    # Outside the schema's pattern: a 422 like any other malformed parameter.
+    for cursor in ("not-hex!", "eyJ4IjoxfQ", ids[0][:-1]):
         response = client.get(f"/v1/experiments?cursor={cursor}")
-        assert response.status_code == 400
+        assert response.status_code == 422
         assert response.json()["errors"][0]["path"] == "query.cursor"
+    # Any id continues after it, whether or not an experiment has it (ids sort by creation).
+    after = client.get(f"/v1/experiments?cursor={ids[2]}").json()["items"]
+    assert [e["id"] for e in after][:2] == [ids[1], ids[0]]
+    assert client.get(f"/v1/experiments?cursor={'0' * 24}").json()["items"] == []
+    newest = client.get(f"/v1/experiments?cursor={'f' * 24}").json()["items"]
+    assert [e["id"] for e in newest][:3] == ids[::-1]
 
 
 def test_get_with_etag(client: TestClient) -> None:
@@ -270,5 +292,10 @@ def test_openapi_documents_the_spec(client: TestClient) -> None:
     summary = doc["paths"]["/v1/experiments/{experiment_id}/summary"]["get"]["responses"]["200"]
     assert summary["content"]["application/json"]["schema"]["$ref"].endswith("/Summary")
     assert "/v1/runs/{run_id}" in doc["paths"]
+    # A registry model's name is its union's tag: required, though the model has a default.
+    components = doc["components"]["schemas"]
+    assert "name" in components["AdamSpec"]["required"]
+    assert "name" in components["RosenbrockSpec"]["required"]
+    assert components["ExperimentSpec"]["properties"]["name"]["pattern"] == r"^[^\x00]*$"
     assert client.get("/docs").status_code == 200
     assert json.dumps(doc)  # serialisable

@@ -86,15 +86,26 @@ def test_sort_by_metric_with_missing_values_last(
     assert sorted(r["id"] for r in seen) == sorted(results)
 
 
-def test_filter_by_status_and_cursor_must_match_sort(client: TestClient, finished: Any) -> None:
+def test_filter_by_status_and_a_cursor_continues_after_its_run(
+    client: TestClient, finished: Any
+) -> None:
     experiment_id, _ = finished
-    assert client.get(f"/v1/experiments/{experiment_id}/runs?status=queued").json()["items"] == []
-    page = client.get(f"/v1/experiments/{experiment_id}/runs?sort=best_loss&limit=1").json()
-    mismatched = client.get(
-        f"/v1/experiments/{experiment_id}/runs?sort=wall_time_s&cursor={page['next_cursor']}"
-    )
-    assert mismatched.status_code == 400
-    bad_sort = client.get(f"/v1/experiments/{experiment_id}/runs?sort=spec")
+    runs = f"/v1/experiments/{experiment_id}/runs"
+    assert client.get(f"{runs}?status=queued").json()["items"] == []
+    page = client.get(f"{runs}?sort=best_loss&limit=1").json()
+    # The cursor is the page's last run: another order continues after that run in its order.
+    by_position = [r["id"] for r in client.get(runs).json()["items"]]
+    after = client.get(f"{runs}?cursor={page['next_cursor']}").json()["items"]
+    assert page["next_cursor"] == page["items"][0]["id"]
+    assert [r["id"] for r in after] == by_position[by_position.index(page["next_cursor"]) + 1 :]
+    # A run of no experiment, or of another one: a 404 naming the cursor.
+    other_id = client.post("/v1/experiments", json=GRID_SPEC).json()["id"]
+    other_run = client.get(f"/v1/experiments/{other_id}/runs").json()["items"][0]["id"]
+    for cursor in ("0" * 24, other_run):
+        missing = client.get(f"{runs}?cursor={cursor}")
+        assert missing.status_code == 404
+        assert missing.json()["errors"][0]["path"] == "query.cursor"
+    bad_sort = client.get(f"{runs}?sort=spec")
     assert bad_sort.status_code == 422
     assert bad_sort.json()["errors"][0]["path"] == "query.sort"
 
