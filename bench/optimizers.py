@@ -18,8 +18,10 @@ and, where torch has them, ``foreach=True``: the speed-up the fused path brings,
 target.
 
 The timings rotate round-robin over the four contenders (the machine is shared: a burst of load
-then hurts every contender alike) and keep the best of the repeats; at 1e6 and 1e7, where one
-call takes milliseconds, each round times a single call and there are three times as many.
+then hurts every contender alike) and keep the best of the repeats; the ratios are ratios of the
+bests, and ``(median)`` is the median over the rounds of the roofline's time over ours in the same
+round (the two run back to back, so a load burst slows both). At 1e6 and 1e7, where one call takes
+milliseconds, each round times a single call and there are three times as many.
 Targets of issue 12, ratios printed per row: at 1e7 ``roof/ours ≥ 0.9``; at 1e6
 ``fused/ours ≥ 1``; at 1e4 ``fused/ours ≥ 2``.
 """
@@ -121,18 +123,25 @@ def roofline(n: int, dtype: type, states: int) -> Callable[[], None]:
     return lambda: kernel(*arrays)
 
 
-def round_robin(steps: dict[str, Callable[[], None]], calls: int, repeats: int) -> dict[str, float]:
-    """Best over ``repeats`` rounds of the mean time of ``calls`` calls, contenders interleaved."""
+def round_robin(
+    steps: dict[str, Callable[[], None]], calls: int, repeats: int
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Per contender, the best over ``repeats`` rounds of the mean time of ``calls`` calls
+    (contenders interleaved), and the median over the rounds of its time relative to the first
+    contender's in the same round: a load burst slows the contenders of one round alike, so the
+    median ratio is steadier than the ratio of two bests taken at different moments."""
     for step in steps.values():
         step()  # warm-up (and compilation)
-    best = dict.fromkeys(steps, float("inf"))
+    times: dict[str, list[float]] = {name: [] for name in steps}
     for _ in range(repeats):
         for name, step in steps.items():
             start = time.perf_counter()
             for _ in range(calls):
                 step()
-            best[name] = min(best[name], (time.perf_counter() - start) / calls)
-    return best
+            times[name].append((time.perf_counter() - start) / calls)
+    first = np.array(next(iter(times.values())))
+    best = {name: min(t) for name, t in times.items()}
+    return best, {name: float(np.median(np.array(t) / first)) for name, t in times.items()}
 
 
 def fmt(value: float | None, digits: int = 3) -> str:
@@ -151,11 +160,11 @@ def main() -> None:
         print("torch not installed: torch columns left empty")
     print(
         f"float32, R = 1; ms per step, best of {repeats} round-robin repeats"
-        f" ({3 * repeats} single calls at 1e6 and 1e7)\n"
+        f" ({3 * repeats} single calls at 1e6 and 1e7); (median): of the rounds' roof/ours\n"
     )
     header = (
         f"{'N':>6} {'optimizer':18} {'ours':>8} {'fused':>8} {'foreach':>8} {'roofline':>8}"
-        f" {'fused/ours':>10} {'roof/ours':>9}"
+        f" {'fused/ours':>10} {'roof/ours':>9} {'(median)':>8}"
     )
     print(header)
     print("-" * len(header))
@@ -173,7 +182,7 @@ def main() -> None:
                 if torch is not None:
                     steps["fused"] = theirs(cls, kwargs, n, "fused" if has_fused else "foreach")
                     steps["foreach"] = theirs(cls, kwargs, n, "foreach")
-                t = round_robin(steps, calls, rounds)
+                t, ratio = round_robin(steps, calls, rounds)
                 fused, foreach = t.get("fused"), t.get("foreach")
                 print(
                     f"{n:>6.0e} {label + ('' if has_fused else '*'):18} {fmt(t['ours'] * 1e3):>8}"
@@ -181,7 +190,7 @@ def main() -> None:
                     f" {fmt(None if foreach is None else foreach * 1e3):>8}"
                     f" {fmt(t['roof'] * 1e3):>8}"
                     f" {fmt(None if fused is None else fused / t['ours'], 2):>10}"
-                    f" {fmt(t['roof'] / t['ours'], 2):>9}"
+                    f" {fmt(t['roof'] / t['ours'], 2):>9} {fmt(ratio['roof'], 2):>8}"
                 )
         more(repeats)
 
@@ -196,7 +205,7 @@ def more(repeats: int, n: int = 10**6) -> None:
         steps = {"fused": ours(spec, n, np.float32), "numpy": ours(spec, n, np.float32, True)}
         if torch is not None and cls is not None:
             steps["foreach"] = theirs(cls, kwargs, n, "foreach")
-        t = round_robin(steps, 10, repeats)
+        t, _ = round_robin(steps, 10, repeats)
         foreach = t.get("foreach")
         print(
             f"{label:20} {fmt(t['fused'] * 1e3):>8} {fmt(t['numpy'] * 1e3):>8}"
