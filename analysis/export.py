@@ -38,17 +38,21 @@ def export_group_rows(groups: Sequence[Group]) -> tuple[list[str], list[dict[str
     rows = []
     spec_cols: set[str] = set()
     for g in groups:
+        # runs of a group mostly differ only by seed: each distinct spec is expanded once
+        body: dict[str, Any] | None = None
         for rec in g.records:
-            spec = full_spec(rec["spec"])
-            nested = flatten({k: spec[k] for k in NESTED})
-            spec_cols.update(nested)
+            seedless = {k: v for k, v in rec["spec"].items() if k != "seed"}
+            if seedless != body:
+                body, spec = seedless, full_spec(rec["spec"])
+                nested = flatten({k: spec[k] for k in NESTED})
+                spec_cols.update(nested)
             row = {
                 "run_id": rec.get("run_id"),
                 "spec_hash": rec.get("spec_hash") or rec.get("run_id"),
                 "status": rec.get("status"),
                 "problem": g.problem_label,
                 "solver": g.solver_label,
-                **{k: spec.get(k) for k in RUN_FIELDS},
+                **{k: rec["spec"].get(k) if k == "seed" else spec.get(k) for k in RUN_FIELDS},
                 **nested,
                 **{k: rec.get(k) for k in METRIC_KEYS},
                 AUC: metric_value(rec, AUC),
