@@ -64,3 +64,19 @@ def inline(fn: F) -> F:
     instead of compiled and linked as a function of its own per signature: the same code, less
     compile time (Adam's kernel: about 0.3 s less per dtype on a cold cache)."""
     return numba.njit(inline="always", error_model="numpy")(fn)  # type: ignore[return-value]
+
+
+@njit
+def _identity(x):
+    return x
+
+
+def initialise() -> None:
+    """Set numba's compiler up now, by loading (or, once, compiling) a trivial kernel.
+
+    Loading any kernel first builds numba's typing and target contexts — its registries, and
+    ``scipy.linalg`` for its BLAS bindings: 1–2 s, once per process. A process that forks
+    workers calls this before forking, so that each child inherits the contexts instead of
+    paying for them in its first task.
+    """
+    _identity(0.0)

@@ -33,6 +33,7 @@ from celery.exceptions import Reject, SoftTimeLimitExceeded
 from celery.signals import (
     after_setup_logger,
     after_setup_task_logger,
+    worker_init,
     worker_ready,
     worker_shutdown,
 )
@@ -51,6 +52,7 @@ from api.store import (
     renew_lease,
     save_checkpoint,
 )
+from engine.jit import initialise
 from engine.runner import METRIC_KEYS, batch_key, run_batch
 from engine.spec import RunSpec
 from worker.celery_app import app
@@ -300,6 +302,13 @@ def _json_logs(logger: logging.Logger, **_: Any) -> None:
     """Celery's own handlers write JSON lines too (unless ``OPTBENCH_LOG_FORMAT=text``)."""
     if get_settings().log_format == "json":
         logs.use_json(logger)
+
+
+@worker_init.connect
+def _initialise_numba(**_: Any) -> None:
+    """In the main process, before the pool forks: no child pays numba's set-up in its first
+    task (see :func:`engine.jit.initialise`)."""
+    initialise()
 
 
 @worker_ready.connect
