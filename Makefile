@@ -54,6 +54,7 @@ bench: $(BENCH_STAMP)
 	$(PY) bench/sweeps.py
 	$(PY) bench/summary.py
 	$(PY) bench/load.py
+	$(PY) bench/service.py
 
 clean:
 	rm -rf $(VENV) .data .pytest_cache .mypy_cache .ruff_cache .hypothesis

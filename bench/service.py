@@ -26,6 +26,7 @@ import argparse
 import json
 import os
 import re
+import resource
 import socket
 import subprocess
 import sys
@@ -83,6 +84,7 @@ def free_port() -> int:
 class CliRun:
     wall_s: float
     engine_s: float  # summed batch times the results report
+    cpu_s: float  # the process's user + system time (steadier than wall time under load)
 
 
 def batch_seconds(rows: list[tuple[int | None, float | None]]) -> float:
@@ -98,13 +100,16 @@ def engine_cli(spec: Path, out: Path, env: dict[str, str] | None = None) -> CliR
     """Time ``python -m engine run``; its engine time from the batch fields of its output (read
     by pattern: decoding a 1.5 GB output would take longer than the run)."""
     cmd = [sys.executable, "-m", "engine", "run", str(spec), "--quiet", "--out", str(out)]
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(cmd, cwd=ROOT, check=True, env=env)
     wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime
     fields = BATCH_FIELDS.findall(out.read_bytes())
     engine = batch_seconds([(int(size), float(t)) for size, t in fields])
     out.unlink()
-    return CliRun(wall, engine)
+    return CliRun(wall, engine, cpu)
 
 
 # --------------------------------------------------------------------------- the service
@@ -215,7 +220,7 @@ class Service:
                 if body["finished_at"] is not None:
                     elapsed = time.perf_counter() - started
                     break
-                time.sleep(0.05)
+                time.sleep(0.2)
         if body["status"] != "succeeded":
             raise SystemExit(f"experiment {experiment_id} ended {body['status']}")
         return elapsed, experiment_id
@@ -420,8 +425,9 @@ def cold_warm() -> None:
             ).stdout
         )
     print(
-        f"   cold numba cache {cold.wall_s:6.2f} s (engine {cold.engine_s:.2f} s)   "
-        f"warm {warm.wall_s:6.2f} s (engine {warm.engine_s:.2f} s)   imports {imports:.2f} s\n"
+        f"   cold numba cache {cold.wall_s:6.2f} s (CPU {cold.cpu_s:.2f} s, engine "
+        f"{cold.engine_s:.2f} s)   warm {warm.wall_s:6.2f} s (CPU {warm.cpu_s:.2f} s, engine "
+        f"{warm.engine_s:.2f} s)   imports {imports:.2f} s\n"
     )
 
 
