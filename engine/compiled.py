@@ -55,6 +55,11 @@ C1_5, C2_25, C2_625 = range(15, 18)
 #: Reasons a run stops (codes of the kernel's ``reason`` array).
 LOSS_NOT_FINITE, LOSS_BLOWUP, PARAMS_NOT_FINITE = 1, 2, 3
 
+#: Runs stepped side by side: each run's updates form one chain of dependent operations (a
+#: square root and two divisions deep), so the kernel steps a block of runs update by update and
+#: the processor overlaps their chains; one run at a time left it waiting on each chain.
+BLOCK = 8
+
 #: Upper bound on the bytes of one chunk's table of learning rates.
 TABLE_BYTES = 16 << 20
 
@@ -139,69 +144,73 @@ def run_chunk(
     stops there (its row is not stepped further).
 
     Coefficients are computed in float64 as the optimizers compute them — from ``lrs`` (the rate
-    each update receives, ``(R, stop-start)``), ``hp`` (float64 hyper-parameters per run) and
+    each update receives, ``(R, steps)``), ``hp`` (float64 hyper-parameters per run) and
     ``bases`` (per distinct β and update, ``base_of`` picks a run's row) — and rounded to the
     parameters' dtype through ``cast`` (a scratch array of that dtype), as ``put`` rounds them."""
     zero = c[C0]
-    for r in range(params.shape[0]):
-        if not alive[r]:
-            continue
-        x, y = params[r, 0], params[r, 1]
-        ax, bx, cx = state[0, r, 0], state[1, r, 0], state[2, r, 0]
-        ay, by, cy = state[0, r, 1], state[1, r, 1], state[2, r, 1]
-        limit = 0.0
-        if start > 0:
-            limit = blowup * maximum(1.0, abs(losses[r, 0]))
+    rows = params.shape[0]
+    limits = np.empty(BLOCK)
+    for block in range(0, rows, BLOCK):
+        end = min(rows, block + BLOCK)
+        for r in range(block, end):
+            limits[r - block] = blowup * maximum(1.0, abs(losses[r, 0])) if start > 0 else 0.0
         for t in range(start, stop):
-            loss, gx, gy = evaluate(kind, c, x, y)
-            losses[r, t] = loss
-            px[r, t] = x
-            py[r, t] = y
-            gnorm[r, t] = np.sqrt(zero + gx * gx + gy * gy)
-            lr = lrs[r, t - start]
-            if opt == ADAM:
-                cast[0] = -(lr / bases[0, base_of[r, 0], t - start])
-                cast[1] = bases[1, base_of[r, 1], t - start]
-                cast[2] = 1.0 - lr * hp[r, 0]
-            elif opt == SGD:
-                cast[0] = -lr
-            else:
-                cast[0] = -(lr / (1 + (t + 1.0 - 1) * hp[r, 0]))
-            k, bc2_sqrt, decay = cast[0], cast[1], cast[2]
-            first = t == 0
-            nx, ax, bx, cx = update(
-                opt, flags, cons, r, k, bc2_sqrt, decay, first, x, gx, ax, bx, cx
-            )
-            ny, ay, by, cy = update(
-                opt, flags, cons, r, k, bc2_sqrt, decay, first, y, gy, ay, by, cy
-            )
-            dx, dy = nx - x, ny - y
-            unorm[r, t] = np.sqrt(zero + dx * dx + dy * dy)
-            x, y = nx, ny
-            k_eval = t
-            if t + 1 == steps:
-                k_eval = steps
-                losses[r, k_eval] = evaluate(kind, c, x, y)[0]
-                px[r, k_eval] = x
-                py[r, k_eval] = y
-            if t == 0:
-                limit = blowup * maximum(1.0, abs(losses[r, 0]))
-            last = losses[r, k_eval]
-            code = 0
-            if not np.isfinite(last):
-                code = LOSS_NOT_FINITE
-            elif abs(last) > limit:
-                code = LOSS_BLOWUP
-            elif not (np.isfinite(x) and np.isfinite(y)):
-                code = PARAMS_NOT_FINITE
-            if code:
-                alive[r] = False
-                reason[r] = code
-                stop_at[r] = t + 1 if code == PARAMS_NOT_FINITE else k_eval
-                break
-        params[r, 0], params[r, 1] = x, y
-        state[0, r, 0], state[1, r, 0], state[2, r, 0] = ax, bx, cx
-        state[0, r, 1], state[1, r, 1], state[2, r, 1] = ay, by, cy
+            for r in range(block, end):
+                if not alive[r]:
+                    continue
+                x, y = params[r, 0], params[r, 1]
+                loss, gx, gy = evaluate(kind, c, x, y)
+                losses[r, t] = loss
+                px[r, t] = x
+                py[r, t] = y
+                gnorm[r, t] = np.sqrt(zero + gx * gx + gy * gy)
+                lr = lrs[r, t]
+                if opt == ADAM:
+                    cast[0] = -(lr / bases[0, base_of[r, 0], t - start])
+                    cast[1] = bases[1, base_of[r, 1], t - start]
+                    cast[2] = 1.0 - lr * hp[r, 0]
+                elif opt == SGD:
+                    cast[0] = -lr
+                else:
+                    cast[0] = -(lr / (1 + (t + 1.0 - 1) * hp[r, 0]))
+                k, bc2_sqrt, decay = cast[0], cast[1], cast[2]
+                first = t == 0
+                nx, state[0, r, 0], state[1, r, 0], state[2, r, 0] = update(
+                    opt, flags, cons, r, k, bc2_sqrt, decay, first, x, gx,
+                    state[0, r, 0], state[1, r, 0], state[2, r, 0],
+                )  # fmt: skip
+                ny, state[0, r, 1], state[1, r, 1], state[2, r, 1] = update(
+                    opt, flags, cons, r, k, bc2_sqrt, decay, first, y, gy,
+                    state[0, r, 1], state[1, r, 1], state[2, r, 1],
+                )  # fmt: skip
+                dx, dy = nx - x, ny - y
+                unorm[r, t] = np.sqrt(zero + dx * dx + dy * dy)
+                params[r, 0], params[r, 1] = nx, ny
+                k_eval = t
+                if t + 1 == steps:
+                    k_eval = steps
+                    losses[r, k_eval] = evaluate(kind, c, nx, ny)[0]
+                    px[r, k_eval] = nx
+                    py[r, k_eval] = ny
+                if t == 0:
+                    limits[r - block] = blowup * maximum(1.0, abs(losses[r, 0]))
+                last = losses[r, k_eval]
+                code = 0
+                if not np.isfinite(last):
+                    code = LOSS_NOT_FINITE
+                elif abs(last) > limits[r - block]:
+                    code = LOSS_BLOWUP
+                elif not (np.isfinite(nx) and np.isfinite(ny)):
+                    code = PARAMS_NOT_FINITE
+                if code:
+                    if code == PARAMS_NOT_FINITE and t + 1 < steps:
+                        # the general loop measures the next point before the others stop
+                        losses[r, t + 1] = evaluate(kind, c, nx, ny)[0]
+                        px[r, t + 1] = nx
+                        py[r, t + 1] = ny
+                    alive[r] = False
+                    reason[r] = code
+                    stop_at[r] = t + 1 if code == PARAMS_NOT_FINITE else k_eval
 
 
 def _f64(values: Sequence[float]) -> np.ndarray:

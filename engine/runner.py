@@ -140,13 +140,16 @@ class _Recorder:
         self.R = len(self.runs)
         steps = self.runs[0].steps
         self.eval_steps = np.zeros(self.n_evals, dtype=np.int64)
-        self.losses = np.full((self.R, self.n_evals), np.nan)
+        # Per-run traces are read only where they were written (a run's first ``n`` eval points
+        # and ``steps_done`` updates), so they start uninitialised: filling them cost a pass
+        # over every buffer.
+        self.losses = np.empty((self.R, self.n_evals))
         self.wall = np.zeros(self.n_evals)
-        self.px = np.full((self.R, self.n_evals), np.nan) if self.traj else None
-        self.py = np.full((self.R, self.n_evals), np.nan) if self.traj else None
-        self.lrs = np.zeros((self.R, steps))
-        self.gnorm = np.zeros((self.R, steps))
-        self.unorm = np.zeros((self.R, steps))
+        self.px = np.empty((self.R, self.n_evals)) if self.traj else None
+        self.py = np.empty((self.R, self.n_evals)) if self.traj else None
+        self.lrs = np.empty((self.R, steps))
+        self.gnorm = np.empty((self.R, steps))
+        self.unorm = np.empty((self.R, steps))
         #: gradient evaluations consumed by the first ``u`` updates, ``u = 0 … steps``
         self.evals = np.zeros(steps + 1, dtype=np.int64)
         self.n_eval = 0  # eval points recorded so far
@@ -415,13 +418,14 @@ def _step_compiled(
     size = 1  # the first chunk times an update
     traj_x = rec.px if rec.px is not None else np.empty_like(rec.losses)
     traj_y = rec.py if rec.py is not None else np.empty_like(rec.losses)
+    # the rates as the optimizer receives them: rounded to the dtype
+    received = lr_table if dtype == np.float64 else lr_table.astype(dtype).astype(np.float64)
+    rec.lrs = lr_table  # no schedule reads the loss: the table is what the runs get
     updates = 0
     began = time.perf_counter()
     next_checkpoint = t0 + checkpoint_every_s
     while updates < end:
         stop = min(end, updates + size)
-        lrs = lr_table[:, updates:stop]
-        received = lrs.astype(dtype).astype(np.float64)  # the rate as the optimizer gets it
         compiled.run_chunk(
             plan.kind, consts, plan.opt, plan.flags, plan.cons, plan.hp,
             plan.bases(updates, stop), plan.base_of, received, plan.state, params, updates,
@@ -429,7 +433,6 @@ def _step_compiled(
             rec.unorm, alive, rec.stop_at, reason,
         )  # fmt: skip
         now = time.perf_counter()
-        rec.lrs[:, updates:stop] = lrs
         points = stop + (stop == steps)  # eval steps 0 … stop-1, and the last point at the end
         rec.eval_steps[updates:points] = np.arange(updates, points)
         share = np.arange(1, points - updates + 1) / (points - updates)
@@ -442,6 +445,11 @@ def _step_compiled(
         pace = (now - began) / (stop - updates)
         updates, began = stop, now
         if not alive.any():
+            # the general loop stops after the update that stopped the last run
+            params_bad = reason == compiled.PARAMS_NOT_FINITE
+            ended = np.where(params_bad, rec.stop_at, np.minimum(rec.stop_at + 1, steps))
+            updates = int(ended.max())
+            rec.n_eval = updates + (updates == steps)
             return updates, False, False
         if now >= next_checkpoint:
             if checkpoint(updates):

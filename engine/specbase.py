@@ -7,6 +7,7 @@ a list expands to one run per value (see :func:`grid_fields`). For list-valued `
 
 from __future__ import annotations
 
+import functools
 from typing import TYPE_CHECKING, Annotated, Any, TypeAlias, TypeVar, Union
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
@@ -61,8 +62,10 @@ class SpecModel(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, json_schema_extra=_require_tag)
 
 
+@functools.cache
 def sweep_markers(model: type[BaseModel]) -> dict[str, SweepMarker]:
-    """The sweepable fields of a spec model, with their markers."""
+    """The sweepable fields of a spec model, with their markers (a model's fields are fixed once
+    it is defined, so once per model: batching a large sweep asks for every run)."""
     out: dict[str, SweepMarker] = {}
     for name, info in model.model_fields.items():
         for meta in info.metadata:

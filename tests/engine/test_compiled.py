@@ -123,6 +123,11 @@ def test_every_way_of_diverging_is_recorded_as_the_general_loop_records_it(
     assert reasons == {"", "loss", "parameters"}
     assert any(r["divergence_reason"].startswith("loss became") for r in results if r["diverged"])
     assert any("exceeded" in r["divergence_reason"] for r in results if r["diverged"])
+    # every run of the batch stops: the loop ends after the last one, as the general loop does
+    for lrs in ([1e3, 1e98], [1e98, 1e307], [1e307], [0.1, 1e307]):
+        spec = {"name": "sgd", "lr": lrs}
+        every = check(runs_of(problems=PROBLEMS[:1], optimizers=[spec], steps=50), monkeypatch)
+        assert all(r["diverged"] for r in every)
 
 
 def test_a_budget_ends_the_runs_where_the_general_loop_ends_them(
