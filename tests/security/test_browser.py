@@ -82,5 +82,8 @@ def test_security_headers(client: TestClient) -> None:
         csp = response.headers["content-security-policy"]
         assert "frame-ancestors 'none'" in csp, path
         assert "script-src 'self';" in csp, path
-    docs = client.get("/docs")
-    assert "frame-ancestors 'none'" in docs.headers["content-security-policy"]
+        assert "style-src 'self';" in csp, path
+        assert "unsafe-inline" not in csp and "unsafe-eval" not in csp, path
+    docs = client.get("/docs").headers["content-security-policy"]
+    assert "frame-ancestors 'none'" in docs
+    assert "style-src 'self';" in docs and "unsafe-inline" not in docs
