@@ -44,7 +44,7 @@ PROBLEM_KINDS = {
     "himmelblau": HIMMELBLAU,
     "styblinski_tang": STYBLINSKI_TANG,
 }
-SGD, ADAM, ADAGRAD = range(3)
+SGD, ADAM, ADAGRAD, RMSPROP = range(4)
 
 #: The problems' constants, in the order of the indices below (passed in the parameters' dtype).
 CONSTANTS = (0.0, 0.5, 1.0, 2.0, 2.5, 3.0, 4.0, 5.0, 7.0, 8.0, 11.0, 16.0, 100.0, 200.0, -400.0,
@@ -99,8 +99,9 @@ def update(opt, flags, cons, r, k, bc2_sqrt, decay, first, p, g, a, b, c):
     parameter and state ``(p, a, b, c)``.
 
     ``a, b, c`` are the element's state (Adam: ``m, v, v_max``; SGD: the momentum buffer;
-    AdaGrad: the sum of squares); ``flags`` and the run's row of ``cons`` hold what the kernel
-    takes as flags and constant columns, ``k``, ``bc2_sqrt``, ``decay`` its per-update columns."""
+    RMSprop: ``v``, the centered mean, the momentum buffer; AdaGrad: the sum of squares);
+    ``flags`` and the run's row of ``cons`` hold what the kernel takes as flags and constant
+    columns, ``k``, ``bc2_sqrt``, ``decay`` its per-update columns."""
     if opt == ADAM:
         # flags: amsgrad, decay mode; cons: wd, w, |w| < ½, 1-w, β2, 1-β2, eps
         if flags[1] == DECOUPLED_DECAY:
@@ -123,6 +124,20 @@ def update(opt, flags, cons, r, k, bc2_sqrt, decay, first, p, g, a, b, c):
             a = g if first else a * cons[r, 1] + cons[r, 2] * g
             d = g + cons[r, 1] * a if flags[1] else a
         return p + k * d, a, b, c
+    if opt == RMSPROP:
+        # flags: centered, weight decay; cons: wd, α, 1-α, w, |w| < ½, 1-w, eps, μ, μ > 0
+        if flags[1]:
+            g = g + cons[r, 0] * p
+        a = a * cons[r, 1] + (cons[r, 2] * g) * g
+        if flags[0]:
+            b = lerp(b, g, cons[r, 3], cons[r, 4] != 0, cons[r, 5])
+            avg = np.sqrt(a - b * b) + cons[r, 6]
+        else:
+            avg = np.sqrt(a) + cons[r, 6]
+        if cons[r, 8] != 0:
+            c = c * cons[r, 7] + g / avg
+            return p + k * c, a, b, c
+        return p + (k * g) / avg, a, b, c
     # ADAGRAD — flags: weight decay; cons: wd, eps
     if flags[0]:
         g = g + cons[r, 0] * p
@@ -169,10 +184,10 @@ def run_chunk(
                     cast[0] = -(lr / bases[0, base_of[r, 0], t - start])
                     cast[1] = bases[1, base_of[r, 1], t - start]
                     cast[2] = 1.0 - lr * hp[r, 0]
-                elif opt == SGD:
-                    cast[0] = -lr
-                else:
+                elif opt == ADAGRAD:
                     cast[0] = -(lr / (1 + (t + 1.0 - 1) * hp[r, 0]))
+                else:
+                    cast[0] = -lr
                 k, bc2_sqrt, decay = cast[0], cast[1], cast[2]
                 first = t == 0
                 nx, state[0, r, 0], state[1, r, 0], state[2, r, 0] = update(
@@ -286,6 +301,15 @@ def plan(runs: Sequence[RunSpec], problem: Problem, reads_loss: bool) -> Plan | 
         cons = np.stack([wd, mu, gain], axis=1).astype(dtype)
         flags = np.array([nonzero("momentum"), fields[0]["nesterov"], nonzero("weight_decay")])
         return Plan(kind, SGD, flags, cons, wd[:, None], state, np.zeros((2, len(runs))))
+    if name == "rmsprop" and wd is not None:
+        alpha, mu = column("alpha"), column("momentum")
+        w = lerp_columns(np.empty((len(runs), 1), dtype), (1.0 - alpha)[:, None])
+        mu_dtype = mu.astype(dtype)
+        parts = [wd, alpha, 1.0 - alpha, w["_w"], w["_w_small"], w["_w_rest"], column("eps")]
+        parts += [mu_dtype, mu_dtype > 0]
+        cons = np.stack([np.asarray(x, dtype=dtype).ravel() for x in parts], axis=1)
+        flags = np.array([fields[0]["centered"], nonzero("weight_decay")])
+        return Plan(kind, RMSPROP, flags, cons, wd[:, None], state, np.zeros((2, len(runs))))
     if name == "adagrad" and wd is not None:
         cons = np.stack([wd, column("eps")], axis=1).astype(dtype)
         state[0] = column("initial_accumulator_value")[:, None]
