@@ -64,7 +64,7 @@ BLOCK = 8
 TABLE_BYTES = 16 << 20
 
 
-@njit_inline
+@njit
 def evaluate(kind, c, x, y):
     """``(f, ∂f/∂x, ∂f/∂y)`` at ``(x, y)`` as :mod:`engine.problems.analytic` computes them."""
     if kind == ROSENBROCK:
