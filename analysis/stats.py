@@ -58,16 +58,26 @@ def _t_quantile(df: int, level: float) -> float:
     return float(stats.t.ppf(0.5 + level / 2, df))
 
 
+#: A sample's mean, standard deviation (ddof = 1) and whether all its values are equal.
+Moments = tuple[float, float, bool]
+
+
+def moments(x: np.ndarray) -> Moments:
+    """:data:`Moments` of at least two finite values."""
+    # all equal: the std of equal floats can round to a tiny non-zero
+    return float(x.mean()), float(x.std(ddof=1)), bool(np.ptp(x) == 0)
+
+
 def mean_interval(x: np.ndarray, level: float = CONFIDENCE) -> tuple[float, float] | None:
     """Student-t interval of the mean of finite values; ``None`` for fewer than two; all-equal
     values give the exact point ``(v, v)``."""
-    n = x.size
-    if n < 2:
-        return None
-    mean = float(x.mean())
-    if np.ptp(x) == 0:  # all equal (the std of equal floats can round to a tiny non-zero)
+    return _t_interval(moments(x), x.size, level) if x.size >= 2 else None
+
+
+def _t_interval(m: Moments, n: int, level: float) -> tuple[float, float]:
+    mean, sd, equal = m
+    if equal:
         return mean, mean
-    sd = float(x.std(ddof=1))
     half = _t_quantile(n - 1, level) * sd / math.sqrt(n)
     return mean - half, mean + half
 
@@ -109,7 +119,28 @@ def badness_quantile(bad: Sequence[float] | np.ndarray, q: float) -> float:
     return a + frac * (b - a)
 
 
-def describe(values: Sequence[float | None], metric: str) -> dict[str, Any]:
+def describe_many(samples: Sequence[Sequence[float | None]], metric: str) -> list[dict[str, Any]]:
+    """:func:`describe` of each sample, equal to it value for value: the means and standard
+    deviations of the samples without a failure come from one NumPy reduction per sample size
+    (a row of a C-ordered matrix is reduced as the 1-D sample is)."""
+    present = [[float(v) for v in values if v is not None] for values in samples]
+    by_size: dict[int, list[int]] = {}
+    for i, p in enumerate(present):
+        if len(p) >= 2 and not any(math.isinf(v) for v in p):
+            by_size.setdefault(len(p), []).append(i)
+    found: list[Moments | None] = [None] * len(samples)
+    for rows in by_size.values():
+        x = np.array([present[i] for i in rows], dtype=np.float64)
+        means, sds = x.mean(axis=1), x.std(axis=1, ddof=1)
+        equal = x.max(axis=1) == x.min(axis=1)
+        for j, i in enumerate(rows):
+            found[i] = (float(means[j]), float(sds[j]), bool(equal[j]))
+    return [describe(v, metric, m) for v, m in zip(samples, found, strict=True)]
+
+
+def describe(
+    values: Sequence[float | None], metric: str, known: Moments | None = None
+) -> dict[str, Any]:
     """A group's ``metric`` over its runs' :func:`~analysis.records.outcome` values.
 
     ``n`` counts the runs in the statistic (finished, failures included), ``n_failed`` the
@@ -155,12 +186,13 @@ def describe(values: Sequence[float | None], metric: str) -> dict[str, Any]:
         notes.append(f"{failed} of {n} runs failed: no mean (failures rank worst)")
         if math.isinf(median):
             notes.append("the median is a failure")
+    elif n == 1:
+        out["mean"] = json_num(present[0])
     else:
-        x = np.asarray(present)
-        out["mean"] = json_num(x.mean())
-        ci = mean_interval(x)
-        if ci is not None:
-            out.update(ci_low=json_num(ci[0]), ci_high=json_num(ci[1]), ci_method=MEAN_METHOD)
+        m = known or moments(np.asarray(present))
+        out["mean"] = json_num(m[0])
+        ci = _t_interval(m, n, CONFIDENCE)
+        out.update(ci_low=json_num(ci[0]), ci_high=json_num(ci[1]), ci_method=MEAN_METHOD)
     if n >= 2:
         l_, level = median_rank(n)
         lo_b, hi_b = float(bad[l_ - 1]), float(bad[n - l_])
@@ -177,6 +209,17 @@ def describe(values: Sequence[float | None], metric: str) -> dict[str, Any]:
         notes.append(NO_INTERVAL)
     out["note"] = "; ".join(notes) or None
     return out
+
+
+def describe_groups(groups: Sequence[Group], metrics: Sequence[str]) -> None:
+    """Compute (:func:`describe_many`) what :func:`group_describe` returns for every group and
+    metric at once."""
+    for metric in metrics:
+        todo = [g for g in groups if ("describe", metric) not in g.memo]
+        for g, out in zip(
+            todo, describe_many([g.values(metric) for g in todo], metric), strict=True
+        ):
+            g.memo["describe", metric] = out
 
 
 def group_describe(group: Group, metric: str) -> dict[str, Any]:

@@ -10,7 +10,13 @@ from analysis.curves import group_curves, group_trajectories
 from analysis.groups import Group, group_runs, problems_of, resolve_solvers, solvers_of
 from analysis.rankings import DEFAULT_TARGETS, ecdfs, profiles
 from analysis.records import GROUP_METRICS, check_metric, metric_value, succeeded
-from analysis.stats import DETERMINISTIC_NOTE, group_describe, group_rates, is_deterministic
+from analysis.stats import (
+    DETERMINISTIC_NOTE,
+    describe_groups,
+    group_describe,
+    group_rates,
+    is_deterministic,
+)
 from analysis.tuning import tuning
 
 #: Points of all groups' curves (and of all solvers' ranking series) in one summary together: with
@@ -134,6 +140,7 @@ def summarize_groups(
         if any(metric_value(r, m) is not None for g in groups for r in g.records)
     ]
     metrics = list(dict.fromkeys([metric, *present]))
+    describe_groups(groups, metrics)
     reached = any(succeeded(r) for g in groups for r in g.records)
     profile_metric = "steps_to_target" if reached else "final_loss"
     if baseline:

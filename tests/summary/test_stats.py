@@ -14,7 +14,7 @@ from analysis.compare import average_ranks, holm, paired_test, rank_biserial
 from analysis.curves import band
 from analysis.rankings import coco_targets, first_hits, initial_loss, performance_profile
 from analysis.records import auc_log_subopt, canonical, flatten, unflatten
-from analysis.stats import describe
+from analysis.stats import describe, describe_many
 from engine.problems import build_problem
 from engine.spec import RunSpec
 
@@ -243,3 +243,26 @@ def test_flatten_and_unflatten_are_inverse() -> None:
         "schedule.m": [1, 2],
     }
     assert unflatten(flat, ["schedule"]) == {"schedule": spec}
+
+
+@given(
+    st.lists(
+        st.lists(
+            st.none() | st.sampled_from([INF, 1.0, 0.1]) | st.floats(-1e6, 1e6),
+            min_size=0,
+            max_size=40,
+        ),
+        min_size=1,
+        max_size=30,
+    ),
+    st.sampled_from(["final_loss", "test_accuracy"]),
+)
+def test_describe_many_equals_describe_one_by_one(
+    samples: list[list[float | None]], metric: str
+) -> None:
+    if metric == "test_accuracy":  # failures of a higher-is-better metric are −inf
+        samples = [[None if v is None else -v if math.isinf(v) else v for v in s] for s in samples]
+    rng = np.random.default_rng(len(samples))
+    # many samples of one size, as a sweep has, next to the drawn ones
+    samples += [rng.lognormal(0.0, 2.0, 5).tolist() for _ in range(50)]
+    assert describe_many(samples, metric) == [describe(s, metric) for s in samples]
