@@ -59,24 +59,72 @@ def run_row_id(experiment_id: str, engine_run_id: str) -> str:
 # --------------------------------------------------------------------------- curve codec
 
 
-def pack_curve(name: str, values: Sequence[Any]) -> bytes:
-    if name in INT_CURVES:
-        return np.asarray(values, dtype="<i8").tobytes()
+#: A chunk is raw little-endian values (int64 for :data:`INT_CURVES`, float64 otherwise), or —
+#: when its length in bytes is 1 more than a multiple of 8, which raw values never are — a tag
+#: byte and the parameters of a chunk that is all one pattern (bit for bit):
+#: ``AFFINE`` — int64 ``first + i·step`` (steps, gradient-evaluation counts), as first, step, n;
+#: ``CONSTANT`` — n copies of one value (a constant schedule's lrs), as the value's 8 bytes, n.
+#: A 1,000-run × 10,000-step sweep stores 3 of its 9 curves in 25 or 17 bytes instead of 80 kB.
+AFFINE = b"a"
+CONSTANT = b"c"
+#: Chunks shorter than this stay raw (the encoding saves nothing there).
+ENCODE_FROM = 4
+
+
+def _dtype(name: str) -> str:
+    return "<i8" if name in INT_CURVES else "<f8"
+
+
+def pack_curve(name: str, values: Sequence[Any] | np.ndarray) -> bytes:
     try:
-        return np.asarray(values, dtype="<f8").tobytes()
+        arr = np.asarray(values, dtype=_dtype(name))
     except TypeError:  # a None (non-finite value) among them
-        floats = [math.nan if v is None else v for v in values]
-        return np.asarray(floats, dtype="<f8").tobytes()
+        arr = np.asarray([math.nan if v is None else v for v in values], dtype="<f8")
+    n = arr.size
+    if n >= ENCODE_FROM:
+        bits = arr.view("<i8")
+        if name in INT_CURVES:
+            # int64 arithmetic wraps alike in the check and in the decoding: exact either way
+            steps = np.diff(bits)
+            if (steps == steps[0]).all():
+                return AFFINE + np.array([bits[0], steps[0], n], dtype="<i8").tobytes()
+        elif (bits == bits[0]).all():
+            return CONSTANT + arr[:1].tobytes() + np.array([n], dtype="<i8").tobytes()
+    return arr.tobytes()
+
+
+def decode_curve(name: str, data: bytes) -> np.ndarray:
+    """One stored chunk as an array (int64 or float64; NaN where a value was not finite)."""
+    if len(data) % 8 != 1:
+        return np.frombuffer(data, dtype=_dtype(name))
+    tag, body = data[:1], data[1:]
+    if tag == AFFINE:
+        first, step, n = np.frombuffer(body, dtype="<i8")
+        return first + step * np.arange(n, dtype=np.int64)
+    if tag == CONSTANT:
+        (n,) = np.frombuffer(body[8:], dtype="<i8")
+        return np.repeat(np.frombuffer(body[:8], dtype=_dtype(name)), n)
+    raise ValueError(f"curve {name!r}: unknown chunk encoding {tag!r}")
+
+
+def decode_chunks(name: str, chunks: Sequence[bytes]) -> np.ndarray:
+    """A curve's chunks, in order, as one array."""
+    if all(len(data) % 8 != 1 for data in chunks):
+        return np.frombuffer(b"".join(chunks), dtype=_dtype(name))
+    return np.concatenate([decode_curve(name, data) for data in chunks])
+
+
+def plain_values(name: str, arr: np.ndarray) -> list[Any]:
+    """A decoded curve as JSON gives it: ``None`` where a value is not finite."""
+    out: list[Any] = arr.tolist()
+    if name not in INT_CURVES:
+        for i in np.flatnonzero(~np.isfinite(arr)).tolist():
+            out[i] = None
+    return out
 
 
 def unpack_curve(name: str, data: bytes) -> list[Any]:
-    if name in INT_CURVES:
-        return np.frombuffer(data, dtype="<i8").tolist()
-    arr = np.frombuffer(data, dtype="<f8")
-    out: list[Any] = arr.tolist()
-    for i in np.flatnonzero(~np.isfinite(arr)).tolist():
-        out[i] = None
-    return out
+    return plain_values(name, decode_curve(name, data))
 
 
 def load_curves(session: Session, run_id: str) -> dict[str, list[Any]]:
@@ -86,14 +134,15 @@ def load_curves(session: Session, run_id: str) -> dict[str, list[Any]]:
         .where(RunCurve.run_id == run_id)
         .order_by(RunCurve.name, RunCurve.seq)
     ).all()
-    parts: dict[str, list[bytes]] = {}
+    parts: dict[str, list[np.ndarray]] = {}
     lengths: dict[str, int] = {}
     for name, start, data in rows:
         if start != lengths.get(name, 0):
             raise RuntimeError(f"run {run_id}: curve {name!r} has a gap at {start}")
-        parts.setdefault(name, []).append(data)
-        lengths[name] = start + len(data) // 8
-    return {name: unpack_curve(name, b"".join(chunks)) for name, chunks in parts.items()}
+        chunk = decode_curve(name, data)
+        parts.setdefault(name, []).append(chunk)
+        lengths[name] = start + chunk.size
+    return {name: plain_values(name, np.concatenate(chunks)) for name, chunks in parts.items()}
 
 
 # --------------------------------------------------------------------------- experiments

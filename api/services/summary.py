@@ -19,7 +19,7 @@ from api.db import Database
 from api.errors import not_found
 from api.models import Experiment, Run, RunCurve
 from api.services.experiments import valid_id
-from api.store import INT_CURVES
+from api.store import decode_chunks
 from engine.runner import METRIC_KEYS
 
 
@@ -44,10 +44,6 @@ def experiment_state(
             )
         ).one()
     return status, int(count), int(revisions)
-
-
-def _decode(name: str, data: bytes) -> np.ndarray:
-    return np.frombuffer(data, dtype="<i8" if name in INT_CURVES else "<f8")
 
 
 def read_records(
@@ -123,8 +119,8 @@ def _stream(
     for run_id, name, data in session.execute(query.execution_options(yield_per=CURVE_ROWS)):
         if run_id != current:
             if current is not None:
-                yield current, {k: _decode(k, b"".join(v)) for k, v in chunks.items()}
+                yield current, {k: decode_chunks(k, v) for k, v in chunks.items()}
             current, chunks = run_id, {}
         chunks.setdefault(name, []).append(data)
     if current is not None:
-        yield current, {k: _decode(k, b"".join(v)) for k, v in chunks.items()}
+        yield current, {k: decode_chunks(k, v) for k, v in chunks.items()}

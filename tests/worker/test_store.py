@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
 import math
+import struct
 
 from hypothesis import given
 from hypothesis import strategies as st
@@ -11,7 +13,9 @@ from sqlalchemy import update
 from api.db import Database
 from api.models import Run, utcnow
 from api.store import (
+    ENCODE_FROM,
     CurveLog,
+    decode_chunks,
     lock_experiment,
     pack_curve,
     refresh_experiment,
@@ -23,10 +27,17 @@ from tests.worker.helpers import new_experiment
 finite = st.floats(allow_nan=False, allow_infinity=False)
 
 
-@given(st.lists(st.one_of(finite, st.none())))
+@given(
+    st.one_of(
+        st.lists(st.one_of(finite, st.none())),
+        # constant chunks (a constant schedule's lrs), stored as one value and a count
+        st.builds(lambda v, n: [v] * n, st.one_of(finite, st.none()), st.integers(0, 50)),
+    )
+)
 def test_float_curves_round_trip_bit_exactly(values: list[float | None]) -> None:
     data = pack_curve("losses", values)
-    assert len(data) == 8 * len(values)
+    constant = len({struct.pack("<d", math.nan if v is None else v) for v in values}) == 1
+    assert len(data) == (17 if constant and len(values) >= ENCODE_FROM else 8 * len(values))
     back = unpack_curve("losses", data)
     assert back == values
     assert [math.copysign(1, v) for v in back if v is not None] == [
@@ -34,9 +45,40 @@ def test_float_curves_round_trip_bit_exactly(values: list[float | None]) -> None
     ]
 
 
-@given(st.lists(st.integers(min_value=-(2**63), max_value=2**63 - 1)))
+int64 = st.integers(min_value=-(2**63), max_value=2**63 - 1)
+
+
+@given(
+    st.one_of(
+        st.lists(int64),
+        # affine chunks (steps, gradient-evaluation counts), wrapping int64 arithmetic included
+        st.builds(
+            lambda first, step, n: [((first + i * step + 2**63) % 2**64) - 2**63 for i in range(n)],
+            int64,
+            int64,
+            st.integers(0, 50),
+        ),
+    )
+)
 def test_step_curves_round_trip(values: list[int]) -> None:
-    assert unpack_curve("eval_steps", pack_curve("eval_steps", values)) == values
+    data = pack_curve("eval_steps", values)
+    wrapped = [((b - a + 2**63) % 2**64) - 2**63 for a, b in itertools.pairwise(values)]
+    affine = len(set(wrapped)) <= 1
+    assert len(data) == (25 if affine and len(values) >= ENCODE_FROM else 8 * len(values))
+    assert unpack_curve("eval_steps", data) == values
+
+
+def test_mixed_chunks_decode_as_one_curve() -> None:
+    """A curve whose chunks are raw and encoded reads back as their values in order (the
+    summary's reader and load_curves share decode_chunks / decode_curve)."""
+    lrs = [0.1] * 6 + [0.05, 0.025] + [0.01] * 5
+    chunks = [pack_curve("lrs", part) for part in (lrs[:6], lrs[6:8], lrs[8:])]
+    assert [len(c) for c in chunks] == [17, 16, 17]
+    assert decode_chunks("lrs", chunks).tolist() == lrs
+    steps = list(range(0, 30, 3))
+    chunks = [pack_curve("eval_steps", part) for part in (steps[:5], steps[5:7], steps[7:])]
+    assert [len(c) for c in chunks] == [25, 16, 24]
+    assert decode_chunks("eval_steps", chunks).tolist() == steps
 
 
 def test_non_finite_values_read_back_as_none() -> None:
