@@ -14,27 +14,28 @@ computed as that loop computes it:
   (constants arrive as an array of that dtype: a float64 literal would widen float32 arithmetic);
   NumPy's sums over a row start at 0 and add in order below 8 terms, and ``einsum``'s norms of
   2-vectors likewise, which is why only 2-D problems are accepted;
-- per-update coefficients (``-lr/(1-β1^t)``, ``√(1-β2^t)``, …) are computed in Python with the
-  optimizer's own expressions, per chunk, from the learning rate rounded to the dtype as the loop
-  passes it, then rounded to the dtype: a table of ``(coefficient, run, update)``;
-- the update is the family's fused kernel's per-element expression (:mod:`engine.optimizers.fused`).
+- per-update coefficients (``-lr/(1-β1^t)``, ``√(1-β2^t)``, …) are the optimizer's own
+  expressions in float64 — powers ``β^t`` computed in Python (C ``pow``) per distinct β, the rate
+  rounded to the dtype as the loop passes it — then rounded to the dtype;
+- the update is the family's fused kernel's per-element expression (:mod:`engine.optimizers.fused`);
+- gradient noise is drawn per chunk from each run's noise stream by the problem's own calls.
 
-Not accepted, and stepped by the general loop: gradient noise (its random stream), schedules that
-read the loss (``reduce_on_plateau``), other problems (transcendental functions, whose NumPy and
-libm implementations differ, and matrix products), other optimizers and other dimensions.
+Not accepted, and stepped by the general loop: schedules that read the loss
+(``reduce_on_plateau``), other problems (transcendental functions, whose NumPy and libm
+implementations differ, and matrix products), other optimizers and other dimensions.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
 from engine.jit import njit, njit_inline
 from engine.optimizers.fused import DECOUPLED_DECAY, L2_DECAY, NO_DECAY, lerp, maximum
 from engine.optimizers.kernel import lerp_columns
-from engine.problems.base import Problem
+from engine.problems.base import STREAM_NOISE, Problem, stream_rng
 from engine.spec import RunSpec
 
 ROSENBROCK, BEALE, HIMMELBLAU, STYBLINSKI_TANG = range(4)
@@ -147,8 +148,8 @@ def update(opt, flags, cons, r, k, bc2_sqrt, decay, first, p, g, a, b, c):
 
 @njit
 def run_chunk(
-    kind, c, opt, flags, cons, hp, bases, base_of, lrs, state, params, start, stop, steps,
-    blowup, cast, losses, px, py, gnorm, unorm, alive, stop_at, reason,
+    kind, c, opt, flags, cons, hp, bases, base_of, lrs, noise, state, params, start, stop,
+    steps, blowup, cast, losses, px, py, gnorm, unorm, alive, stop_at, reason,
 ):  # fmt: skip
     """Updates ``start … stop-1`` of every live run, recording as the general loop records.
 
@@ -175,6 +176,9 @@ def run_chunk(
                     continue
                 x, y = params[r, 0], params[r, 1]
                 loss, gx, gy = evaluate(kind, c, x, y)
+                if noise.shape[1]:
+                    gx = gx + noise[r, t - start, 0]
+                    gy = gy + noise[r, t - start, 1]
                 losses[r, t] = loss
                 px[r, t] = x
                 py[r, t] = y
@@ -243,6 +247,9 @@ class Plan:
     hp: np.ndarray
     state: np.ndarray
     betas: np.ndarray
+    #: Gradient noise σ and each run's noise stream (none when σ = 0).
+    sigma: float = 0.0
+    streams: list[np.random.Generator] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         distinct = [np.unique(b, return_inverse=True) for b in self.betas]
@@ -262,15 +269,35 @@ class Plan:
             out[1, : b2.size] = [[(1.0 - float(b) ** t) ** 0.5 for t in ts] for b in b2]
         return out
 
+    def noise(self, start: int, stop: int, dtype: np.dtype) -> np.ndarray:
+        """``σ ξ_t`` of updates ``start … stop-1`` per run, ``(R, stop-start, 2)``: the next draws
+        of each run's stream, as :meth:`AnalyticProblem._noise_at` draws them (two per update,
+        scaled in the dtype); ``(R, 0, 2)`` without noise. Chunks must come in order."""
+        if not self.streams:
+            return np.zeros((self.state.shape[1], 0, 2), dtype=dtype)
+        out = np.empty((len(self.streams), stop - start, 2), dtype=dtype)
+        for row, rng in zip(out, self.streams, strict=True):
+            rng.standard_normal(out=row.reshape(-1), dtype=dtype)
+        out *= self.sigma
+        return out
+
 
 def plan(runs: Sequence[RunSpec], problem: Problem, reads_loss: bool) -> Plan | None:
     """The compiled loop's plan for this batch, or ``None`` when the general loop must step it."""
     first = runs[0]
     kind = PROBLEM_KINDS.get(first.problem.name)  # type: ignore[union-attr]
-    noise = getattr(first.problem, "noise", 1.0)
-    if kind is None or problem.dim != 2 or noise != 0.0 or reads_loss:
+    if kind is None or problem.dim != 2 or reads_loss:
         return None
-    dtype = np.dtype(first.dtype)
+    found = _family(kind, runs, np.dtype(first.dtype))
+    sigma = float(getattr(first.problem, "noise", 0.0))
+    if found is not None and sigma > 0.0:
+        found.sigma = sigma
+        found.streams = [stream_rng(r.seed, STREAM_NOISE) for r in runs]
+    return found
+
+
+def _family(kind: int, runs: Sequence[RunSpec], dtype: np.dtype) -> Plan | None:
+    """The plan of the optimizer family of ``runs``, if the compiled loop has it."""
     fields = [r.optimizer.model_dump() for r in runs]
     name = fields[0]["name"]
 

@@ -428,7 +428,8 @@ def _step_compiled(
         stop = min(end, updates + size)
         compiled.run_chunk(
             plan.kind, consts, plan.opt, plan.flags, plan.cons, plan.hp,
-            plan.bases(updates, stop), plan.base_of, received, plan.state, params, updates,
+            plan.bases(updates, stop), plan.base_of, received,
+            plan.noise(updates, stop, dtype), plan.state, params, updates,
             stop, steps, BLOWUP_FACTOR, cast, rec.losses, traj_x, traj_y, rec.gnorm,
             rec.unorm, alive, rec.stop_at, reason,
         )  # fmt: skip

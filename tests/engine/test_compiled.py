@@ -1,4 +1,5 @@
-"""The compiled loop equals the general loop bit for bit, and steps only what it supports."""
+"""The compiled loop equals the general loop bit for bit (noise on and off), and steps only what
+it supports."""
 
 from __future__ import annotations
 
@@ -19,6 +20,8 @@ PROBLEMS = [
     {"name": "beale"},
     {"name": "himmelblau"},
     {"name": "styblinski_tang", "dim": 2},
+    {"name": "rosenbrock", "dim": 2, "init": [-1.5, 2.0], "noise": 0.5},
+    {"name": "himmelblau", "noise": 3.0},
 ]
 #: Grids mix diverging and converging runs in one batch (large rates blow up or overflow).
 OPTIMIZERS = [
@@ -145,7 +148,7 @@ def test_a_budget_ends_the_runs_where_the_general_loop_ends_them(
 def test_checkpoints_see_prefixes_and_a_stopped_run_is_a_prefix(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    runs = runs_of(problems=PROBLEMS[2:3], optimizers=[{"name": "adam", "lr": 0.01}], steps=5000)
+    runs = runs_of(problems=PROBLEMS[-1:], optimizers=[{"name": "adam", "lr": 0.01}], steps=5000)
     seen: list[list[dict[str, Any]]] = []
     stopped = run_batch(
         runs,
@@ -173,7 +176,6 @@ def test_checkpoints_see_prefixes_and_a_stopped_run_is_a_prefix(
 @pytest.mark.parametrize(
     ("problem", "optimizer", "schedule"),
     [
-        ({"name": "rosenbrock", "dim": 2, "noise": 0.1}, {"name": "adam"}, {"name": "constant"}),
         ({"name": "rosenbrock", "dim": 3}, {"name": "adam"}, {"name": "constant"}),
         ({"name": "rastrigin", "dim": 2}, {"name": "adam"}, {"name": "constant"}),
         ({"name": "beale"}, {"name": "nadam"}, {"name": "constant"}),
