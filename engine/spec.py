@@ -267,9 +267,12 @@ def only_rules_beyond_schema(exc: ValidationError) -> bool:
         node.setdefault("types", []).append(err["type"])
 
     def passes(node: dict[Any, Any]) -> bool:
-        if any(kind != "value_error" for kind in node.get("types", [])):
-            return False
         children = [(key[1], child) for key, child in node.items() if key != "types"]
+        # pydantic counts a tuple's length over the items that validated: an item that broke a
+        # rule also makes the tuple "too short".
+        derived = {"too_short"} if children else set()
+        if any(kind not in {"value_error", *derived} for kind in node.get("types", [])):
+            return False
         branches = [passes(child) for part, child in children if _is_branch(part)]
         plain = [passes(child) for part, child in children if not _is_branch(part)]
         return all(plain) and (not branches or any(branches))

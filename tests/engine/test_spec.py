@@ -8,7 +8,14 @@ from pydantic import ValidationError
 from engine.optimizers import OPTIMIZERS
 from engine.problems import PROBLEMS
 from engine.schedules import SCHEDULES
-from engine.spec import RunSpec, describe_errors, expand, format_errors, parse_experiment
+from engine.spec import (
+    RunSpec,
+    describe_errors,
+    expand,
+    format_errors,
+    only_rules_beyond_schema,
+    parse_experiment,
+)
 
 ISSUE_EXAMPLE = {
     "name": "adam-vs-momentum",
@@ -175,3 +182,38 @@ def test_format_errors_is_one_paragraph() -> None:
     text = format_errors(info.value)
     assert "\n" not in text
     assert "steps:" in text and "optimizers[0].momentum:" in text
+
+
+RPROP_OUT_OF_ORDER = {"name": "rprop", "step_sizes": [1.0, 0.5]}
+
+
+@pytest.mark.parametrize(
+    ("change", "beyond"),
+    [
+        ({"problems": [{"name": "rosenbrock", "dim": 3, "init": [1.0, 2.0]}]}, True),
+        ({"optimizers": [RPROP_OUT_OF_ORDER]}, True),
+        # a sweepable value: the one reading breaks a rule, the other (a grid) the schema
+        ({"schedules": [{"name": "multistep", "milestones": [5, 3]}]}, True),
+        # a tuple whose item broke a rule is also "too short" to pydantic
+        (
+            {"optimizers": [{"name": "partition", "groups": [{"optimizer": RPROP_OUT_OF_ORDER}]}]},
+            True,
+        ),
+        ({"steps": 0}, False),
+        ({"optimizers": [{"name": "partition", "groups": []}]}, False),
+        ({"optimizers": [RPROP_OUT_OF_ORDER, {"name": "adam", "lr": -1.0}]}, False),
+    ],
+)
+def test_only_rules_beyond_schema_tells_custom_rules_from_schema_errors(
+    change: dict[str, object], beyond: bool
+) -> None:
+    spec = {
+        "name": "x",
+        "problems": [{"name": "rosenbrock"}],
+        "optimizers": [{"name": "adam"}],
+        "steps": 10,
+        **change,
+    }
+    with pytest.raises(ValidationError) as exc:
+        parse_experiment(spec)
+    assert only_rules_beyond_schema(exc.value) is beyond
