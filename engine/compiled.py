@@ -29,6 +29,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -146,87 +147,98 @@ def update(opt, flags, cons, r, k, bc2_sqrt, decay, first, p, g, a, b, c):
     return p + (k * g) / (np.sqrt(a) + cons[r, 1]), a, b, c
 
 
-@njit
-def run_chunk(
-    kind, c, opt, flags, cons, hp, bases, base_of, lrs, noise, state, params, start, stop,
-    steps, blowup, cast, losses, px, py, gnorm, unorm, alive, stop_at, reason,
-):  # fmt: skip
-    """Updates ``start … stop-1`` of every live run, recording as the general loop records.
+def _kernel(opt: int) -> Any:
+    """:func:`run_chunk` for the family ``opt`` (a compile-time constant: each family compiles
+    only its own update, and only when a batch uses it; numba caches each on disk)."""
 
-    Per update ``t``: the loss, gradient and trajectory at the current point (eval step ``t``),
-    the gradient norm, the coefficients, the update, its norm, the loss after the last update,
-    then the divergence check of :func:`engine.runner._check_divergence` on the latest loss and
-    the new point (a loss above ``blowup · max(1, |first loss|)`` counts); a run that fails it
-    stops there (its row is not stepped further).
+    @njit
+    def run_chunk(
+        kind, c, flags, cons, hp, bases, base_of, lrs, noise, state, params, start, stop,
+        steps, blowup, cast, losses, px, py, gnorm, unorm, alive, stop_at, reason,
+    ):  # fmt: skip
+        """Updates ``start … stop-1`` of every live run, recording as the general loop records.
 
-    Coefficients are computed in float64 as the optimizers compute them — from ``lrs`` (the rate
-    each update receives, ``(R, steps)``), ``hp`` (float64 hyper-parameters per run) and
-    ``bases`` (per distinct β and update, ``base_of`` picks a run's row) — and rounded to the
-    parameters' dtype through ``cast`` (a scratch array of that dtype), as ``put`` rounds them."""
-    zero = c[C0]
-    rows = params.shape[0]
-    limits = np.empty(BLOCK)
-    for block in range(0, rows, BLOCK):
-        end = min(rows, block + BLOCK)
-        for r in range(block, end):
-            limits[r - block] = blowup * maximum(1.0, abs(losses[r, 0])) if start > 0 else 0.0
-        for t in range(start, stop):
+        Per update ``t``: the loss, gradient and trajectory at the current point (eval step ``t``),
+        the gradient norm, the coefficients, the update, its norm, the loss after the last update,
+        then the divergence check of :func:`engine.runner._check_divergence` on the latest loss and
+        the new point (a loss above ``blowup · max(1, |first loss|)`` counts); a run that fails it
+        stops there (its row is not stepped further).
+
+        Coefficients are computed in float64 as the optimizers compute them — from ``lrs`` (the
+        rate each update receives, ``(R, steps)``), ``hp`` (float64 hyper-parameters per run)
+        and ``bases`` (per distinct β and update, ``base_of`` picks a run's row) — and rounded to
+        the parameters' dtype through ``cast`` (a scratch array of that dtype), as ``put`` rounds
+        them."""
+        zero = c[C0]
+        rows = params.shape[0]
+        limits = np.empty(BLOCK)
+        for block in range(0, rows, BLOCK):
+            end = min(rows, block + BLOCK)
             for r in range(block, end):
-                if not alive[r]:
-                    continue
-                x, y = params[r, 0], params[r, 1]
-                loss, gx, gy = evaluate(kind, c, x, y)
-                if noise.shape[1]:
-                    gx = gx + noise[r, t - start, 0]
-                    gy = gy + noise[r, t - start, 1]
-                losses[r, t] = loss
-                px[r, t] = x
-                py[r, t] = y
-                gnorm[r, t] = np.sqrt(zero + gx * gx + gy * gy)
-                lr = lrs[r, t]
-                if opt == ADAM:
-                    cast[0] = -(lr / bases[0, base_of[r, 0], t - start])
-                    cast[1] = bases[1, base_of[r, 1], t - start]
-                    cast[2] = 1.0 - lr * hp[r, 0]
-                elif opt == ADAGRAD:
-                    cast[0] = -(lr / (1 + (t + 1.0 - 1) * hp[r, 0]))
-                else:
-                    cast[0] = -lr
-                k, bc2_sqrt, decay = cast[0], cast[1], cast[2]
-                first = t == 0
-                for j in range(2):  # one inlined update: half the compile time of two
-                    params[r, j], state[0, r, j], state[1, r, j], state[2, r, j] = update(
-                        opt, flags, cons, r, k, bc2_sqrt, decay, first, params[r, j],
-                        gx if j == 0 else gy, state[0, r, j], state[1, r, j], state[2, r, j],
-                    )  # fmt: skip
-                nx, ny = params[r, 0], params[r, 1]
-                dx, dy = nx - x, ny - y
-                unorm[r, t] = np.sqrt(zero + dx * dx + dy * dy)
-                k_eval = t
-                if t + 1 == steps:
-                    k_eval = steps
-                    losses[r, k_eval] = evaluate(kind, c, nx, ny)[0]
-                    px[r, k_eval] = nx
-                    py[r, k_eval] = ny
-                if t == 0:
-                    limits[r - block] = blowup * maximum(1.0, abs(losses[r, 0]))
-                last = losses[r, k_eval]
-                code = 0
-                if not np.isfinite(last):
-                    code = LOSS_NOT_FINITE
-                elif abs(last) > limits[r - block]:
-                    code = LOSS_BLOWUP
-                elif not (np.isfinite(nx) and np.isfinite(ny)):
-                    code = PARAMS_NOT_FINITE
-                if code:
-                    if code == PARAMS_NOT_FINITE and t + 1 < steps:
-                        # the general loop measures the next point before the others stop
-                        losses[r, t + 1] = evaluate(kind, c, nx, ny)[0]
-                        px[r, t + 1] = nx
-                        py[r, t + 1] = ny
-                    alive[r] = False
-                    reason[r] = code
-                    stop_at[r] = t + 1 if code == PARAMS_NOT_FINITE else k_eval
+                limits[r - block] = blowup * maximum(1.0, abs(losses[r, 0])) if start > 0 else 0.0
+            for t in range(start, stop):
+                for r in range(block, end):
+                    if not alive[r]:
+                        continue
+                    x, y = params[r, 0], params[r, 1]
+                    loss, gx, gy = evaluate(kind, c, x, y)
+                    if noise.shape[1]:
+                        gx = gx + noise[r, t - start, 0]
+                        gy = gy + noise[r, t - start, 1]
+                    losses[r, t] = loss
+                    px[r, t] = x
+                    py[r, t] = y
+                    gnorm[r, t] = np.sqrt(zero + gx * gx + gy * gy)
+                    lr = lrs[r, t]
+                    if opt == ADAM:
+                        cast[0] = -(lr / bases[0, base_of[r, 0], t - start])
+                        cast[1] = bases[1, base_of[r, 1], t - start]
+                        cast[2] = 1.0 - lr * hp[r, 0]
+                    elif opt == ADAGRAD:
+                        cast[0] = -(lr / (1 + (t + 1.0 - 1) * hp[r, 0]))
+                    else:
+                        cast[0] = -lr
+                    k, bc2_sqrt, decay = cast[0], cast[1], cast[2]
+                    first = t == 0
+                    for j in range(2):  # one inlined update: half the compile time of two
+                        params[r, j], state[0, r, j], state[1, r, j], state[2, r, j] = update(
+                            opt, flags, cons, r, k, bc2_sqrt, decay, first, params[r, j],
+                            gx if j == 0 else gy, state[0, r, j], state[1, r, j], state[2, r, j],
+                        )  # fmt: skip
+                    nx, ny = params[r, 0], params[r, 1]
+                    dx, dy = nx - x, ny - y
+                    unorm[r, t] = np.sqrt(zero + dx * dx + dy * dy)
+                    k_eval = t
+                    if t + 1 == steps:
+                        k_eval = steps
+                        losses[r, k_eval] = evaluate(kind, c, nx, ny)[0]
+                        px[r, k_eval] = nx
+                        py[r, k_eval] = ny
+                    if t == 0:
+                        limits[r - block] = blowup * maximum(1.0, abs(losses[r, 0]))
+                    last = losses[r, k_eval]
+                    code = 0
+                    if not np.isfinite(last):
+                        code = LOSS_NOT_FINITE
+                    elif abs(last) > limits[r - block]:
+                        code = LOSS_BLOWUP
+                    elif not (np.isfinite(nx) and np.isfinite(ny)):
+                        code = PARAMS_NOT_FINITE
+                    if code:
+                        if code == PARAMS_NOT_FINITE and t + 1 < steps:
+                            # the general loop measures the next point before the others stop
+                            losses[r, t + 1] = evaluate(kind, c, nx, ny)[0]
+                            px[r, t + 1] = nx
+                            py[r, t + 1] = ny
+                        alive[r] = False
+                        reason[r] = code
+                        stop_at[r] = t + 1 if code == PARAMS_NOT_FINITE else k_eval
+
+    return run_chunk
+
+
+#: The compiled loop of each family.
+KERNELS = {opt: _kernel(opt) for opt in (SGD, ADAM, ADAGRAD, RMSPROP)}
 
 
 def _f64(values: Sequence[float]) -> np.ndarray:
@@ -235,7 +247,7 @@ def _f64(values: Sequence[float]) -> np.ndarray:
 
 @dataclass
 class Plan:
-    """What :func:`run_chunk` needs of one batch besides the learning rates.
+    """What the compiled loop needs of one batch besides the learning rates.
 
     ``betas`` are the per-run bases of the per-update powers (Adam's β1 and β2), for which
     :meth:`bases` computes ``1 - β1^t`` and ``√(1 - β2^t)`` once per distinct value."""

@@ -402,8 +402,8 @@ def _step_compiled(
     checkpoint: Callable[[int], bool],
     checkpoint_every_s: float,
 ) -> tuple[int, bool, bool]:
-    """Step a full-batch batch through :func:`engine.compiled.run_chunk`, chunk by chunk;
-    returns ``(updates, stopped, exhausted)`` as the general loop would have left them.
+    """Step a full-batch batch through the compiled loop (:data:`engine.compiled.KERNELS`), chunk
+    by chunk; returns ``(updates, stopped, exhausted)`` as the general loop would have left them.
 
     A chunk ends at the next checkpoint as timed from the previous chunk's pace (its table of
     rates bounded by :func:`engine.compiled.chunk_limit`). Wall times of the eval points inside a
@@ -426,8 +426,8 @@ def _step_compiled(
     next_checkpoint = t0 + checkpoint_every_s
     while updates < end:
         stop = min(end, updates + size)
-        compiled.run_chunk(
-            plan.kind, consts, plan.opt, plan.flags, plan.cons, plan.hp,
+        compiled.KERNELS[plan.opt](
+            plan.kind, consts, plan.flags, plan.cons, plan.hp,
             plan.bases(updates, stop), plan.base_of, received,
             plan.noise(updates, stop, dtype), plan.state, params, updates,
             stop, steps, BLOWUP_FACTOR, cast, rec.losses, traj_x, traj_y, rec.gnorm,

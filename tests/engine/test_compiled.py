@@ -190,8 +190,10 @@ def test_what_the_compiled_loop_does_not_support_takes_the_general_loop(
 ) -> None:
     runs = runs_of(problems=[problem], optimizers=[optimizer], schedules=[schedule], steps=20)
     calls: list[int] = []
-    real = compiled.run_chunk
-    monkeypatch.setattr(compiled, "run_chunk", lambda *a: calls.append(1) or real(*a))
+    for opt, real in list(compiled.KERNELS.items()):
+        monkeypatch.setitem(
+            compiled.KERNELS, opt, lambda *a, real=real: calls.append(1) or real(*a)
+        )
     results = run_batch(runs)
     assert not calls and len(results) == len(runs)
     assert not planned(runs) or schedule["name"] == "reduce_on_plateau"
