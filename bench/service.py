@@ -157,6 +157,20 @@ def postgres_backend() -> Iterator[Backend]:
         client.close()
 
 
+def postgres_unreachable() -> str | None:
+    """Why the machine's PostgreSQL or Redis cannot be used (None when both answer)."""
+    try:
+        admin = create_engine(make_url(PG_URL))
+        with admin.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        admin.dispose()
+        with redis.Redis.from_url(REDIS_URL, socket_connect_timeout=2) as client:
+            client.ping()
+    except Exception as exc:
+        return f"{type(exc).__name__}: {exc}".splitlines()[0]
+    return None
+
+
 class Service:
     """The API (uvicorn) and one Celery worker with ``concurrency`` processes on ``backend``."""
 
@@ -302,6 +316,9 @@ def service_path(spec: dict[str, Any], backends: list[str], repeats: int) -> Non
         engine_cli(small, tmp / "out.json")  # the numba cache is warm from here on
         for name in backends:
             (tmp / name).mkdir()
+            if name == "postgresql" and (why := postgres_unreachable()):
+                print(f"   PostgreSQL + Redis: skipped ({why})")
+                continue
             context = sqlite_backend(tmp / name) if name == "sqlite" else postgres_backend()
             with context as backend:
                 service = Service(backend, tmp / name, WORKERS)
