@@ -154,7 +154,7 @@ def _kernel(opt: int) -> Any:
     @njit
     def run_chunk(
         kind, c, flags, cons, hp, bases, base_of, lrs, noise, state, params, start, stop,
-        steps, blowup, cast, losses, px, py, gnorm, unorm, alive, stop_at, reason,
+        steps, blowup, cast, losses, px, py, gnorm, unorm, alive, stop_at, reason, dirty,
     ):  # fmt: skip
         """Updates ``start … stop-1`` of every live run, recording as the general loop records.
 
@@ -168,7 +168,11 @@ def _kernel(opt: int) -> Any:
         rate each update receives, ``(R, steps)``), ``hp`` (float64 hyper-parameters per run)
         and ``bases`` (per distinct β and update, ``base_of`` picks a run's row) — and rounded to
         the parameters' dtype through ``cast`` (a scratch array of that dtype), as ``put`` rounds
-        them."""
+        them.
+
+        ``dirty[r]`` accumulates ``v - v`` over every value written to row ``r``: it stays 0
+        while they are all finite and becomes NaN with the first that is not, so the results
+        need not scan the curves for non-finite values."""
         zero = c[C0]
         rows = params.shape[0]
         limits = np.empty(BLOCK)
@@ -188,7 +192,8 @@ def _kernel(opt: int) -> Any:
                     losses[r, t] = loss
                     px[r, t] = x
                     py[r, t] = y
-                    gnorm[r, t] = np.sqrt(zero + gx * gx + gy * gy)
+                    gn = np.sqrt(zero + gx * gx + gy * gy)
+                    gnorm[r, t] = gn
                     lr = lrs[r, t]
                     if opt == ADAM:
                         cast[0] = -(lr / bases[0, base_of[r, 0], t - start])
@@ -207,13 +212,17 @@ def _kernel(opt: int) -> Any:
                         )  # fmt: skip
                     nx, ny = params[r, 0], params[r, 1]
                     dx, dy = nx - x, ny - y
-                    unorm[r, t] = np.sqrt(zero + dx * dx + dy * dy)
+                    un = np.sqrt(zero + dx * dx + dy * dy)
+                    unorm[r, t] = un
+                    dirty[r] += (loss - loss) + (x - x) + (y - y) + (gn - gn) + (un - un)
                     k_eval = t
                     if t + 1 == steps:
                         k_eval = steps
-                        losses[r, k_eval] = evaluate(kind, c, nx, ny)[0]
+                        end_loss = evaluate(kind, c, nx, ny)[0]
+                        losses[r, k_eval] = end_loss
                         px[r, k_eval] = nx
                         py[r, k_eval] = ny
+                        dirty[r] += (end_loss - end_loss) + (nx - nx) + (ny - ny)
                     if t == 0:
                         limits[r - block] = blowup * maximum(1.0, abs(losses[r, 0]))
                     last = losses[r, k_eval]
@@ -230,6 +239,7 @@ def _kernel(opt: int) -> Any:
                             losses[r, t + 1] = evaluate(kind, c, nx, ny)[0]
                             px[r, t + 1] = nx
                             py[r, t + 1] = ny
+                            dirty[r] = np.nan  # nx or ny is not finite
                         alive[r] = False
                         reason[r] = code
                         stop_at[r] = t + 1 if code == PARAMS_NOT_FINITE else k_eval

@@ -158,6 +158,9 @@ class _Recorder:
         self.test: dict[str, np.ndarray] = {}
         #: ``BLOWUP_FACTOR · max(1, |initial loss|)`` per run, once the start point is recorded.
         self.blowup_limit: np.ndarray | None = None
+        #: Rows whose every value written so far to the curves other than ``lrs`` is finite,
+        #: when the loop that writes them keeps track (else the results check the curves).
+        self.finite_rows: np.ndarray | None = None
         #: The runs' specs as JSON, made once for every checkpoint's results.
         self.specs: list[dict[str, Any]] | None = None
 
@@ -189,7 +192,8 @@ class _Recorder:
         for a non-finite value), mostly views of the recorder's buffers: the part a result shows
         is never written again, so a partial result stays valid while the batch goes on. What
         can be is computed for all rows at once (a sweep has thousands of short runs): a row
-        whose sum is finite has only finite values, the others are checked value by value.
+        whose sum is finite (or that :attr:`finite_rows` vouches for) has only finite values, the
+        others are checked value by value.
         """
         m = self.n_eval
         eval_steps = self.eval_steps[:m]
@@ -203,33 +207,52 @@ class _Recorder:
             evals_at |= {"params_x": self.px[:, :m], "params_y": self.py[:, :m]}
         per_update = {"lrs": self.lrs, "grad_norms": self.gnorm, "update_norms": self.unorm}
         per_update = {k: v[:, :updates] for k, v in per_update.items()}
+        curves = evals_at | per_update
+        known = self.finite_rows
+        scanned = curves if known is None else {"lrs": per_update["lrs"]}
         with np.errstate(over="ignore", invalid="ignore"):
-            clean = {k: np.isfinite(v.sum(axis=1)) for k, v in (evals_at | per_update).items()}
+            clean = {k: np.isfinite(v.sum(axis=1)) for k, v in scanned.items()}
+        if known is not None:
+            clean |= {k: known for k in curves if k not in clean}
         lowest = losses.min(axis=1) if m else np.full(self.R, np.nan)
         targets = np.array([np.nan if r.target_loss is None else r.target_loss for r in self.runs])
-        hits = losses <= targets[:, None]
-        first_hit = np.where(hits.any(axis=1), hits.argmax(axis=1), m)
+        if np.isnan(targets).all():  # no run has a target: nothing to search for
+            first_hit = np.full(self.R, m)
+        else:
+            hits = losses <= targets[:, None]
+            first_hit = np.where(hits.any(axis=1), hits.argmax(axis=1), m)
         if self.specs is None:
             self.specs = [run.model_dump(mode="json") for run in self.runs]
+        # Per-run values as Python objects and rows as views, made for all runs at once: a
+        # sweep has thousands of short runs, and indexing arrays run by run cost more than the
+        # results' other work.
+        finals = losses[np.arange(self.R), np.maximum(shown - 1, 0)] if m else lowest
+        finals = np.where(shown > 0, finals, np.nan).tolist()
+        rows = {k: list(v) for k, v in (evals_at | per_update).items()}
+        is_clean = {k: v.tolist() for k, v in clean.items()}
+        stop_at, walls, evals = self.stop_at.tolist(), self.wall[:m].tolist(), self.evals.tolist()
+        steps_of = eval_steps.tolist()
+        whole = (eval_steps, grad_evals, wall_times)
         out = []
-        for r, run in enumerate(self.runs):
-            diverged = bool(self.stop_at[r] >= 0)
-            done, n = int(steps_done[r]), int(shown[r])
-            final = float(losses[r, n - 1]) if n else float("nan")
-            if clean["losses"][r] and n == m:
-                best = float(lowest[r])
+        for r, (run, done, n, hit, low) in enumerate(
+            zip(self.runs, steps_done.tolist(), shown.tolist(), first_hit.tolist(),
+                lowest.tolist(), strict=True)
+        ):  # fmt: skip
+            diverged = stop_at[r] >= 0
+            if is_clean["losses"][r] and n == m:
+                best = low
             else:
                 finite = losses[r, :n][np.isfinite(losses[r, :n])]
                 best = float(finite.min()) if finite.size else float("nan")
-            batch_time = float(self.wall[n - 1]) if n else 0.0
+            batch_time = walls[n - 1] if n else 0.0
             result: dict[str, Any] = {
                 "run_id": run.run_id,
                 "spec": self.specs[r],
-                "final_loss": _num(final),
+                "final_loss": _num(finals[r]),
                 "best_loss": _num(best),
                 "f_star": f_star,
-                "suboptimality": _num(final - f_star) if f_star is not None else None,
-                "steps_to_target": int(eval_steps[first_hit[r]]) if first_hit[r] < n else None,
+                "suboptimality": _num(finals[r] - f_star) if f_star is not None else None,
+                "steps_to_target": steps_of[hit] if hit < n else None,
                 "diverged": diverged,
                 "divergence_step": done if diverged else None,
                 "divergence_reason": self.reason[r],
@@ -239,16 +262,20 @@ class _Recorder:
                 "batch_size": self.R,
                 "batch_wall_time_s": batch_time,
                 "steps_done": done,
-                "grad_evals_done": int(self.evals[done]),
-                "stopped": stopped,
-                "eval_steps": eval_steps[:n],
-                "grad_evals": grad_evals[:n],
-                "wall_times": wall_times[:n],
+                "grad_evals_done": evals[done],
             }
-            for key, values in evals_at.items():
-                result[key] = values[r, :n] if clean[key][r] else _curve(values[r, :n])
-            for key, values in per_update.items():
-                result[key] = values[r, :done] if clean[key][r] else _curve(values[r, :done])
+            result.update(
+                stopped=stopped,
+                eval_steps=whole[0] if n == m else eval_steps[:n],
+                grad_evals=whole[1] if n == m else grad_evals[:n],
+                wall_times=whole[2] if n == m else wall_times[:n],
+            )
+            for key in evals_at:
+                row = rows[key][r] if n == m else rows[key][r][:n]
+                result[key] = row if is_clean[key][r] else _curve(row)
+            for key in per_update:
+                row = rows[key][r] if done == updates else rows[key][r][:done]
+                result[key] = row if is_clean[key][r] else _curve(row)
             for key, values in self.test.items():
                 result[key] = _num(float(values[r]))
             out.append(result)
@@ -413,6 +440,7 @@ def _step_compiled(
     dtype = params.dtype
     consts = compiled.constants(dtype)
     reason = np.zeros(R, dtype=np.int64)
+    dirty = np.zeros(R)
     cast = np.empty(3, dtype=dtype)
     longest = compiled.chunk_limit(R)
     size = 1  # the first chunk times an update
@@ -431,8 +459,9 @@ def _step_compiled(
             plan.bases(updates, stop), plan.base_of, received,
             plan.noise(updates, stop, dtype), plan.state, params, updates,
             stop, steps, BLOWUP_FACTOR, cast, rec.losses, traj_x, traj_y, rec.gnorm,
-            rec.unorm, alive, rec.stop_at, reason,
+            rec.unorm, alive, rec.stop_at, reason, dirty,
         )  # fmt: skip
+        rec.finite_rows = dirty == 0
         now = time.perf_counter()
         points = stop + (stop == steps)  # eval steps 0 … stop-1, and the last point at the end
         rec.eval_steps[updates:points] = np.arange(updates, points)
