@@ -297,7 +297,9 @@ def _run_group(
     schedules = [build_schedule(r.schedule, base_lr=r.optimizer.lr) for r in runs]
     loss_driven = [i for i, s in enumerate(schedules) if s.reads_loss]
     period = [problem.steps_per_epoch if r.schedule_unit == "epoch" else 1 for r in runs]
-    lr_table = np.stack([_lrs(s, steps, p) for s, p in zip(schedules, period, strict=True)])
+    lr_table = np.empty((len(runs), steps))
+    for row, schedule, p in zip(lr_table, schedules, period, strict=True):
+        row[:] = _lrs(schedule, steps, p)
     period_loss = np.zeros(len(runs))
     lr_col = np.empty((len(runs), 1), dtype=dtype)
 
@@ -502,8 +504,9 @@ def _lrs(schedule: Schedule, steps: int, period: int) -> np.ndarray:
     """The lrs of updates ``0 .. steps-1`` when the schedule's ``t`` counts blocks of ``period``
     updates (epochs): every update of block ``k`` uses ``lr_at(k)``."""
     if period == 1:
-        return schedule.preview(steps).astype(np.float64)
-    return np.repeat(schedule.preview(-(-steps // period)), period)[:steps].astype(np.float64)
+        return schedule.preview(steps).astype(np.float64, copy=False)
+    lrs = np.repeat(schedule.preview(-(-steps // period)), period)[:steps]
+    return lrs.astype(np.float64, copy=False)
 
 
 def _check_divergence(

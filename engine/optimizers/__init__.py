@@ -73,7 +73,10 @@ def _per_run(value: Any) -> bool:
 
 def batch_key(spec: BaseModel | Mapping[str, Any]) -> tuple[Any, ...]:
     """The optimizer name and the fields that must agree for runs to share a batch."""
-    model = _as_spec(spec)
+    return _key(_as_spec(spec))
+
+
+def _key(model: BaseModel) -> tuple[Any, ...]:
     fixed = tuple(
         (name, getattr(model, name))
         for name in type(model).model_fields
@@ -132,7 +135,7 @@ def build_optimizer_batch(
     models = [_as_spec(s) for s in specs]
     if not models:
         raise ValueError("build_optimizer_batch needs at least one spec")
-    keys = {batch_key(m) for m in models}
+    keys = {_key(m) for m in models}
     if len(keys) > 1:
         raise ValueError(f"optimizer specs differ in fields that cannot vary per run: {keys}")
     fields = [n for n in type(models[0]).model_fields if n != "name"]
