@@ -5,8 +5,9 @@ torch thread throughout; every figure is the best of several repeats. Prints:
 
 1. A 1,024-run Adam lr sweep on 2-D Rosenbrock from (-1.5, 2), 2,000 steps, every loss recorded:
    ``run_batch`` (results included, as a caller gets them) against one numba loop doing the same
-   math (torch's Adam order) and recording the same loss curve — run-steps per second. Issue 12's
-   target: ≥ 10 M run-steps/s and ≥ 0.5 of the compiled loop.
+   math (torch's Adam order) and recording the same loss curve — run-steps per second, the two
+   taking turns each repeat (``--rosenbrock``: this sweep alone, best of 9). Issue 12's target:
+   ≥ 10 M run-steps/s and ≥ 0.5 of the compiled loop.
 2. A 64-run SGD-momentum lr sweep on MLP-digits ([64], relu, batch 64, 200 steps, float64) at
    equal work — the full training loss evaluated at the start and the end only, test metrics at
    the end — against torch as 64 stacked models under ``torch.func.vmap``; and the same sweep at
@@ -58,15 +59,6 @@ MLP = {
 }
 
 
-def best(repeats: int, fn: Callable[[], Any]) -> float:
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
-
-
 @njit
 def adam_rosenbrock(x0, lrs, steps, b1, b2, eps, losses):
     """Adam on 2-D Rosenbrock for every run, recording the loss before each update and after the
@@ -103,8 +95,14 @@ def rosenbrock_sweep(repeats: int) -> None:
     losses = np.empty((n, steps + 1))
     adam_rosenbrock(x0[:1], lrs[:1], 2, 0.9, 0.999, 1e-8, losses[:1])  # compile
     run_batch(runs[:2])  # compile / load our kernels
-    ours = best(repeats, lambda: run_batch(runs))
-    loop = best(repeats, lambda: adam_rosenbrock(x0, lrs, steps, 0.9, 0.999, 1e-8, losses))
+    t = round_robin(
+        repeats,
+        {
+            "ours": lambda: run_batch(runs),
+            "loop": lambda: adam_rosenbrock(x0, lrs, steps, 0.9, 0.999, 1e-8, losses),
+        },
+    )
+    ours, loop = t["ours"][0], t["loop"][0]
     ours_rate, loop_rate = n * steps / ours / 1e6, n * steps / loop / 1e6
     curve = run_batch(runs[:1])[0]["losses"]
     same = np.allclose(curve, losses[0], rtol=1e-9, atol=0)
@@ -229,12 +227,16 @@ def cold_warm() -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (noisier)")
+    parser.add_argument("--rosenbrock", action="store_true", help="only sweep 1, best of 9")
     args = parser.parse_args()
-    repeats = 2 if args.quick else 3
+    repeats = 9 if args.rosenbrock else 2 if args.quick else 3
     if torch is not None:
         torch.set_num_threads(1)
     print(f"best of {repeats}; one BLAS thread, one torch thread\n")
     with limit_blas_threads():
+        if args.rosenbrock:
+            rosenbrock_sweep(repeats)
+            return
         rosenbrock_sweep(repeats)
         mlp_sweep(repeats)
     cold_warm()

