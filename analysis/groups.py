@@ -22,7 +22,7 @@ from analysis.records import (
     digest,
     flatten,
     normalize,
-    outcome,
+    outcomes,
 )
 from engine.spec import RunSpec
 
@@ -66,11 +66,22 @@ class Group:
         as ``None``."""
         key = ("values", metric)
         if key not in self.memo:
-            self.memo[key] = [outcome(r, metric) for r in self.records]
+            self.memo[key] = outcomes(self.records, metric)
         return list(self.memo[key])
 
     def by_seed(self, metric: str) -> dict[int, float | None]:
         return dict(zip(self.seeds, self.values(metric), strict=True))
+
+
+def fill_values(groups: Sequence[Group], metric: str) -> None:
+    """:meth:`Group.values` of every group at once (:func:`~analysis.records.outcomes` of all
+    their runs in one batch)."""
+    todo = [g for g in groups if ("values", metric) not in g.memo]
+    found = outcomes([r for g in todo for r in g.records], metric)
+    start = 0
+    for g in todo:
+        g.memo["values", metric] = found[start : start + len(g.records)]
+        start += len(g.records)
 
 
 @lru_cache(maxsize=65536)

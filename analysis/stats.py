@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from scipy import stats
 
-from analysis.groups import Group
+from analysis.groups import Group, fill_values
 from analysis.records import curve_of, direction_sign, floats, json_num, run_state
 
 CONFIDENCE = 0.95
@@ -216,6 +216,7 @@ def describe_groups(groups: Sequence[Group], metrics: Sequence[str]) -> None:
     metric at once."""
     for metric in metrics:
         todo = [g for g in groups if ("describe", metric) not in g.memo]
+        fill_values(todo, metric)
         for g, out in zip(
             todo, describe_many([g.values(metric) for g in todo], metric), strict=True
         ):
