@@ -22,6 +22,7 @@ mean of that epoch's minibatch losses (a full-batch problem's epoch is one updat
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -127,7 +128,7 @@ def jsonable(value: np.ndarray) -> list[Any]:
 
 
 def _num(x: float) -> float | None:
-    return float(x) if np.isfinite(x) else None
+    return float(x) if math.isfinite(x) else None  # math's: a tenth of NumPy's cost on a scalar
 
 
 @dataclass
