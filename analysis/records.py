@@ -108,8 +108,14 @@ class SummaryError(ValueError):
     """Bad input to a statistic (an unknown metric or solver): a readable message for the user."""
 
 
+#: ``json.dumps(value, sort_keys=True, separators=(",", ":"))`` without building an encoder per
+#: call (a summary encodes tens of thousands of small values; the encoder keeps no state between
+#: calls).
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"))
+
+
 def canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    return _CANONICAL.encode(value)
 
 
 def digest(value: Any) -> str:

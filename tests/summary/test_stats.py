@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -319,3 +320,18 @@ def test_auc_many_on_engine_curves() -> None:
     ]
     runs = [(r["eval_steps"], r["losses"], r.get("f_star")) for r in run_batch(specs)]
     assert auc_many(runs) == [auc_log_subopt(*run) for run in runs]
+
+
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=5),
+    lambda inner: (
+        st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4)
+    ),
+    max_leaves=12,
+)
+
+
+@given(_json)
+def test_canonical_is_sorted_compact_json_dumps(value: object) -> None:
+    """The shared encoder gives what ``json.dumps`` with the same options gives, call by call."""
+    assert canonical(value) == json.dumps(value, sort_keys=True, separators=(",", ":"))
