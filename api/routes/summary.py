@@ -35,7 +35,7 @@ from api.db import Database
 from api.deps import DatabaseDep, json_response, matches
 from api.errors import ProblemError, json_body
 from api.routes.experiments import GUARDED, PROBLEM
-from api.services.summary import experiment_state, read_curves, read_records
+from api.services.summary import experiment_state, gc_paused, read_curves, read_records
 
 router = APIRouter(prefix="/v1/experiments", tags=["summary"])
 dashboard = APIRouter(include_in_schema=False)
@@ -211,30 +211,47 @@ def get_summary(
         return Response(status_code=304, headers={"ETag": etag})
     body = _cache.get(etag)
     if body is None:
-        version = _versions.get(db, experiment_id, state)
-        try:
-            data = summarize_groups(
-                version.groups,
-                metric=metric,
-                baseline=baseline,
-                max_points=max_points,
-                n_targets=targets,
-                contour=lambda groups: problem_contour(groups, max_points=2 * max_points),
-                curve_groups=curve_groups,
-                load_curves=lambda groups: _add_drawn_curves(db, version, groups),
+        with gc_paused():
+            body = _summary_body(
+                db, experiment_id, state, metric, baseline, max_points, targets, curve_groups
             )
-        except SummaryError as exc:
-            raise ProblemError(
-                422,
-                str(exc),
-                kind="invalid-request",
-                errors=[{"path": "query.baseline", "message": str(exc)}],
-            ) from None
-        data["experiment_id"] = experiment_id
-        data["status"] = state[0]
-        body = json_body(data)
         _cache.put(etag, body)
     return Response(body, 200, {"ETag": etag}, media_type="application/json")
+
+
+def _summary_body(
+    db: Database,
+    experiment_id: str,
+    state: tuple[str, int, int],
+    metric: str,
+    baseline: str | None,
+    max_points: int,
+    targets: int,
+    curve_groups: int,
+) -> bytes:
+    """The summary's JSON body, from the experiment version's grouped runs (read once)."""
+    version = _versions.get(db, experiment_id, state)
+    try:
+        data = summarize_groups(
+            version.groups,
+            metric=metric,
+            baseline=baseline,
+            max_points=max_points,
+            n_targets=targets,
+            contour=lambda groups: problem_contour(groups, max_points=2 * max_points),
+            curve_groups=curve_groups,
+            load_curves=lambda groups: _add_drawn_curves(db, version, groups),
+        )
+    except SummaryError as exc:
+        raise ProblemError(
+            422,
+            str(exc),
+            kind="invalid-request",
+            errors=[{"path": "query.baseline", "message": str(exc)}],
+        ) from None
+    data["experiment_id"] = experiment_id
+    data["status"] = state[0]
+    return json_body(data)
 
 
 @router.get(

@@ -6,8 +6,10 @@ place the summary and export routes read the database.
 
 from __future__ import annotations
 
+import gc
 import json
 from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 
 import numpy as np
@@ -44,6 +46,24 @@ def experiment_state(
             )
         ).one()
     return status, int(count), int(revisions)
+
+
+@contextmanager
+def gc_paused() -> Iterator[None]:
+    """Cyclic garbage collection held off while a summary is built.
+
+    A 10,000-run summary allocates some 10^5 records, arrays and dicts, none in a reference cycle;
+    each allocation burst triggers collections whose oldest generation walks every live object of
+    the process — a sixth of the summary's CPU time for nothing. Reference counting still frees
+    everything; collection resumes at the end if it was on at the start (a concurrent summary
+    that found it off leaves it to the one that turned it off)."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
 
 
 def read_records(

@@ -8,6 +8,7 @@ pure functions applied to the very same results.
 from __future__ import annotations
 
 import csv
+import gc
 import io
 import json
 import time
@@ -23,6 +24,7 @@ from api import store
 from api.db import Database
 from api.models import Run, utcnow
 from api.routes.summary import CURVE_GROUPS
+from api.services.summary import gc_paused
 from engine.runner import run_batch
 
 SPEC: dict[str, Any] = {
@@ -262,3 +264,22 @@ def test_a_batched_sweep_reports_amortised_per_run_times(client: TestClient, db:
     listed = client.get(f"/v1/experiments/{experiment_id}/runs.json").json()["runs"]
     assert sum(r["wall_time_s"] for r in listed) == pytest.approx(batch_time, rel=1e-12)
     assert {r["batch_size"] for r in listed} == {16}
+
+
+def test_gc_paused_restores_the_collector_state() -> None:
+    """Collection is off inside, back on after (also when the body raises), and left off when it
+    was off before (a concurrent summary or the caller turned it off)."""
+    assert gc.isenabled()
+    with gc_paused():
+        assert not gc.isenabled()
+    assert gc.isenabled()
+    with pytest.raises(RuntimeError), gc_paused():
+        raise RuntimeError
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        with gc_paused():
+            assert not gc.isenabled()
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
