@@ -197,6 +197,35 @@ def first_hits(steps: Curve, values: Curve, targets: np.ndarray) -> np.ndarray:
     return np.where(idx < y.size, x[np.minimum(idx, y.size - 1)], np.inf)
 
 
+#: Runs per block of :func:`hits_many` (bounds its runs × targets × points comparison).
+HIT_BLOCK = 512
+
+
+def hits_many(runs: Sequence[tuple[Curve, Curve]], targets: np.ndarray) -> list[np.ndarray]:
+    """:func:`first_hits` of each (steps, values) run, equal to it: runs with as many points are
+    stacked, and as a running minimum never increases, the first index at or below a (finite)
+    target is the count of points above it — what the 1-D search returns."""
+    out: list[np.ndarray] = [np.empty(0)] * len(runs)
+    by_size: dict[int, list[int]] = {}
+    for i, (x, y) in enumerate(runs):
+        if len(y) and len(x) == len(y):
+            by_size.setdefault(len(y), []).append(i)
+        else:
+            out[i] = first_hits(x, y, targets)
+    for n, rows in by_size.items():
+        for start in range(0, len(rows), HIT_BLOCK):
+            block = rows[start : start + HIT_BLOCK]
+            y = np.stack([floats(runs[i][1]) for i in block])
+            x = np.stack([np.asarray(runs[i][0], dtype=np.float64) for i in block])
+            running = np.fmin.accumulate(np.where(np.isfinite(y), y, np.inf), axis=1)
+            idx = (running[:, None, :] > targets[None, :, None]).sum(axis=2)
+            at = np.take_along_axis(x, np.minimum(idx, n - 1), axis=1)
+            found = np.where(idx < n, at, np.inf)
+            for j, i in enumerate(block):
+                out[i] = found[j]
+    return out
+
+
 @lru_cache(maxsize=1024)
 def initial_loss(problem_json: str) -> float | None:
     """The problem's noise-free loss at the start point of its seed-0 instance (the engine's own
@@ -285,10 +314,9 @@ def ecdfs(
             g.solver_id: ([], len(g.records) * targets.size) for g in pgroups
         }
         last = 0.0
+        key = ("hits", n_targets, f_star)
+        _fill_hits(pgroups, targets, f_star, key)
         for g in pgroups:
-            key = ("hits", n_targets, f_star)
-            if key not in g.memo:
-                g.memo[key] = _group_hits(g, targets, f_star)
             hits[g.solver_id][0].extend(g.memo[key][0])
             last = max(last, g.memo[key][1])
         every = [
@@ -330,20 +358,31 @@ def ecdfs(
     return {"n_targets": n_targets, "per_problem": per_problem, "overall": overall}
 
 
-def _group_hits(
-    group: Group, targets: np.ndarray, f_star: float | None
-) -> tuple[list[np.ndarray], float]:
-    """:func:`first_hits` of each of the group's runs that has a loss curve, and the last step
-    any of them reached (a run read in buckets: each bucket's lowest loss at its last step)."""
-    hits, last = [], 0.0
-    for rec in group.records:
-        if curve_of(rec, "eval_steps") is None:
-            continue
-        lows = rec.get("losses_lo", rec["losses"])
-        y = floats(lows) - (f_star or 0.0)  # type: ignore[arg-type]
-        hits.append(first_hits(rec["eval_steps"], y, targets))
-        last = max(last, float(rec["eval_steps"][-1]))
-    return hits, last
+def _fill_hits(
+    groups: Sequence[Group], targets: np.ndarray, f_star: float | None, key: tuple[Any, ...]
+) -> None:
+    """Memoise under ``key`` for each group: :func:`first_hits` of each of its runs that has a
+    loss curve (all groups' runs in one :func:`hits_many`), and the last step any of them reached
+    (a run read in buckets: each bucket's lowest loss at its last step)."""
+    todo = [g for g in groups if key not in g.memo]
+    runs = [(rec, g) for g in todo for rec in g.records if curve_of(rec, "eval_steps") is not None]
+    found = hits_many(
+        [
+            (
+                rec["eval_steps"],
+                floats(rec.get("losses_lo", rec["losses"])) - (f_star or 0.0),  # type: ignore[arg-type]
+            )
+            for rec, _ in runs
+        ],
+        targets,
+    )
+    per_group: dict[str, tuple[list[np.ndarray], float]] = {g.id: ([], 0.0) for g in todo}
+    for (rec, g), hits in zip(runs, found, strict=True):
+        done, last = per_group[g.id]
+        done.append(hits)
+        per_group[g.id] = (done, max(last, float(rec["eval_steps"][-1])))
+    for g in todo:
+        g.memo[key] = per_group[g.id]
 
 
 def _ecdf_y(hits: tuple[np.ndarray, int], xs: np.ndarray) -> np.ndarray:

@@ -13,7 +13,7 @@ from scipy import stats
 
 from analysis.compare import average_ranks, holm, paired_test, rank_biserial
 from analysis.curves import band
-from analysis.rankings import coco_targets, first_hits, initial_loss, performance_profile
+from analysis.rankings import coco_targets, first_hits, hits_many, initial_loss, performance_profile
 from analysis.records import auc_log_subopt, auc_many, canonical, flatten, unflatten
 from analysis.stats import describe, describe_many
 from engine.problems import build_problem
@@ -335,3 +335,31 @@ _json = st.recursive(
 def test_canonical_is_sorted_compact_json_dumps(value: object) -> None:
     """The shared encoder gives what ``json.dumps`` with the same options gives, call by call."""
     assert canonical(value) == json.dumps(value, sort_keys=True, separators=(",", ":"))
+
+
+@st.composite
+def _hit_run(draw: st.DrawFn) -> tuple[np.ndarray, list[float | None] | np.ndarray]:
+    n = draw(st.integers(min_value=0, max_value=6))
+    gaps = draw(st.lists(st.integers(min_value=1, max_value=9), min_size=n, max_size=n))
+    values = draw(st.lists(st.one_of(st.none(), _loss), min_size=n, max_size=n))
+    curve = draw(st.sampled_from(["list", "array"]))
+    return np.cumsum(gaps).astype(np.int64), values if curve == "list" else np.array(
+        values, dtype=float
+    )
+
+
+@given(
+    st.lists(_hit_run(), max_size=12),
+    st.lists(st.floats(min_value=-1e3, max_value=1e6), min_size=1, max_size=5),
+)
+def test_hits_many_equals_first_hits_one_by_one(
+    runs: list[tuple[np.ndarray, list[float | None] | np.ndarray]], targets: list[float]
+) -> None:
+    """Batched runtimes equal the 1-D search, bit for bit: mixed lengths, non-finite and
+    missing values, empty curves, repeated targets."""
+    t = np.array(targets)
+    got = hits_many(runs, t)
+    want = [first_hits(x, y, t) for x, y in runs]
+    assert len(got) == len(want)
+    for a, b in zip(got, want, strict=True):
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
