@@ -267,6 +267,37 @@ def is_deterministic(group: Group) -> bool:
     return bool(group.memo["deterministic"])
 
 
+def fill_deterministic(groups: Sequence[Group]) -> None:
+    """:func:`is_deterministic` of every group at once, equal to it group by group: the loss
+    curves of the groups' candidate runs (at least two finished, none failed) are stacked per
+    length and each compared with its group's first (NaN equal to NaN) in one NumPy pass; a group
+    whose curves are missing or differ in length is decided one by one."""
+    todo = [g for g in groups if "deterministic" not in g.memo]
+    by_size: dict[int, list[tuple[Group, list[np.ndarray]]]] = {}
+    for g in todo:
+        done = [r for r in g.records if run_state(r) != "pending"]
+        if len(done) < 2 or any(run_state(r) == "failed" for r in done):
+            g.memo["deterministic"] = False
+            continue
+        curves = [curve_of(r, "losses") for r in done]
+        if any(c is None for c in curves) or len({len(c) for c in curves}) > 1:
+            g.memo["deterministic"] = _is_deterministic(g)
+            continue
+        by_size.setdefault(len(curves[0]), []).append((g, [floats(c) for c in curves]))
+    for entries in by_size.values():
+        y = np.stack([c for _, curves in entries for c in curves])
+        first = np.repeat(
+            [sum(len(c) for _, c in entries[:k]) for k in range(len(entries))],
+            [len(c) for _, c in entries],
+        )
+        ref = y[first]
+        same = ((y == ref) | (np.isnan(y) & np.isnan(ref))).all(axis=1)
+        start = 0
+        for g, curves in entries:
+            g.memo["deterministic"] = bool(same[start : start + len(curves)].all())
+            start += len(curves)
+
+
 def _is_deterministic(group: Group) -> bool:
     done = [r for r in group.records if run_state(r) != "pending"]
     if len(done) < 2 or any(run_state(r) == "failed" for r in done):

@@ -13,6 +13,7 @@ from analysis.records import GROUP_METRICS, check_metric, metric_value, succeede
 from analysis.stats import (
     DETERMINISTIC_NOTE,
     describe_groups,
+    fill_deterministic,
     group_describe,
     group_rates,
     is_deterministic,
@@ -141,6 +142,7 @@ def summarize_groups(
     ]
     metrics = list(dict.fromkeys([metric, *present]))
     describe_groups(groups, metrics)
+    fill_deterministic(groups)
     reached = any(succeeded(r) for g in groups for r in g.records)
     profile_metric = "steps_to_target" if reached else "final_loss"
     if baseline:

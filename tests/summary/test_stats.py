@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import numpy as np
 import pytest
@@ -13,9 +14,10 @@ from scipy import stats
 
 from analysis.compare import average_ranks, holm, paired_test, rank_biserial
 from analysis.curves import band
+from analysis.groups import Group
 from analysis.rankings import coco_targets, first_hits, hits_many, initial_loss, performance_profile
 from analysis.records import auc_log_subopt, auc_many, canonical, flatten, unflatten
-from analysis.stats import describe, describe_many
+from analysis.stats import _is_deterministic, describe, describe_many, fill_deterministic
 from engine.problems import build_problem
 from engine.runner import run_batch
 from engine.spec import RunSpec
@@ -363,3 +365,38 @@ def test_hits_many_equals_first_hits_one_by_one(
     assert len(got) == len(want)
     for a, b in zip(got, want, strict=True):
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes()
+
+
+@st.composite
+def _det_group(draw: st.DrawFn) -> Group:
+    """A group whose seeds repeat, perturb or drop a base curve (some pending or failed)."""
+    n = draw(st.integers(min_value=1, max_value=4))
+    base = draw(st.lists(st.one_of(_loss, st.just(math.nan)), min_size=n, max_size=n))
+    records = []
+    for seed in range(draw(st.integers(min_value=1, max_value=4))):
+        kind = draw(
+            st.sampled_from(["same", "same", "other", "short", "none", "pending", "failed"])
+        )
+        curve: list[float] | None = list(base)
+        if kind == "other":
+            curve = draw(st.lists(st.one_of(_loss, st.just(math.nan)), min_size=n, max_size=n))
+        elif kind == "short":
+            curve = base[:-1]
+        elif kind == "none":
+            curve = None
+        record: dict[str, Any] = {
+            "spec": {"seed": seed},
+            "status": {"pending": "queued", "failed": "failed"}.get(kind, "succeeded"),
+            "final_loss": 1.0,
+            "best_loss": 1.0,
+        }
+        if curve is not None:
+            record["losses"] = np.array(curve) if draw(st.booleans()) else curve
+        records.append(record)
+    return Group("g", "p", "s", {}, {}, {}, records=records)  # type: ignore[arg-type]
+
+
+@given(st.lists(_det_group(), max_size=8))
+def test_fill_deterministic_equals_one_by_one(groups: list[Group]) -> None:
+    fill_deterministic(groups)
+    assert [g.memo["deterministic"] for g in groups] == [_is_deterministic(g) for g in groups]
