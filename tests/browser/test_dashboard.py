@@ -450,7 +450,11 @@ def test_the_form_builds_a_chain_from_the_catalogs_transforms(
     assert [t["name"] for t in chain["transforms"]] == ["scale_by_adam", "scale_by_learning_rate"]
     assert chain["transforms"][0]["betas"] == [0.9, 0.999]  # added with its defaults
     page.click("#dry-run")
-    page.wait_for_selector("#form-msg.ok")
+    # The "Added … to the chain" message is already `.ok`: wait for the dry run's own answer.
+    page.wait_for_function(
+        "(m => m.textContent.startsWith('Valid: ') || m.classList.contains('error'))"
+        "(document.querySelector('#form-msg'))"
+    )
     assert page.inner_text("#form-msg").startswith("Valid: ")
     assert page.errors == []
 
