@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import Any
@@ -134,18 +134,30 @@ def solver_key(spec: Mapping[str, Any]) -> dict[str, Any]:
     return {k: v for k, v in spec.items() if k not in ("problem", "seed", *BUDGET_FIELDS)}
 
 
-def group_runs(records: Iterable[Mapping[str, Any]]) -> list[Group]:
+def group_runs(
+    records: Iterable[Mapping[str, Any]], keys: Iterable[Hashable] | None = None
+) -> list[Group]:
     """Records grouped by (problem, solver), groups in first-seen order, runs sorted by seed.
 
     Labels name each spec by its registry name plus only the fields that vary among the specs of
     that name in this set of runs (``adam(lr=0.01)`` when Adam was swept over ``lr``), so they
     are short, unique and stable for a given experiment. Linear in the number of runs.
+
+    Each distinct spec is resolved once, found by its key: ``keys`` (one per record, equal for
+    two records only if their specs agree but for the seed — a stored spec's text without its
+    seed, say) spare encoding every spec; by default the spec's canonical JSON without the seed.
+    Keys only avoid work: specs written differently that resolve alike share a group either way.
     """
     groups: dict[str, Group] = {}
-    by_spec: dict[str, Group] = {}
-    for raw in records:
+    by_spec: dict[Hashable, Group] = {}
+    keyed = zip(records, keys, strict=True) if keys is not None else ((r, None) for r in records)
+    for raw, given in keyed:
         record = normalize(raw)
-        key = canonical({k: v for k, v in record["spec"].items() if k != "seed"})
+        key = (
+            given
+            if given is not None
+            else canonical({k: v for k, v in record["spec"].items() if k != "seed"})
+        )
         group = by_spec.get(key)
         if group is None:
             spec = resolved_spec(record["spec"])
@@ -166,11 +178,11 @@ def group_runs(records: Iterable[Mapping[str, Any]]) -> list[Group]:
     problems = _labels(
         {g.problem_id: {**g.problem, **{k: g.budget.get(k) for k in varying_budget}} for g in out}
     )
-    keys = [(digest(g.solver["optimizer"]), digest(g.solver["schedule"])) for g in out]
-    optimizers = _labels({o: g.solver["optimizer"] for g, (o, _) in zip(out, keys, strict=True)})
-    schedules = _labels({d: g.solver["schedule"] for g, (_, d) in zip(out, keys, strict=True)})
+    names = [(digest(g.solver["optimizer"]), digest(g.solver["schedule"])) for g in out]
+    optimizers = _labels({o: g.solver["optimizer"] for g, (o, _) in zip(out, names, strict=True)})
+    schedules = _labels({d: g.solver["schedule"] for g, (_, d) in zip(out, names, strict=True)})
     others = _varying({k: v for k, v in g.solver.items() if k not in NESTED} for g in out)
-    for group, (o, d) in zip(out, keys, strict=True):
+    for group, (o, d) in zip(out, names, strict=True):
         group.problem_label = problems[group.problem_id]
         extra = "".join(f", {k}={fmt_value(group.solver.get(k))}" for k in others)
         group.solver_label = f"{optimizers[o]} / {schedules[d]}{extra}"

@@ -158,9 +158,10 @@ def normalize(item: Mapping[str, Any]) -> RunRecord:
     * export row (``"optimizer.name"`` …): the spec rebuilt from its dotted columns.
     """
     if "spec" in item and isinstance(item["spec"], Mapping):
-        record = {k: v for k, v in item.items() if k not in ("metrics", "curves")}
-        record.update(item.get("metrics") or {})
-        record.update(item.get("curves") or {})
+        record = dict(item)
+        metrics, curves = record.pop("metrics", None), record.pop("curves", None)
+        record.update(metrics or {})
+        record.update(curves or {})
         if "id" in item and "spec_hash" in item:
             record["run_id"] = item["id"]
         return cast(RunRecord, record)

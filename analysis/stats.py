@@ -286,10 +286,8 @@ def fill_deterministic(groups: Sequence[Group]) -> None:
         by_size.setdefault(len(curves[0]), []).append((g, [floats(c) for c in curves]))
     for entries in by_size.values():
         y = np.stack([c for _, curves in entries for c in curves])
-        first = np.repeat(
-            [sum(len(c) for _, c in entries[:k]) for k in range(len(entries))],
-            [len(c) for _, c in entries],
-        )
+        sizes = np.array([len(c) for _, c in entries])
+        first = np.repeat(np.cumsum(sizes) - sizes, sizes)  # each row's group's first row
         ref = y[first]
         same = ((y == ref) | (np.isnan(y) & np.isnan(ref))).all(axis=1)
         start = 0

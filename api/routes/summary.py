@@ -112,7 +112,7 @@ class _Versions:
                 self.items.move_to_end(key)
                 return version
         with db.snapshot() as session:
-            version = _Version(group_runs(read_records(session, experiment_id, RUN_CURVES)))
+            version = _Version(group_runs(*read_records(session, experiment_id, RUN_CURVES)))
         with self.lock:
             self.items[key] = version
             while len(self.items) > self.size:

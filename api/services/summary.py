@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import gc
 import json
-from collections.abc import Iterator, Mapping
+import re
+from collections.abc import Hashable, Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -68,9 +69,10 @@ def gc_paused() -> Iterator[None]:
 
 def read_records(
     session: Session, experiment_id: str, curves: tuple[str, ...] = ()
-) -> list[dict[str, Any]]:
+) -> tuple[list[dict[str, Any]], list[Hashable]]:
     """The experiment's runs as engine-shaped records, in submission order: ``run_id`` is the
-    API's run id (what ``/v1/runs/{id}`` accepts), ``spec_hash`` the engine's, ``status`` added.
+    API's run id (what ``/v1/runs/{id}`` accepts), ``spec_hash`` the engine's, ``status`` added;
+    with each run's spec key (see :class:`SpecReader`) for :func:`~analysis.groups.group_runs`.
 
     ``curves`` are streamed run by run from one query, decoded into arrays (NaN where a value was
     not finite) and cut to at most about :data:`~analysis.curves.READ_POINTS` points each by
@@ -83,12 +85,15 @@ def read_records(
         select(*columns).where(Run.experiment_id == experiment_id).order_by(Run.position)
     ).all()
     records = []
+    keys = []
     by_id: dict[str, dict[str, Any]] = {}
+    specs = SpecReader()
     for *metrics, run_id, spec_hash, status, spec in runs:
         record: dict[str, Any] = dict(zip(METRIC_KEYS, metrics, strict=True))
         record.update(run_id=run_id, spec_hash=spec_hash, status=status)
-        record["spec"] = json.loads(spec)
+        record["spec"], key = specs.read(spec)
         records.append(record)
+        keys.append(key)
         by_id[run_id] = record
     if curves:
         query = (
@@ -100,7 +105,55 @@ def read_records(
         for run_id, found in _stream(session, query):
             record = by_id[run_id]
             record.update(reduce_run(found, int(record["spec"]["steps"]), record.get("f_star")))
-    return records
+    return records, keys
+
+
+#: A top-level seed as the engine's canonical JSON writes it: an integer literal ending the field.
+_SEED = re.compile(r'"seed":(-?(?:0|[1-9][0-9]*))(?=[,}])')
+
+
+class SpecReader:
+    """Stored run specs as dicts, each text without its seed parsed once.
+
+    The runs of a group are stored as one text but for the digits of the seed, so each text is
+    split around its last ``"seed":<int>`` into a (head, tail) template. The first text of a
+    template is parsed whole, and parsed again with other digits: the template is used only if
+    that changed the top-level ``seed`` by as much and nothing else, which proves those digits
+    are the seed's value in every text of the template (a JSON text is parsed left to right, the
+    head fixes where the digits stand). The next texts of the template are a copy of its dict
+    with their seed (nested specs shared, read-only); any other text is parsed as it is.
+    """
+
+    def __init__(self) -> None:
+        self.templates: dict[tuple[str, str], dict[str, Any] | None] = {}
+
+    def read(self, text: str) -> tuple[dict[str, Any], Hashable]:
+        """The spec and a key that is equal for two texts only if their specs agree but for the
+        seed (:func:`~analysis.groups.group_runs`'s ``keys``)."""
+        found = _SEED.match(text, max(text.rfind('"seed":'), 0))
+        if found is None:
+            return json.loads(text), text
+        key = (text[: found.start(1)], text[found.end(1) :])
+        if key not in self.templates:
+            self.templates[key] = _template(text, *key, int(found.group(1)))
+        template = self.templates[key]
+        if template is None:
+            return json.loads(text), text
+        spec = dict(template)
+        spec["seed"] = int(found.group(1))
+        return spec, key
+
+
+def _template(text: str, head: str, tail: str, seed: int) -> dict[str, Any] | None:
+    """``text`` parsed, if ``head + <another seed> + tail`` parses to it with only its top-level
+    seed changed (else ``None``)."""
+    spec = json.loads(text)
+    other = json.loads(f"{head}{seed + 1}{tail}")
+    if not isinstance(spec, dict) or not isinstance(other, dict):
+        return None
+    if spec.get("seed") != seed or other.pop("seed", None) != seed + 1:
+        return None
+    return spec if other == {k: v for k, v in spec.items() if k != "seed"} else None
 
 
 #: Run ids per ``IN (…)`` list: far below every backend's limit on bound parameters.
