@@ -15,7 +15,7 @@ torch thread throughout; every figure is the best of several repeats. Prints:
    the default ``eval_every`` with the share of its time spent evaluating. Targets: ≥ 4× faster
    than vmap; default cadence ≤ 25 % of the time in evaluation. The three take turns each repeat
    and are timed in wall and in CPU time (the work itself: steadier on a shared machine); the
-   numbers of evaluations are those the results list.
+   numbers of evaluations are those the results list (``--mlp``: this sweep alone).
 3. ``python -m engine run`` on the README example (examples/adam-vs-momentum.json) with an empty
    numba cache (cold: every kernel it uses is compiled) and again with the cache it left (warm).
 """
@@ -232,17 +232,20 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="fewer repeats (noisier)")
     parser.add_argument("--rosenbrock", action="store_true", help="only sweep 1")
+    parser.add_argument("--mlp", action="store_true", help="only sweep 2")
     args = parser.parse_args()
     repeats = 2 if args.quick else 3
     if torch is not None:
         torch.set_num_threads(1)
     print(f"one BLAS thread, one torch thread; best of {ROSENBROCK_REPEATS} (sweep 1), {repeats}\n")
     with limit_blas_threads():
-        rosenbrock_sweep(ROSENBROCK_REPEATS)
+        if not args.mlp:
+            rosenbrock_sweep(ROSENBROCK_REPEATS)
         if args.rosenbrock:
             return
         mlp_sweep(repeats)
-    cold_warm()
+    if not args.mlp:
+        cold_warm()
 
 
 if __name__ == "__main__":

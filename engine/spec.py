@@ -53,6 +53,24 @@ GradEvals = Annotated[
 MAX_DEFAULT_EVALS = 50
 
 
+def default_eval_every(steps: int, epoch: int) -> int:
+    """The default cadence of a minibatch run: the smallest ``e ≥ max(epoch, ⌈steps / 50⌉)``
+    whose last scheduled evaluation before the end, ``q e`` with ``q = ⌊steps / e⌋``, is the final
+    update itself or at least ``e / 2`` before it (``steps mod e = 0`` or ``≥ e / 2``).
+
+    The final update is always evaluated; a scheduled evaluation a few updates before it (198 and
+    then 200 for 22-update epochs and 200 steps) costs a whole pass over the training set (about
+    half an epoch of updates' arithmetic) for a nearly repeated point. Within the band of ``e``
+    sharing ``q``, ``steps mod e = steps − q e`` falls as ``e`` grows, so the valid values of a
+    band are its low end (``e ≤ steps / (q + ½)``) and ``steps / q`` when whole: the search jumps to
+    the latter or to the next band's first value, at most ``q ≤ 50`` times."""
+    every = max(epoch, -(-steps // MAX_DEFAULT_EVALS))
+    while every < steps and 0 < 2 * (steps % every) < every:
+        q = steps // every
+        every = steps // q + (steps % q != 0)
+    return every
+
+
 def _constant_schedule() -> list[Any]:
     return [TypeAdapter(ScheduleSpec).validate_python({"name": "constant"})]
 
@@ -119,9 +137,10 @@ class ExperimentSpec(SpecModel):
     target_loss: Annotated[float, Field(allow_inf_nan=False)] | None = None
     eval_every: Annotated[int, Field(ge=1)] | None = Field(
         default=None,
-        description="Steps between full-training-set loss evaluations of minibatch problems "
-        "(default: once per epoch, at most 50 evaluations). Full-batch problems record every "
-        "step.",
+        description="Steps between full-training-set loss evaluations of minibatch problems, "
+        "which also evaluate after the last step (default: about once per epoch, at most 50 "
+        "evaluations, none less than half an interval before the last step). Full-batch "
+        "problems record every step.",
     )
     dtype: Dtype = "float64"
     schedule_unit: ScheduleUnit = Field(default="step", description=_UNIT)
@@ -138,16 +157,17 @@ class ExperimentSpec(SpecModel):
 
     def resolved_eval_every(self, problem: BaseModel) -> int:
         """Full-batch problems record every step. A minibatch problem evaluates the full
-        training loss every ``eval_every`` updates; by default once per epoch (per update when
-        the problem has no data set) but at most :data:`MAX_DEFAULT_EVALS` times: an evaluation
-        passes over the whole training set, as a whole epoch of updates does, so evaluating more
-        often than per epoch would cost more than the training it reports on."""
+        training loss every ``eval_every`` updates and after the last; by default about once per
+        epoch (per update when the problem has no data set), at most :data:`MAX_DEFAULT_EVALS`
+        times, and never just before the final evaluation (:func:`default_eval_every`): an
+        evaluation passes over the whole training set, as a whole epoch of updates does, so
+        evaluating more often than per epoch would cost more than the training it reports on."""
         if not is_minibatch(problem):
             return 1
         if self.eval_every is not None:
             return self.eval_every
         epoch = problem.steps_per_epoch() if hasattr(problem, "steps_per_epoch") else None
-        return max(epoch or 1, -(-self.steps // MAX_DEFAULT_EVALS))
+        return default_eval_every(self.steps, epoch or 1)
 
 
 def _nested(value: Any) -> list[BaseModel] | None:

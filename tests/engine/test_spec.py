@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import itertools
+import math
+
 import pytest
 from pydantic import ValidationError
 
@@ -10,6 +13,7 @@ from engine.problems import PROBLEMS
 from engine.schedules import SCHEDULES
 from engine.spec import (
     RunSpec,
+    default_eval_every,
     describe_errors,
     expand,
     format_errors,
@@ -56,8 +60,9 @@ def test_issue_example_expands_to_the_full_product() -> None:
 def test_eval_every_resolves_per_problem() -> None:
     runs = expand(parse_experiment(ISSUE_EXAMPLE))
     by_problem = {r.problem.name: r.eval_every for r in runs}
-    # digits: 1,437 training examples in batches of 64 make a 22-update epoch
-    assert by_problem == {"rosenbrock": 1, "mlp": 22}
+    # digits: 1,438 training examples in batches of 64 make a 22-update epoch; 1,000 updates at
+    # 22 would evaluate at 990 and 1,000, at 23 at 989 and 1,000: 24 ends at 984 and 1,000
+    assert by_problem == {"rosenbrock": 1, "mlp": 24}
     doc = dict(ISSUE_EXAMPLE, eval_every=25)
     assert {r.problem.name: r.eval_every for r in expand(parse_experiment(doc))} == {
         "rosenbrock": 1,
@@ -66,6 +71,35 @@ def test_eval_every_resolves_per_problem() -> None:
     # a long budget is evaluated at most 50 times, beyond one epoch
     doc = dict(ISSUE_EXAMPLE, steps=10_000)
     assert {r.problem.name: r.eval_every for r in expand(parse_experiment(doc))}["mlp"] == 200
+
+
+def test_default_eval_every_is_the_first_cadence_that_ends_cleanly() -> None:
+    """Against the rule read literally: the smallest interval of at least an epoch (and of at
+    least a fiftieth of the budget) after whose last multiple below the budget the final update
+    is at least half an interval away, or which divides the budget."""
+
+    def clean(steps: int, every: int) -> bool:
+        last = max((k * every for k in range(1, steps + 1) if k * every < steps), default=0)
+        return last == 0 or steps % every == 0 or 2 * (steps - last) >= every
+
+    for steps in range(1, 400):
+        for epoch in (1, 2, 3, 7, 22, 45, 150, 500):
+            every = default_eval_every(steps, epoch)
+            smallest = max(epoch, math.ceil(steps / 50))
+            assert every == next(e for e in itertools.count(smallest) if clean(steps, e))
+    assert default_eval_every(10_000, 22) == 200  # fifty evaluations, beyond one epoch
+
+
+def test_the_default_cadence_has_no_evaluation_just_before_the_final_one() -> None:
+    """200 updates of 22-update epochs: 22 would evaluate at 198 and again at 200."""
+    doc = {
+        "name": "mlp-digits",
+        "problems": [{"name": "mlp", "dataset": "digits", "hidden": [64], "batch_size": 64}],
+        "optimizers": [{"name": "sgd", "lr": 0.1, "momentum": 0.9}],
+        "steps": 200,
+    }
+    (run,) = expand(parse_experiment(doc))
+    assert run.eval_every == 23  # evaluations at 0, 23, …, 184 and 200: ten, 16 updates apart last
 
 
 def test_grids_multiply_and_tuples_are_values() -> None:
