@@ -16,6 +16,7 @@ import os
 for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
+import argparse  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -95,6 +96,16 @@ def timed(client: TestClient, url: str, **kw: object) -> tuple[float, float, int
 
 
 def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--groups",
+        type=int,
+        nargs="+",
+        choices=(1000, 2000),
+        default=[1000, 2000],
+        help="experiment sizes to build and time (2000: the 10,000-run target)",
+    )
+    sizes = parser.parse_args().groups
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         command.upgrade(alembic_config(url), "head")
@@ -107,9 +118,11 @@ def main() -> None:
             f"{'curves page':>11} {'runs.csv':>11} {'runs.json':>11} {'csv, cold':>11}  "
             "summary size"
         )
-        worst = (0.0, 0.0)
+        largest: tuple[float, float] | None = None
         with TestClient(app) as client:
-            for groups in (1000, 2000):
+            if sizes[0] != 1000:  # what the 1,000-group run warms: imports, caches of the app
+                client.get(f"/v1/experiments/{build(db, 10)}/summary")
+            for groups in sizes:
                 experiment_id = build(db, groups)
                 base = f"/v1/experiments/{experiment_id}"
                 cold, cold_cpu, size, etag = timed(client, f"{base}/summary")
@@ -128,13 +141,15 @@ def main() -> None:
                     )
                 )
                 print(f"{groups:>6} {groups * SEEDS:>6}  {cells}  {size / 1e6:.1f} MB")
-                worst = (cold, cold_cpu)
+                if groups == 2000:
+                    largest = (cold, cold_cpu)
         db.dispose()
-    verdict = "ok" if worst[0] <= TARGET_S else "OVER TARGET"
-    print(
-        f"10,000-run summary: {worst[0]:.2f} s wall, {worst[1]:.2f} s CPU "
-        f"(target ≤ {TARGET_S:g} s): {verdict}"
-    )
+    if largest is not None:
+        verdict = "ok" if largest[0] <= TARGET_S else "OVER TARGET"
+        print(
+            f"10,000-run summary: {largest[0]:.2f} s wall, {largest[1]:.2f} s CPU "
+            f"(target ≤ {TARGET_S:g} s): {verdict}"
+        )
 
 
 if __name__ == "__main__":
