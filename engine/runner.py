@@ -31,7 +31,7 @@ from typing import Any
 import numpy as np
 from pydantic import TypeAdapter
 
-from engine import compiled
+from engine import compiled, recording
 from engine.optimizers import batch_key as optimizer_batch_key
 from engine.optimizers import build_optimizer_batch, steps_alone
 from engine.problems import build_problem
@@ -312,7 +312,6 @@ def _run_group(
     params = problem.init_params()
     state = optimizer.init(params)
     prev = np.empty_like(params)
-    diff = np.empty_like(params)
     alive = np.ones(len(runs), dtype=bool)
     f_star = problem.f_star
     # The model as evaluated: params itself, or the optimizer's evaluation point (schedule-free x).
@@ -362,7 +361,6 @@ def _run_group(
                 if optimizer.step_ is None:
                     loss, grad = problem.loss_and_grad(params, t)
                     calls = 1
-                    rec.gnorm[:, t] = np.sqrt(np.einsum("ij,ij->i", grad, grad))
                 else:
                     # torch's step(closure): the first evaluation at params is the one recorded
                     loss = problem.loss_and_grad(params, t)[0].copy() if not minibatch else None
@@ -375,24 +373,31 @@ def _run_group(
                         lr_table[i, t] = schedules[i].lr_at(t // period[i])
                 lr_col[:, 0] = lr_table[:, t]
                 rec.lrs[:, t] = lr_table[:, t]
-                np.copyto(prev, params)
+                gnorm, unorm = rec.gnorm[:, t], rec.unorm[:, t]
                 if optimizer.step_ is None:
-                    optimizer.fast_update_(grad, state, params, lr_col)
+                    if optimizer.recorded_ is not None:
+                        optimizer.recorded_(grad, state, params, lr_col, gnorm, unorm)
+                    else:
+                        recording.before_update(grad, params, prev, gnorm)
+                        optimizer.fast_update_(grad, state, params, lr_col)
+                        recording.after_update(params, prev, unorm)
                 else:
+                    np.copyto(prev, params)
 
-                    def closure(point: np.ndarray, t: int = t) -> tuple[np.ndarray, np.ndarray]:
+                    def closure(
+                        point: np.ndarray, t: int = t, gnorm: np.ndarray = gnorm
+                    ) -> tuple[np.ndarray, np.ndarray]:
                         nonlocal calls, loss
                         value, g = problem.loss_and_grad(point, t)
                         if calls == 0:
-                            rec.gnorm[:, t] = np.sqrt(np.einsum("ij,ij->i", g, g))
+                            recording.row_norms(g, gnorm)
                             loss = value.copy()
                         calls += 1
                         return value, g
 
                     optimizer.step_(closure, state, params, lr_col)
+                    recording.after_update(params, prev, unorm)
                 rec.evals[t + 1] = rec.evals[t] + calls
-                np.subtract(params, prev, out=diff)
-                rec.unorm[:, t] = np.sqrt(np.einsum("ij,ij->i", diff, diff))
                 updates = t + 1
                 if loss is not None:
                     for i in loss_driven:
@@ -402,7 +407,10 @@ def _run_group(
                             period_loss[i] = 0.0
                 if updates == steps or (minibatch and updates % every == 0):
                     rec.eval_point(updates, eval_loss(updates), model, t0)
-                newly = _check_divergence(rec, alive, judged(), updates)
+                # a finite update norm means finite parameters (inf or NaN on either side of the
+                # difference gives one too), so the check need not sum them
+                stepped_finite = optimizer.eval_params is None and np.isfinite(unorm).all()
+                newly = _check_divergence(rec, alive, judged(), updates, bool(stepped_finite))
                 if newly.size:
                     rec.keep_test(problem.test_metrics(model), newly)
                 if not alive.any():
@@ -514,12 +522,13 @@ def _lrs(schedule: Schedule, steps: int, period: int) -> np.ndarray:
 
 
 def _check_divergence(
-    rec: _Recorder, alive: np.ndarray, params: np.ndarray, updates: int
+    rec: _Recorder, alive: np.ndarray, params: np.ndarray, updates: int, finite: bool = False
 ) -> np.ndarray:
     """Mark runs whose latest loss or parameters went bad; returns their row indices.
 
     A bad loss stops the run at the eval step that recorded it; non-finite parameters (seen before
-    their loss is evaluated) stop it at ``updates``.
+    their loss is evaluated) stop it at ``updates``. ``finite``: the caller knows every parameter
+    is finite.
     """
     k = rec.n_eval - 1
     last = rec.losses[:, k]
@@ -530,7 +539,7 @@ def _check_divergence(
     # finite sum of the parameters (so every parameter finite; an overflowing sum of finite
     # values merely takes the full check below).
     within = (np.abs(last) <= limit).all() and np.isfinite(limit).all()
-    if within and np.isfinite(params.sum()):
+    if within and (finite or np.isfinite(params.sum())):
         return np.empty(0, dtype=np.intp)
     bad_loss = ~np.isfinite(last)
     blowup = np.abs(last) > limit

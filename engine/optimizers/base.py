@@ -19,6 +19,10 @@ iterations or a line search) also carry ``step_(closure, state, params, lr)``, t
 ``(R, N)`` point (buffers the next call may overwrite); the run loop calls ``step_`` instead of
 ``update_`` and counts every call of the closure as one gradient evaluation.
 
+A family may also carry ``recorded_(grads, state, params, lr, gnorm, unorm)``: its fused update
+that also writes each run's ``‖grads[r]‖`` into ``gnorm[r]`` and ``‖Δparams[r]‖`` into
+``unorm[r]`` as the run loop records them (:mod:`engine.recording`), in the same pass.
+
 Optimizers whose gradient point is not the point they are judged at (the schedule-free methods:
 gradients at ``y``, the model is ``x``) carry ``eval_params(state, params, out)``: it writes the
 evaluation point into ``out`` (schedulefree's ``optimizer.eval()``); the run loop records losses,
@@ -47,6 +51,7 @@ UpdateFn = Callable[[np.ndarray, State, np.ndarray, HParam], None]
 Closure = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 StepFn = Callable[[Closure, State, np.ndarray, HParam], None]
 EvalParamsFn = Callable[[State, np.ndarray, np.ndarray], None]
+RecordedFn = Callable[[np.ndarray, State, np.ndarray, HParam, np.ndarray, np.ndarray], None]
 
 
 def copy_state(state: State) -> State:
@@ -72,6 +77,8 @@ class Optimizer(NamedTuple):
     step_: StepFn | None = None
     #: Where the model is evaluated, when that is not ``params`` (schedule-free's ``x``).
     eval_params: EvalParamsFn | None = None
+    #: ``fused_`` that also records the gradient and update norms (see the module docstring).
+    recorded_: RecordedFn | None = None
 
     @property
     def fast_update_(self) -> UpdateFn:

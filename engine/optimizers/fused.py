@@ -22,6 +22,7 @@ from __future__ import annotations
 import numpy as np
 
 from engine.jit import inline, njit
+from engine.recording import pair_norms
 
 # Weight-decay modes of the kernels that offer both.
 NO_DECAY, L2_DECAY, DECOUPLED_DECAY = 0, 1, 2
@@ -60,21 +61,47 @@ def decay_and_moments(
     return pj, gj, mj, vj
 
 
+@inline
+def sgd_element(p, g, buf, r, j, first, momentum, nesterov, has_wd, wd_r, mu_r, gain_r, k_r):
+    """SGD's update of element ``(r, j)``, stored; returns the parameter's new value."""
+    gj = g[r, j]
+    if has_wd:
+        gj = gj + wd_r * p[r, j]
+    d = gj
+    if momentum:
+        b = gj if first else buf[r, j] * mu_r + gain_r * gj
+        buf[r, j] = b
+        d = gj + mu_r * b if nesterov else b
+    new = p[r, j] + k_r * d
+    p[r, j] = new
+    return new
+
+
 @njit
 def sgd_step(p, g, buf, first, momentum, nesterov, has_wd, wd, mu, gain, k):
     rows, cols = p.shape
     for r in range(rows):
         wd_r, mu_r, gain_r, k_r = wd[r, 0], mu[r, 0], gain[r, 0], k[r, 0]
         for j in range(cols):
-            gj = g[r, j]
-            if has_wd:
-                gj = gj + wd_r * p[r, j]
-            d = gj
-            if momentum:
-                b = gj if first else buf[r, j] * mu_r + gain_r * gj
-                buf[r, j] = b
-                d = gj + mu_r * b if nesterov else b
-            p[r, j] = p[r, j] + k_r * d
+            sgd_element(p, g, buf, r, j, first, momentum, nesterov, has_wd, wd_r, mu_r, gain_r, k_r)
+
+
+@njit
+def sgd_step_recorded(p, g, buf, first, momentum, nesterov, has_wd, wd, mu, gain, k, gn, un):
+    """:func:`sgd_step` that also writes ``gn[r] = ‖g[r]‖`` and ``un[r] = ‖Δp[r]‖`` as the run loop
+    records them (:mod:`engine.recording`): each row's update goes to a scratch row while the
+    row is stepped, then both norms are taken side by side."""
+    rows, cols = p.shape
+    diff = np.empty(cols, dtype=p.dtype)
+    for r in range(rows):
+        wd_r, mu_r, gain_r, k_r = wd[r, 0], mu[r, 0], gain[r, 0], k[r, 0]
+        for j in range(cols):
+            old = p[r, j]
+            new = sgd_element(
+                p, g, buf, r, j, first, momentum, nesterov, has_wd, wd_r, mu_r, gain_r, k_r
+            )
+            diff[j] = new - old
+        gn[r], un[r] = pair_norms(g[r], diff)
 
 
 @njit

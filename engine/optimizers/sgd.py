@@ -41,6 +41,12 @@ from engine.optimizers.kernel import (
 )
 from engine.specbase import SpecModel, Sweep, grid_fields
 
+#: The fused kernels' arguments after ``params, grads``: the momentum buffer, the flags (first
+#: update, momentum, nesterov, weight decay) and the columns (wd, μ, gain, -lr).
+KernelArgs = tuple[
+    np.ndarray, bool, bool, bool, bool, np.ndarray, np.ndarray, np.ndarray, np.ndarray
+]
+
 
 class SGDSpec(SpecModel):
     name: Literal["sgd"] = "sgd"
@@ -124,15 +130,28 @@ def sgd(
                     d += g
             scaled_step(p, d, k, u[:, head])
 
-    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+    def kernel_args(state: State, params: np.ndarray, lr: HParam) -> KernelArgs:
+        """Advance the step count; the fused kernels' arguments after ``params, grads``."""
         first = tick(state) == 1
         put(state["_k"], -f64(lr))
-        fused.sgd_step(
-            params, grads, state.get("momentum_buffer", params), first, has_momentum, nesterov,
-            has_wd, state["_wd"], state["_mu"], state["_gain"], state["_k"],
-        )  # fmt: skip
+        buf = state.get("momentum_buffer", params)
+        return (buf, first, has_momentum, nesterov, has_wd, state["_wd"], state["_mu"],
+                state["_gain"], state["_k"])  # fmt: skip
 
-    return Optimizer(init, update_, lr, fused_)
+    def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
+        fused.sgd_step(params, grads, *kernel_args(state, params, lr))
+
+    def recorded_(
+        grads: np.ndarray,
+        state: State,
+        params: np.ndarray,
+        lr: HParam,
+        gnorm: np.ndarray,
+        unorm: np.ndarray,
+    ) -> None:
+        fused.sgd_step_recorded(params, grads, *kernel_args(state, params, lr), gnorm, unorm)
+
+    return Optimizer(init, update_, lr, fused_, recorded_=recorded_)
 
 
 class DeltaRuleSpec(SpecModel):

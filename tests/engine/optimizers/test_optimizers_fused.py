@@ -43,10 +43,13 @@ def assert_same(a: np.ndarray, b: np.ndarray, what: str) -> None:
 
 
 def lockstep(opt: Optimizer, x0: np.ndarray, lrs: np.ndarray, *, poison: bool = False) -> None:
-    """Step a reference and a fused copy side by side, comparing everything after each step."""
-    ref_x, fused_x = x0.copy(), x0.copy()
-    ref_state, fused_state = opt.init(ref_x), opt.init(fused_x)
+    """Step a reference and a fused copy side by side, comparing everything after each step; and
+    a third copy through ``recorded_`` where the family has one, whose norms must also equal the
+    run loop's NumPy expression of them."""
+    ref_x, fused_x, rec_x = x0.copy(), x0.copy(), x0.copy()
+    ref_state, fused_state, rec_state = opt.init(ref_x), opt.init(fused_x), opt.init(rec_x)
     lr = np.empty((x0.shape[0], 1), dtype=x0.dtype)
+    norms = np.empty((2, x0.shape[0]))
     for t in range(lrs.shape[1]):
         lr[:, 0] = lrs[:, t]
         g = gradient(ref_x)
@@ -54,11 +57,25 @@ def lockstep(opt: Optimizer, x0: np.ndarray, lrs: np.ndarray, *, poison: bool = 
             g[0, ::3] = np.nan
             g[-1, 1::4] = np.inf
         grads = g.copy()
+        before = ref_x.copy()
         opt.update_(g, ref_state, ref_x, lr)
         opt.fast_update_(grads, fused_state, fused_x, lr)
         assert_same(fused_x, ref_x, f"params after update {t + 1}")
         assert_same(grads, g, "gradients untouched")
         compare_states(fused_state, ref_state, t)
+        if opt.recorded_ is not None:
+            opt.recorded_(grads, rec_state, rec_x, lr, norms[0], norms[1])
+            assert_same(rec_x, ref_x, f"recorded params after update {t + 1}")
+            assert_same(grads, g, "gradients untouched")
+            compare_states(rec_state, ref_state, t)
+            diff = ref_x - before
+            for got, x in zip(norms, (g, diff), strict=True):
+                want = np.sqrt(np.einsum("ij,ij->i", x, x)).astype(np.float64)
+                assert_same(got, want, f"recorded norms after update {t + 1}")
+
+
+def test_sgd_records_its_norms_in_its_kernel() -> None:
+    assert build_optimizer({"name": "sgd", "lr": 0.1}).recorded_ is not None
 
 
 def compare_states(fused_state: State, ref_state: State, t: int) -> None:
