@@ -277,9 +277,10 @@ def auc_many(runs: Sequence[tuple[Curve, Curve, float | None]]) -> list[float | 
 
 
 def outcomes(records: Sequence[Mapping[str, Any]], metric: str) -> list[float | None]:
-    """:func:`outcome` of each record, the AUCs computed from curves batched by :func:`auc_many`."""
+    """:func:`outcome` of each record, the AUCs computed from curves batched by :func:`auc_many`,
+    the other metrics by :func:`outcome`'s steps inlined (a sweep asks for 10^4 of each)."""
     if metric != AUC:
-        return [outcome(r, metric) for r in records]
+        return _plain_outcomes(records, metric)
     todo = [
         i
         for i, r in enumerate(records)
@@ -290,6 +291,29 @@ def outcomes(records: Sequence[Mapping[str, Any]], metric: str) -> list[float | 
     )
     known = dict(zip(todo, aucs, strict=True))
     return [known[i] if i in known else outcome(r, metric) for i, r in enumerate(records)]
+
+
+def _plain_outcomes(records: Sequence[Mapping[str, Any]], metric: str) -> list[float | None]:
+    """:func:`outcome` of each record for a metric read as stored (not :data:`AUC`): a pending
+    run ``None``, a failed one the worst value, else the finite value (a missing steps to a set
+    target: the worst)."""
+    out: list[float | None] = []
+    worst: float | None = None
+    for record in records:
+        status = record.get("status")
+        if status in PENDING:
+            out.append(None)
+            continue
+        if worst is None:
+            worst = direction_sign(metric) * math.inf
+        if record.get("diverged") or status in FAILED:
+            out.append(worst)
+            continue
+        value = finite(record.get(metric))
+        if value is None and metric == "steps_to_target" and record["spec"].get("target_loss"):
+            value = worst
+        out.append(value)
+    return out
 
 
 def metric_value(record: Mapping[str, Any], metric: str) -> float | None:

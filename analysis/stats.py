@@ -27,7 +27,7 @@ import numpy as np
 from scipy import stats
 
 from analysis.groups import Group, fill_values
-from analysis.records import curve_of, direction_sign, floats, json_num, run_state
+from analysis.records import curve_of, direction_sign, floats, json_list, json_num, run_state
 
 CONFIDENCE = 0.95
 MEAN_METHOD = "student-t"
@@ -120,22 +120,107 @@ def badness_quantile(bad: Sequence[float] | np.ndarray, q: float) -> float:
 
 
 def describe_many(samples: Sequence[Sequence[float | None]], metric: str) -> list[dict[str, Any]]:
-    """:func:`describe` of each sample, equal to it value for value: the means and standard
-    deviations of the samples without a failure come from one NumPy reduction per sample size
-    (a row of a C-ordered matrix is reduced as the 1-D sample is)."""
+    """:func:`describe` of each sample, equal to it bit for bit: the samples of at least two
+    values, all finite, are described per sample size at once by :func:`_describe_rows` (a
+    sweep's groups mostly share one size); the means and standard deviations of other samples
+    without a failure come from one NumPy reduction per size (a row of a C-ordered matrix is
+    reduced as the 1-D sample is)."""
     present = [[float(v) for v in values if v is not None] for values in samples]
     by_size: dict[int, list[int]] = {}
     for i, p in enumerate(present):
         if len(p) >= 2 and not any(math.isinf(v) for v in p):
             by_size.setdefault(len(p), []).append(i)
     found: list[Moments | None] = [None] * len(samples)
-    for rows in by_size.values():
+    out: list[dict[str, Any] | None] = [None] * len(samples)
+    for n, rows in by_size.items():
         x = np.array([present[i] for i in rows], dtype=np.float64)
+        finite = np.asarray(np.isfinite(x).all(axis=1))
+        whole = [i for i, ok in zip(rows, finite.tolist(), strict=True) if ok]
+        missing = [len(samples[i]) - n for i in whole]
+        for i, described in zip(whole, _describe_rows(x[finite], missing, metric), strict=True):
+            out[i] = described
+        rest, x = [i for i in rows if out[i] is None], x[~finite]
         means, sds = x.mean(axis=1), x.std(axis=1, ddof=1)
         equal = x.max(axis=1) == x.min(axis=1)
-        for j, i in enumerate(rows):
+        for j, i in enumerate(rest):
             found[i] = (float(means[j]), float(sds[j]), bool(equal[j]))
-    return [describe(v, metric, m) for v, m in zip(samples, found, strict=True)]
+    return [
+        d if d is not None else describe(v, metric, m)
+        for d, v, m in zip(out, samples, found, strict=True)
+    ]
+
+
+def _row_quantile(bad: np.ndarray, q: float) -> np.ndarray:
+    """:func:`badness_quantile` of each row of finite ascending values (its very arithmetic)."""
+    pos = q * (bad.shape[1] - 1)
+    lo, hi = math.floor(pos), math.ceil(pos)
+    frac = pos - lo
+    a, b = bad[:, lo], bad[:, hi]
+    return a + frac * (b - a)
+
+
+def _describe_rows(x: np.ndarray, missing: Sequence[int], metric: str) -> list[dict[str, Any]]:
+    """:func:`describe` of each row of ``x`` (finite values, at least two a row; ``missing``: the
+    values each row's sample left out), with the operations ``describe`` applies to one sample
+    applied along the rows: a stable sort orders a row as ``sorted`` does (−0.0 and 0.0 kept in
+    their order), the quantiles, order statistics and moments are the same float arithmetic."""
+    sign = direction_sign(metric)
+    n = x.shape[1]
+    bad = np.sort(sign * x, axis=1, kind="stable")
+    q25, median, q75 = (_row_quantile(bad, q) for q in (0.25, 0.5, 0.75))
+    lo_q, hi_q = (q25, q75) if sign > 0 else (q75, q25)
+    ends = (bad[:, 0], bad[:, -1]) if sign > 0 else (bad[:, -1], bad[:, 0])
+    l_, level = median_rank(n)
+    lo_b, hi_b = bad[:, l_ - 1], bad[:, n - l_]
+    low, high = (lo_b, hi_b) if sign > 0 else (hi_b, lo_b)
+    columns = {
+        "median": json_list(sign * median),
+        "median_ci_low": json_list(sign * low),
+        "median_ci_high": json_list(sign * high),
+        "q25": json_list(sign * lo_q),
+        "q75": json_list(sign * hi_q),
+        "iqr": json_list(q75 - q25),
+        "min": json_list(sign * ends[0]),
+        "max": json_list(sign * ends[1]),
+    }
+    means, sds = x.mean(axis=1), x.std(axis=1, ddof=1)
+    equal = (x.max(axis=1) == x.min(axis=1)).tolist()
+    rate_low, rate_high = rate_interval(n, n) or (None, None)
+    note = (
+        f"median interval [min, max] covers {level:.0%} at n = {n}, not 95%"
+        if level < CONFIDENCE
+        else None
+    )
+    out = []
+    for j, (mean, sd) in enumerate(zip(means.tolist(), sds.tolist(), strict=True)):
+        ci = _t_interval((mean, sd, equal[j]), n, CONFIDENCE)
+        out.append(
+            {
+                "n": n,
+                "n_failed": 0,
+                "n_missing": missing[j],
+                "success_rate": n / n,
+                "success_ci_low": rate_low,
+                "success_ci_high": rate_high,
+                "success_ci_method": RATE_METHOD,
+                "mean": json_num(mean),
+                "ci_low": json_num(ci[0]),
+                "ci_high": json_num(ci[1]),
+                "ci_method": MEAN_METHOD,
+                "median": columns["median"][j],
+                "median_ci_low": columns["median_ci_low"][j],
+                "median_ci_high": columns["median_ci_high"][j],
+                "median_ci_level": level,
+                "median_ci_method": MEDIAN_METHOD,
+                "q25": columns["q25"][j],
+                "q75": columns["q75"][j],
+                "iqr": columns["iqr"][j],
+                "min": columns["min"][j],
+                "max": columns["max"][j],
+                "note": note,
+            }
+        )
+    return out
 
 
 def describe(

@@ -16,7 +16,15 @@ from analysis.compare import average_ranks, holm, paired_test, rank_biserial
 from analysis.curves import band
 from analysis.groups import Group
 from analysis.rankings import coco_targets, first_hits, hits_many, initial_loss, performance_profile
-from analysis.records import auc_log_subopt, auc_many, canonical, flatten, unflatten
+from analysis.records import (
+    auc_log_subopt,
+    auc_many,
+    canonical,
+    flatten,
+    outcome,
+    outcomes,
+    unflatten,
+)
 from analysis.stats import _is_deterministic, describe, describe_many, fill_deterministic
 from engine.problems import build_problem
 from engine.runner import run_batch
@@ -270,6 +278,55 @@ def test_describe_many_equals_describe_one_by_one(
     # many samples of one size, as a sweep has, next to the drawn ones
     samples += [rng.lognormal(0.0, 2.0, 5).tolist() for _ in range(50)]
     assert describe_many(samples, metric) == [describe(s, metric) for s in samples]
+
+
+@given(
+    st.lists(
+        st.lists(
+            st.none()
+            | st.sampled_from([0.0, -0.0, 1.0, 1e308, -1e308, INF, -INF])
+            | st.floats(-1e6, 1e6),
+            max_size=12,
+        ),
+        min_size=1,
+        max_size=20,
+    ),
+    st.sampled_from(["final_loss", "test_accuracy"]),
+)
+@pytest.mark.filterwarnings("ignore:overflow:RuntimeWarning")  # ±1e308: both paths overflow alike
+def test_describe_many_is_describe_bit_for_bit(
+    samples: list[list[float | None]], metric: str
+) -> None:
+    """Every float's bits (the sign of a zero, an overflow to None) and every key's place."""
+    rng = np.random.default_rng(len(samples))
+    samples += [[*rng.lognormal(0.0, 2.0, 5).tolist(), None] for _ in range(20)]
+    assert json.dumps(describe_many(samples, metric)) == json.dumps(
+        [describe(s, metric) for s in samples]
+    )
+
+
+_record = st.fixed_dictionaries(
+    {
+        "spec": st.fixed_dictionaries({"target_loss": st.sampled_from([None, 0.0, 0.5])}),
+        "status": st.sampled_from([None, "queued", "running", "succeeded", "failed", "cancelled"]),
+    },
+    optional={
+        "diverged": st.sampled_from([None, False, True]),
+        **{
+            m: st.none() | st.booleans() | st.integers(-3, 3) | st.floats()
+            for m in ("final_loss", "steps_to_target", "test_accuracy", "wall_time_s")
+        },
+    },
+)
+
+
+@given(
+    st.lists(_record, max_size=12),
+    st.sampled_from(["final_loss", "steps_to_target", "test_accuracy", "wall_time_s"]),
+)
+def test_outcomes_equal_outcome_one_by_one(records: list[dict[str, Any]], metric: str) -> None:
+    got, want = outcomes(records, metric), [outcome(r, metric) for r in records]
+    assert json.dumps(got) == json.dumps(want)
 
 
 _loss = st.one_of(
