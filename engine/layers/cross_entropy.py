@@ -78,7 +78,11 @@ def loss_and_gradient(
     np.exp(out, out=out)
     total = np.empty((R, B), dtype=out.dtype)
     _column_sums(out, total)
-    loss = (np.log(total) - picked).mean(axis=1)
+    terms = np.log(total)
+    terms -= picked
+    # the mean as ndarray.mean takes it: the sum over the batch (pairwise), divided by B
+    loss = np.add.reduce(terms, axis=1)
+    loss /= B
     if not grad:
         return loss, None
     _gradient(out, target, total, np.array([1.0 / B], dtype=out.dtype))

@@ -194,6 +194,12 @@ class SupervisedProblem(Problem):
 
     def batch_indices(self, step: int) -> np.ndarray:
         """``(R, batch_size)`` training-set rows of update ``step``'s minibatch."""
+        rows = self._order_rows(step)
+        return np.broadcast_to(rows, (self.R, rows.shape[1]))
+
+    def _order_rows(self, step: int) -> np.ndarray:
+        """The rows of update ``step``'s minibatch per order: ``(1, batch_size)`` when every run
+        draws the same minibatches, else ``(R, batch_size)``."""
         assert self.batch_size is not None
         epoch, k = divmod(step, self._per_epoch)
         if epoch != self._epoch:
@@ -206,14 +212,13 @@ class SupervisedProblem(Problem):
                 for row, rng in zip(self._perm, self._order_rngs, strict=True):
                     row[:] = rng.permutation(n_train)
                 self._epoch += 1
-        rows = self._perm[:, k * self.batch_size : (k + 1) * self.batch_size]
-        return np.broadcast_to(rows, (self.R, self.batch_size))
+        return self._perm[:, k * self.batch_size : (k + 1) * self.batch_size]
 
     def loss_and_grad(self, params: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
         if self.batch_size is None:
             x, target = self._x_train, self._t_train
         else:
-            idx = self.batch_indices(step)[: len(self._perm)]
+            idx = self._order_rows(step)
             # the indices are valid; mode="clip" lets take write straight into the buffer
             x = np.take(self._x_train, idx, axis=0, out=self._xb, mode="clip")
             if self.data.regression:

@@ -14,7 +14,7 @@ from pydantic import TypeAdapter, ValidationError
 
 from engine.problems import ProblemSpec, build_problem
 from engine.problems.learning import SupervisedProblem
-from engine.problems.network import count_params, row_blocks
+from engine.problems.network import VIEWS_KEPT, Network, count_params, row_blocks
 from tests.numeric import row_central_diff
 
 SPEC = TypeAdapter(ProblemSpec)
@@ -421,3 +421,19 @@ def test_mlp_with_batchnorm_learns_digits() -> None:
     assert (accuracy >= 0.95).all(), accuracy
     assert (problem.loss(x) < 0.05).all()
     assert time.perf_counter() - start < 10.0
+
+
+def test_layer_views_always_look_into_the_buffer_asked_about() -> None:
+    """Views are kept per buffer: asked again, any buffer's views are its own (also after other
+    buffers pushed it out of the kept ones, and for a new buffer at a freed one's address)."""
+    net = Network(5, [4], 3)
+    buffers = [np.arange(2 * net.size, dtype=np.float64).reshape(2, -1) + k for k in range(12)]
+    for rounds in range(2):
+        for k, flat in enumerate(buffers[: VIEWS_KEPT + 3]):
+            views = net.views(flat)
+            assert all(np.shares_memory(v.wb, flat) for v in views)
+            assert views[1].wb[1, 0, 0] == flat[1, net.slots[1].w], (rounds, k)
+    for _ in range(3):
+        fresh = np.full((2, net.size), 7.0)
+        assert net.views(fresh)[0].wb[0, 0, 0] == 7.0
+        del fresh
