@@ -360,12 +360,14 @@ BLAS_CHECK = (
 
 
 def blas_threads() -> tuple[str, str]:
-    """BLAS threads as the CLI steps (inside its limit) and as a worker process starts."""
+    """BLAS threads as the CLI steps (started as its process starts them, inside its limit) and
+    as a worker process starts."""
     cli = subprocess.run(
         [
             sys.executable,
             "-c",
-            "import numpy; from engine.threads import limit_blas_threads\n"
+            "from engine.threads import limit_blas_threads, one_thread_from_start\n"
+            "one_thread_from_start(); import numpy\n"
             f"with limit_blas_threads(): {BLAS_CHECK}",
         ],
         cwd=ROOT,

@@ -2,12 +2,14 @@
 
 ``python -m engine`` and ``optbench`` are short processes whose fixed costs sit beside the work
 itself (the README example steps for ~2 s; a worker, which pays them once per pool, does not pay
-them per task). Two of those costs buy nothing in a process that ends once its command has run:
+them per task). Three of those costs buy nothing in a process that ends once its command has run:
 
+- **BLAS thread pools** that start a thread per core only to be held at one: they start with one
+  (:func:`engine.threads.one_thread_from_start`), as in a worker.
 - **Cyclic collections during start-up.** Importing the engine builds ~10^5 long-lived objects
   (numba's type system, pydantic's validators, the registries); each time enough of them have
   accumulated the collector walks them all again (collections took 0.08–0.28 s of the README
-  example's run, most of it over these objects). They are neither garbage nor cycles anyone
+  example's run, 0.02 s with these objects frozen). They are neither garbage nor cycles anyone
   frees, so the collector is off while the entry point is imported; the objects then move to the
   permanent generation (:func:`gc.freeze`) and collections resume for what the command allocates.
 - **Interpreter finalization.** After the output is written, a normal exit tears every module
@@ -30,6 +32,8 @@ import sys
 from collections.abc import Callable
 from typing import NoReturn
 
+from engine.threads import one_thread_from_start
+
 #: Python's own exit status when flushing standard output fails at exit.
 FLUSH_FAILED = 120
 
@@ -46,8 +50,9 @@ def exit_status(code: object) -> int:
 
 
 def run_command(load: Callable[[], Callable[[], object]]) -> NoReturn:
-    """Import the entry point (``load()``) with the collector off, call it, and end the process
-    without finalization (see the module docstring)."""
+    """Import the entry point (``load()``) with one BLAS thread and the collector off, call it,
+    and end the process without finalization (see the module docstring)."""
+    one_thread_from_start()
     gc.disable()
     try:
         entry = load()
