@@ -197,14 +197,10 @@ def first_hits(steps: Curve, values: Curve, targets: np.ndarray) -> np.ndarray:
     return np.where(idx < y.size, x[np.minimum(idx, y.size - 1)], np.inf)
 
 
-#: Runs per block of :func:`hits_many` (bounds its runs × targets × points comparison).
-HIT_BLOCK = 512
-
-
 def hits_many(runs: Sequence[tuple[Curve, Curve]], targets: np.ndarray) -> list[np.ndarray]:
     """:func:`first_hits` of each (steps, values) run, equal to it: runs with as many points are
-    stacked, and as a running minimum never increases, the first index at or below a (finite)
-    target is the count of points above it — what the 1-D search returns."""
+    stacked, their running minima taken in one NumPy call, each row searched as
+    :func:`first_hits` searches its curve, and the steps at the hits gathered at once."""
     out: list[np.ndarray] = [np.empty(0)] * len(runs)
     by_size: dict[int, list[int]] = {}
     for i, (x, y) in enumerate(runs):
@@ -212,17 +208,18 @@ def hits_many(runs: Sequence[tuple[Curve, Curve]], targets: np.ndarray) -> list[
             by_size.setdefault(len(y), []).append(i)
         else:
             out[i] = first_hits(x, y, targets)
+    below = -targets
     for n, rows in by_size.items():
-        for start in range(0, len(rows), HIT_BLOCK):
-            block = rows[start : start + HIT_BLOCK]
-            y = np.stack([floats(runs[i][1]) for i in block])
-            x = np.stack([np.asarray(runs[i][0], dtype=np.float64) for i in block])
-            running = np.fmin.accumulate(np.where(np.isfinite(y), y, np.inf), axis=1)
-            idx = (running[:, None, :] > targets[None, :, None]).sum(axis=2)
-            at = np.take_along_axis(x, np.minimum(idx, n - 1), axis=1)
-            found = np.where(idx < n, at, np.inf)
-            for j, i in enumerate(block):
-                out[i] = found[j]
+        y = np.stack([floats(runs[i][1]) for i in rows])
+        x = np.stack([np.asarray(runs[i][0], dtype=np.float64) for i in rows])
+        running = np.fmin.accumulate(np.where(np.isfinite(y), y, np.inf), axis=1)
+        idx = np.empty((len(rows), targets.size), dtype=np.int64)
+        for j, row in enumerate(-running):
+            idx[j] = np.searchsorted(row, below, side="left")
+        at = np.take_along_axis(x, np.minimum(idx, n - 1), axis=1)
+        found = np.where(idx < n, at, np.inf)
+        for j, i in enumerate(rows):
+            out[i] = found[j]
     return out
 
 
