@@ -117,12 +117,7 @@ def paired_test(
     Values are outcomes (a failure is ±inf, the metric's worst); a seed where both failed, or
     either has no value, is dropped. An infinite difference ranks as the largest magnitude.
     """
-    diffs: list[float] = []
-    for seed in sorted(set(group) & set(baseline)):
-        a, b = group[seed], baseline[seed]
-        if a is None or b is None or (math.isinf(a) and a == b):
-            continue
-        diffs.append(a - b)
+    diffs = _differences(group, baseline)
     d = np.asarray(diffs, dtype=np.float64)
     out: dict[str, Any] = {"n_pairs": int(d.size), "median_diff": None, "statistic": None}
     out.update(p_value=None, test=None, effect=rank_biserial(diffs) if diffs else None)
@@ -142,6 +137,66 @@ def paired_test(
     else:
         res = stats.wilcoxon(d, zero_method="wilcox", alternative="two-sided", method="auto")
         out.update(statistic=float(res.statistic), p_value=float(res.pvalue), test=WILCOXON)
+    return out
+
+
+def _differences(
+    group: Mapping[int, float | None], baseline: Mapping[int, float | None]
+) -> list[float]:
+    """``group − baseline`` per common seed, in seed order, without the seeds where either has
+    no value or both failed."""
+    diffs: list[float] = []
+    for seed in sorted(set(group) & set(baseline)):
+        a, b = group[seed], baseline[seed]
+        if a is None or b is None or (math.isinf(a) and a == b):
+            continue
+        diffs.append(a - b)
+    return diffs
+
+
+def paired_tests(
+    pairs: Sequence[tuple[Mapping[int, float | None], Mapping[int, float | None]]],
+) -> list[dict[str, Any]]:
+    """:func:`paired_test` of each (group, baseline) pair, equal to it.
+
+    A pair of 1 to :data:`EXACT_BELOW` − 1 differences, none zero or NaN (a sweep's usual pair),
+    is tested here: the ranks of ``|d|`` are taken once, for the effect and for the test (an
+    infinite difference ranks last either way), the median is the middle of the sorted
+    differences (what ``np.median`` selects and averages), and the sign-flip nulls of all such
+    pairs with as many differences come from one product of the sign patterns with their
+    stacked ranks — sums of half-integers, exact in any order, as are the counts behind each p.
+    Any other pair is :func:`paired_test` itself."""
+    out: list[dict[str, Any]] = []
+    by_size: dict[int, list[tuple[int, np.ndarray, float]]] = {}
+    for group, baseline in pairs:
+        diffs = _differences(group, baseline)
+        if not 0 < len(diffs) < EXACT_BELOW or any(v == 0 or math.isnan(v) for v in diffs):
+            out.append(paired_test(group, baseline))
+            continue
+        n = len(diffs)
+        ranks = average_ranks(np.abs(np.asarray(diffs, dtype=np.float64))).tolist()
+        plus = sum(r for r, v in zip(ranks, diffs, strict=True) if v > 0)
+        minus = sum(r for r, v in zip(ranks, diffs, strict=True) if v < 0)
+        ordered = sorted(diffs)
+        median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
+        statistic = plus - minus  # Σ sign(dᵢ)·rank|dᵢ|
+        by_size.setdefault(n, []).append((len(out), np.array(ranks), abs(statistic)))
+        out.append(
+            {
+                "n_pairs": n,
+                "median_diff": json_num(median),
+                "statistic": statistic,
+                "p_value": None,
+                "test": SIGN_FLIP,
+                "effect": (plus - minus) / (plus + minus),
+            }
+        )
+    for n, tests in by_size.items():
+        nulls = np.abs(np.stack([r for _, r, _ in tests]) @ _sign_patterns(n).T)
+        observed = np.array([o for _, _, o in tests])
+        p = np.mean(nulls >= observed[:, None] - 1e-9, axis=1)
+        for (k, _, _), value in zip(tests, p.tolist(), strict=True):
+            out[k]["p_value"] = value
     return out
 
 
@@ -183,8 +238,8 @@ def _comparison(
     base_values = base.by_seed(metric)
     base_det = is_deterministic(base)
     pairs = []
-    for g in others:
-        result = paired_test(g.by_seed(metric), base_values)
+    results = paired_tests([(g.by_seed(metric), base_values) for g in others])
+    for g, result in zip(others, results, strict=True):
         rates = group_rates(g)
         pairs.append(
             {

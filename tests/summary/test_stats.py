@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 from scipy import stats
 
-from analysis.compare import average_ranks, holm, paired_test, rank_biserial
+from analysis.compare import average_ranks, holm, paired_test, paired_tests, rank_biserial
 from analysis.curves import band
 from analysis.groups import Group
 from analysis.rankings import coco_targets, first_hits, hits_many, initial_loss, performance_profile
@@ -111,6 +111,26 @@ def test_below_six_pairs_the_test_is_the_exact_sign_flip() -> None:
         abs(sum(r * (1 if (m >> i) & 1 else -1) for i, r in enumerate(ranks_t))) for m in range(8)
     ]
     assert tied["p_value"] == pytest.approx(sum(s >= obs_t - 1e-12 for s in pats) / 8)
+
+
+_outcome = st.none() | st.sampled_from([0.0, 1.0, 2.0, 1e300, INF, -INF]) | st.floats(-1e3, 1e3)
+_by_seed = st.dictionaries(st.integers(0, 7), _outcome, max_size=8)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # the median of ∞ and −∞
+@given(st.lists(st.tuples(_by_seed, _by_seed), max_size=12), _by_seed)
+def test_paired_tests_equal_paired_test_one_by_one(
+    pairs: list[tuple[dict[int, float | None], dict[int, float | None]]],
+    baseline: dict[int, float | None],
+) -> None:
+    """Bit for bit and key for key: many pairs sharing one baseline (as a sweep's comparisons
+    do: their sign-flip tests batched per size) next to drawn pairs of every kind."""
+    rng = np.random.default_rng(len(pairs))
+    base = {s: float(v) for s, v in enumerate(rng.normal(size=5))}
+    pairs += [({s: float(v) for s, v in enumerate(rng.normal(size=5))}, base) for _ in range(9)]
+    pairs += [(group, baseline) for group, _ in pairs]
+    got = paired_tests(pairs)
+    assert json.dumps(got) == json.dumps([paired_test(g, b) for g, b in pairs])
 
 
 def test_paired_test_ranks_a_failure_as_the_worst() -> None:
