@@ -20,6 +20,7 @@ from analysis.records import (
     HIGHER_IS_BETTER,
     Curve,
     SummaryError,
+    blocks,
     canonical,
     curve_of,
     floats,
@@ -199,8 +200,8 @@ def first_hits(steps: Curve, values: Curve, targets: np.ndarray) -> np.ndarray:
 
 def hits_many(runs: Sequence[tuple[Curve, Curve]], targets: np.ndarray) -> list[np.ndarray]:
     """:func:`first_hits` of each (steps, values) run, equal to it: runs with as many points are
-    stacked, their running minima taken in one NumPy call, each row searched as
-    :func:`first_hits` searches its curve, and the steps at the hits gathered at once."""
+    stacked (a block at a time), their running minima taken in one NumPy call, each row searched
+    as :func:`first_hits` searches its curve, and the steps at the hits gathered at once."""
     out: list[np.ndarray] = [np.empty(0)] * len(runs)
     by_size: dict[int, list[int]] = {}
     for i, (x, y) in enumerate(runs):
@@ -209,7 +210,7 @@ def hits_many(runs: Sequence[tuple[Curve, Curve]], targets: np.ndarray) -> list[
         else:
             out[i] = first_hits(x, y, targets)
     below = -targets
-    for n, rows in by_size.items():
+    for n, rows in ((n, block) for n, size in by_size.items() for block in blocks(size)):
         y = np.stack([floats(runs[i][1]) for i in rows])
         x = np.stack([np.asarray(runs[i][0], dtype=np.float64) for i in rows])
         running = np.fmin.accumulate(np.where(np.isfinite(y), y, np.inf), axis=1)

@@ -27,7 +27,16 @@ import numpy as np
 from scipy import stats
 
 from analysis.groups import Group, fill_values
-from analysis.records import curve_of, direction_sign, floats, json_list, json_num, run_state
+from analysis.records import (
+    STACK_ROWS,
+    blocks,
+    curve_of,
+    direction_sign,
+    floats,
+    json_list,
+    json_num,
+    run_state,
+)
 
 CONFIDENCE = 0.95
 MEAN_METHOD = "student-t"
@@ -355,8 +364,9 @@ def is_deterministic(group: Group) -> bool:
 def fill_deterministic(groups: Sequence[Group]) -> None:
     """:func:`is_deterministic` of every group at once, equal to it group by group: the loss
     curves of the groups' candidate runs (at least two finished, none failed) are stacked per
-    length and each compared with its group's first (NaN equal to NaN) in one NumPy pass; a group
-    whose curves are missing or differ in length is decided one by one."""
+    length, a block of groups at a time, and each compared with its group's first (NaN equal to
+    NaN) in one NumPy pass; a group whose curves are missing or differ in length is decided one
+    by one."""
     todo = [g for g in groups if "deterministic" not in g.memo]
     by_size: dict[int, list[tuple[Group, list[np.ndarray]]]] = {}
     for g in todo:
@@ -369,7 +379,7 @@ def fill_deterministic(groups: Sequence[Group]) -> None:
             g.memo["deterministic"] = _is_deterministic(g)
             continue
         by_size.setdefault(len(curves[0]), []).append((g, [floats(c) for c in curves]))
-    for entries in by_size.values():
+    for entries in (b for e in by_size.values() for b in blocks(e, STACK_ROWS // 4)):
         y = np.stack([c for _, curves in entries for c in curves])
         sizes = np.array([len(c) for _, c in entries])
         first = np.repeat(np.cumsum(sizes) - sizes, sizes)  # each row's group's first row
