@@ -241,7 +241,8 @@ def main() -> None:
     repeats = 2 if args.quick else 3
     if torch is not None:
         torch.set_num_threads(1)
-    print(f"one BLAS thread, one torch thread; best of {ROSENBROCK_REPEATS} (sweep 1), {repeats}\n")
+    turns = f"{repeats} (sweep 2; ours {3 * repeats})"
+    print(f"one BLAS thread, one torch thread; best of {ROSENBROCK_REPEATS} (sweep 1), {turns}\n")
     with limit_blas_threads():
         if not args.mlp:
             rosenbrock_sweep(ROSENBROCK_REPEATS)
