@@ -78,12 +78,19 @@ def loss_and_gradient(
     np.exp(out, out=out)
     total = np.empty((R, B), dtype=out.dtype)
     _column_sums(out, total)
-    terms = np.log(total)
-    terms -= picked
-    # the mean as ndarray.mean takes it: the sum over the batch (pairwise), divided by B
-    loss = np.add.reduce(terms, axis=1)
-    loss /= B
+    loss = mean_loss(total, picked)
     if not grad:
         return loss, None
     _gradient(out, target, total, np.array([1.0 / B], dtype=out.dtype))
     return loss, out
+
+
+def mean_loss(total: np.ndarray, picked: np.ndarray) -> np.ndarray:
+    """``(R,)`` means over the batch of ``log Σ_c exp(s_cb) − Σ_c t_cb s_cb``, from the column
+    sums ``total`` and the picked terms ``picked`` (``(R, B)`` each), as ``ndarray.mean`` takes
+    them: the sum over the batch (pairwise), divided by ``B``."""
+    terms = np.log(total)
+    terms -= picked
+    loss = np.add.reduce(terms, axis=1)
+    loss /= total.shape[1]
+    return loss

@@ -43,6 +43,7 @@ from engine.data import (
     make_synthetic,
 )
 from engine.layout import Layout
+from engine.problems import mlp_step
 from engine.problems.base import (
     PROBLEMS,
     STREAM_DATA,
@@ -178,6 +179,11 @@ class SupervisedProblem(Problem):
             self._xb = np.empty((orders, batch_size, self._x_train.shape[1]), dtype=dt)
             target_shape = (batch_size,) if data.regression else (data.n_outputs, batch_size)
             self._tb = np.empty((orders, *target_shape), dtype=dt)
+        shared = batch_size is None or self._one_order
+        #: Whether training steps go through :mod:`engine.problems.mlp_step`.
+        self._compiled_step = shared and mlp_step.compiled_step_applies(
+            self.net, batch_size or n_train, dt
+        )
 
     def _targets(self, y: np.ndarray) -> np.ndarray:
         """Regression: the values ``(n,)``; classification: the transposed one-hot ``(C, n)``."""
@@ -229,10 +235,13 @@ class SupervisedProblem(Problem):
             if self._one_order:
                 x, target = x[0], target[0]
         ws = self._train_ws
-        out, tape = self.net.forward(params, x, training=True, running=self.running, ws=ws)
-        loss, dout = self.net.data_loss(out, target, grad=True)
-        assert dout is not None
-        self.net.backward(params, dout, tape, self._grad, ws=ws)
+        if self._compiled_step:
+            loss = mlp_step.loss_and_grad(self.net, params, x, target, self._grad, ws)
+        else:
+            out, tape = self.net.forward(params, x, training=True, running=self.running, ws=ws)
+            loss, dout = self.net.data_loss(out, target, grad=True)
+            assert dout is not None
+            self.net.backward(params, dout, tape, self._grad, ws=ws)
         return loss + self.net.penalty(params), self._grad
 
     def loss(self, params: np.ndarray) -> np.ndarray:

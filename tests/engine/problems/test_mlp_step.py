@@ -1,0 +1,112 @@
+"""The compiled training step of a one-hidden-layer ReLU classifier equals the NumPy path.
+
+:func:`engine.problems.mlp_step.loss_and_grad` must give the losses and gradients of
+:meth:`Network.forward`, :meth:`Network.data_loss` and :meth:`Network.backward` bit for bit, for
+any number of runs, minibatches and the full batch, and parameters large enough for the losses to
+overflow or turn NaN; and it must be used exactly where it applies.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pytest
+from pydantic import TypeAdapter
+
+from engine.layers.blas import dgemm_address
+from engine.problems import ProblemSpec, build_problem
+from engine.problems.learning import SupervisedProblem
+from engine.problems.mlp_step import compiled_step_applies, loss_and_grad
+from engine.problems.network import Network
+
+SPEC: TypeAdapter[Any] = TypeAdapter(ProblemSpec)
+pytestmark = pytest.mark.skipif(dgemm_address() is None, reason="NumPy's BLAS not found")
+
+
+def numpy_step(net: Network, params: np.ndarray, x1: np.ndarray, target: np.ndarray) -> Any:
+    ws = net.workspace()
+    grad = np.full_like(params, np.nan)
+    out, tape = net.forward(params, x1, training=True, ws=ws)
+    loss, dout = net.data_loss(out, target, grad=True)
+    assert dout is not None
+    net.backward(params, dout, tape, grad, ws=ws)
+    return loss, grad
+
+
+def same_bits(a: np.ndarray, b: np.ndarray) -> None:
+    assert a.shape == b.shape and a.dtype == b.dtype
+    np.testing.assert_array_equal(np.ascontiguousarray(a).view(np.uint8), b.view(np.uint8))
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
+@pytest.mark.parametrize("runs", [1, 2, 5])
+@pytest.mark.parametrize("sizes", [(64, 64, 10, 64), (7, 3, 2, 300), (13, 40, 5, 2)])
+def test_compiled_step_equals_the_numpy_path(runs: int, sizes: tuple[int, int, int, int]) -> None:
+    n_in, hidden, classes, batch = sizes
+    net = Network(n_in, [hidden], classes)
+    assert compiled_step_applies(net, batch, np.dtype(np.float64))
+    rng = np.random.default_rng(runs * 1000 + n_in)
+    params = net.init(list(range(runs)), np.dtype(np.float64))
+    params[-1] *= 1e155  # the last run's losses overflow
+    x1 = np.ones((batch, n_in + 1))
+    x1[:, :-1] = rng.standard_normal((batch, n_in))
+    labels = rng.integers(0, classes, batch)
+    target = (labels == np.arange(classes)[:, None]).astype(np.float64)
+    with np.errstate(all="ignore"):
+        want_loss, want_grad = numpy_step(net, params, x1, target)
+        grad = np.full_like(params, np.nan)
+        loss = loss_and_grad(net, params, x1, target, grad, net.workspace())
+    same_bits(loss, want_loss)
+    same_bits(grad, want_grad)
+    if runs > 1:
+        assert np.isfinite(loss[:-1]).all() and not np.isfinite(want_grad[-1]).all()
+
+
+@pytest.mark.parametrize(
+    "problem",
+    [
+        {"name": "mlp", "dataset": "digits", "hidden": [32], "batch_size": 16},
+        {"name": "mlp", "dataset": "wine", "hidden": [8]},
+    ],
+)
+def test_problems_step_the_same_with_and_without_the_compiled_step(problem: dict[str, Any]) -> None:
+    seeds = [3, 3, 3]
+    fast = build_problem(SPEC.validate_python(problem), seeds, np.float64)
+    slow = build_problem(SPEC.validate_python(problem), seeds, np.float64)
+    assert isinstance(fast, SupervisedProblem) and isinstance(slow, SupervisedProblem)
+    assert fast._compiled_step
+    slow._compiled_step = False
+    params = fast.init_params()
+    for step in range(3):
+        loss, grad = fast.loss_and_grad(params, step)
+        want_loss, want_grad = slow.loss_and_grad(params, step)
+        same_bits(loss, want_loss)
+        same_bits(grad, want_grad)
+        params = params - 0.1 * grad
+
+
+def mlp(**fields: Any) -> dict[str, Any]:
+    return {"name": "mlp", "dataset": "digits", "hidden": [32], **fields}
+
+
+@pytest.mark.parametrize(
+    ("problem", "seeds", "dtype"),
+    [
+        (mlp(batchnorm=True), [0], "float64"),
+        (mlp(activation="tanh"), [0], "float64"),
+        (mlp(hidden=[32, 16]), [0], "float64"),
+        (mlp(dataset="diabetes"), [0], "float64"),
+        (mlp(), [0], "float32"),
+        (mlp(hidden=[1]), [0], "float64"),
+        (mlp(batch_size=1), [0], "float64"),
+        (mlp(batch_size=8), [0, 1], "float64"),
+        ({"name": "logistic_regression", "dataset": "digits"}, [0], "float64"),
+    ],
+)
+def test_the_compiled_step_is_used_only_where_it_applies(
+    problem: dict[str, Any], seeds: list[int], dtype: str
+) -> None:
+    built = build_problem(SPEC.validate_python(problem), seeds, np.dtype(dtype))
+    assert isinstance(built, SupervisedProblem)
+    assert not built._compiled_step
