@@ -91,7 +91,8 @@ def _resolve(spec_json: str) -> str:
     no longer accepts (an old baseline) is kept as written."""
     doc = json.loads(spec_json)
     try:
-        resolved = json.loads(RunSpec.model_validate({**doc, "seed": 0}).canonical_json())
+        # what the engine's canonical_json encodes (JSON values: a text round trip is the same)
+        resolved = RunSpec.model_validate({**doc, "seed": 0}).model_dump(mode="json")
     except ValidationError:
         resolved = {k: v for k, v in doc.items() if not (k == "schedule_unit" and v == "step")}
     resolved.pop("seed", None)

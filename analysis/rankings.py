@@ -70,26 +70,46 @@ def _profile(
     max_points: int | None,
 ) -> tuple[list[float], dict[str, list[float]], dict[str, float]]:
     """The profile from each solver's costs and the best cost of the same instances, both in the
-    same order (sparse: a solver lists only instances of the problems it ran on)."""
-    ratios = {
-        sid: np.sort(
-            [
-                c / b if math.isfinite(c) and math.isfinite(b) else math.inf
-                for c, b in zip(cs, bests[sid], strict=True)
-            ]
-        )
+    same order (sparse: a solver lists only instances of the problems it ran on).
+
+    When every solver has as many instances (a sweep on one problem set), their sorted ratios
+    are one matrix: sorted along rows (each row as ``np.sort`` sorts the list), searched row by
+    row, the scores summed along rows where a row holds at most 8 ratios (NumPy adds such a row
+    left to right, so the instances at or past τ_max, added as zeros, change no sum)."""
+    ratio_lists = [
+        [
+            c / b if math.isfinite(c) and math.isfinite(b) else math.inf
+            for c, b in zip(cs, bests[sid], strict=True)
+        ]
         for sid, cs in costs.items()
-    }
-    finite = np.concatenate([r[np.isfinite(r)] for r in ratios.values()] or [np.empty(0)])
+    ]
+    sizes = {len(r) for r in ratio_lists}
+    table: np.ndarray | None = None
+    if len(sizes) == 1:
+        table = np.array(ratio_lists, dtype=np.float64).reshape(len(ratio_lists), -1)
+        table.sort(axis=1)
+        finite = table[np.isfinite(table)]
+        rows = list(table)
+    else:
+        rows = [np.sort(r) for r in ratio_lists]
+        finite = np.concatenate([r[np.isfinite(r)] for r in rows] or [np.empty(0)])
     taus = np.unique(np.concatenate([[1.0], finite[finite <= tau_max]]))
     if max_points is not None and taus.size > max_points:
         taus = taus[np.unique(np.linspace(0, taus.size - 1, max_points).round().astype(np.int64))]
-    rho, scores = {}, {}
-    for sid, r in ratios.items():
-        rho[sid] = (np.searchsorted(r, taus, side="right") / instances).tolist()
-        inside = r[r < tau_max]
-        # ∫_1^τmax ρ dτ = Σ_p (τmax − max(r_p, 1)) / n over instances with r_p < τmax.
-        scores[sid] = float(np.sum(tau_max - np.maximum(inside, 1.0)) / (instances * (tau_max - 1)))
+    counts = np.empty((len(rows), taus.size), dtype=np.int64)
+    for i, r in enumerate(rows):
+        counts[i] = np.searchsorted(r, taus, side="right")
+    rho = dict(zip(costs, (counts / instances).tolist(), strict=True))
+    # ∫_1^τmax ρ dτ = Σ_p (τmax − max(r_p, 1)) / n over instances with r_p < τmax.
+    scale = instances * (tau_max - 1)
+    if table is not None and table.shape[1] <= 8:
+        areas = np.where(table < tau_max, tau_max - np.maximum(table, 1.0), 0.0).sum(axis=1)
+        scores = dict(zip(costs, (areas / scale).tolist(), strict=True))
+    else:
+        scores = {
+            sid: float(np.sum(tau_max - np.maximum(r[r < tau_max], 1.0)) / scale)
+            for sid, r in zip(costs, rows, strict=True)
+        }
     return taus.tolist(), rho, scores
 
 

@@ -100,7 +100,9 @@ def read_records(
             select(RunCurve.run_id, RunCurve.name, RunCurve.data)
             .join(Run, Run.id == RunCurve.run_id)
             .where(Run.experiment_id == experiment_id, RunCurve.name.in_(curves))
-            .order_by(RunCurve.run_id, RunCurve.name, RunCurve.seq)
+            # the unique (experiment, position) index gives this order as it reads: ordered by
+            # run id, SQLite sorted every row, blobs and all, in a temporary B-tree
+            .order_by(Run.position, RunCurve.name, RunCurve.seq)
         )
         for run_id, found in _stream(session, query):
             record = by_id[run_id]

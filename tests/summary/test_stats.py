@@ -15,7 +15,15 @@ from scipy import stats
 from analysis.compare import average_ranks, holm, paired_test, paired_tests, rank_biserial
 from analysis.curves import band
 from analysis.groups import Group
-from analysis.rankings import coco_targets, first_hits, hits_many, initial_loss, performance_profile
+from analysis.rankings import (
+    TAU_MAX,
+    _profile,
+    coco_targets,
+    first_hits,
+    hits_many,
+    initial_loss,
+    performance_profile,
+)
 from analysis.records import (
     auc_log_subopt,
     auc_many,
@@ -188,6 +196,46 @@ def test_describe_ranks_failures_worst_in_the_metric_direction() -> None:
 def test_deterministic_values_give_a_point_interval() -> None:
     d = describe([2.0, 2.0, 2.0], "final_loss")
     assert (d["ci_low"], d["ci_high"]) == (2.0, 2.0)
+
+
+def _profile_one_by_one(
+    costs: dict[str, list[float]], bests: dict[str, list[float]], instances: int, tau_max: float
+) -> tuple[list[float], dict[str, list[float]], dict[str, float]]:
+    """The profile solver by solver (no thinning): sorted ratios, ρ by search, the score over
+    the ratios below τ_max."""
+    ratios = {
+        sid: np.sort([c / b if math.isfinite(c) and math.isfinite(b) else INF for c, b in pair])
+        for sid, pair in ((sid, zip(cs, bests[sid], strict=True)) for sid, cs in costs.items())
+    }
+    finite = np.concatenate([r[np.isfinite(r)] for r in ratios.values()] or [np.empty(0)])
+    taus = np.unique(np.concatenate([[1.0], finite[finite <= tau_max]]))
+    rho = {
+        sid: (np.searchsorted(r, taus, side="right") / instances).tolist()
+        for sid, r in ratios.items()
+    }
+    scores = {
+        sid: float(np.sum(tau_max - np.maximum(r[r < tau_max], 1.0)) / (instances * (tau_max - 1)))
+        for sid, r in ratios.items()
+    }
+    return taus.tolist(), rho, scores
+
+
+_cost = st.sampled_from([1.0, 2.0, 1e-8, INF]) | st.floats(1e-8, 1e3)
+
+
+@given(st.integers(0, 12), st.lists(st.integers(0, 12), max_size=3), st.data())
+def test_profile_equals_the_profile_solver_by_solver(
+    size: int, other_sizes: list[int], data: st.DataObject
+) -> None:
+    """Bit for bit: rows of one size (≤ 8 ratios summed as a matrix, more one by one) and, with
+    other sizes among them, the solver-by-solver path."""
+    costs: dict[str, list[float]] = {}
+    bests: dict[str, list[float]] = {}
+    for k, n in enumerate([size] * 6 + other_sizes):
+        costs[f"s{k}"] = data.draw(st.lists(_cost, min_size=n, max_size=n))
+        bests[f"s{k}"] = [data.draw(st.sampled_from([c, c / 2, INF])) for c in costs[f"s{k}"]]
+    got = _profile(costs, bests, 7, TAU_MAX, max_points=None)
+    assert json.dumps(got) == json.dumps(_profile_one_by_one(costs, bests, 7, TAU_MAX))
 
 
 def test_performance_profile_of_a_tiny_table_by_hand() -> None:
