@@ -176,7 +176,9 @@ def _describe_rows(x: np.ndarray, missing: Sequence[int], metric: str) -> list[d
     sign = direction_sign(metric)
     n = x.shape[1]
     bad = np.sort(sign * x, axis=1, kind="stable")
-    q25, median, q75 = (_row_quantile(bad, q) for q in (0.25, 0.5, 0.75))
+    with np.errstate(over="ignore", invalid="ignore"):  # as describe's Python floats: silently
+        q25, median, q75 = (_row_quantile(bad, q) for q in (0.25, 0.5, 0.75))
+        iqr = q75 - q25
     lo_q, hi_q = (q25, q75) if sign > 0 else (q75, q25)
     ends = (bad[:, 0], bad[:, -1]) if sign > 0 else (bad[:, -1], bad[:, 0])
     l_, level = median_rank(n)
@@ -188,7 +190,7 @@ def _describe_rows(x: np.ndarray, missing: Sequence[int], metric: str) -> list[d
         "median_ci_high": json_list(sign * high),
         "q25": json_list(sign * lo_q),
         "q75": json_list(sign * hi_q),
-        "iqr": json_list(q75 - q25),
+        "iqr": json_list(iqr),
         "min": json_list(sign * ends[0]),
         "max": json_list(sign * ends[1]),
     }
