@@ -81,9 +81,12 @@ def read_records(
     curves agree.
     """
     columns = [getattr(Run, key) for key in (*METRIC_KEYS, "id", "spec_hash", "status", "spec")]
-    runs = session.execute(
-        select(*columns).where(Run.experiment_id == experiment_id).order_by(Run.position)
-    ).all()
+    # plain column rows: executed on the session's connection, without the ORM's row processing
+    runs = (
+        session.connection()
+        .execute(select(*columns).where(Run.experiment_id == experiment_id).order_by(Run.position))
+        .all()
+    )
     records = []
     keys = []
     by_id: dict[str, dict[str, Any]] = {}
@@ -191,7 +194,8 @@ def _stream(
     a time: only one run is ever held whole."""
     current: str | None = None
     chunks: dict[str, list[bytes]] = {}
-    for run_id, name, data in session.execute(query.execution_options(yield_per=CURVE_ROWS)):
+    rows = session.connection().execute(query.execution_options(yield_per=CURVE_ROWS))
+    for run_id, name, data in rows:
         if run_id != current:
             if current is not None:
                 yield current, {k: decode_chunks(k, v) for k, v in chunks.items()}
