@@ -412,6 +412,19 @@ class MLPSpec(SyntheticFields):
             raise ValueError("layernorm_affine applies to layernorm: set layernorm to true")
         return self
 
+    def steps_run_by_run(self, dtype: str) -> bool:
+        """Whether a batch of these runs takes :mod:`engine.problems.mlp_step`'s compiled step
+        when its runs draw the same minibatches: what
+        :func:`~engine.problems.mlp_step.compiled_step_applies` asks of the network's kind (its
+        sizes aside)."""
+        plain = not (self.batchnorm or self.layernorm or self.input_batchnorm)
+        one_layer = options(self, "hidden") == [self.hidden] and len(self.hidden) == 1
+        relu = options(self, "activation") == ["relu"]
+        return dtype == "float64" and plain and one_layer and relu and not self._regression()
+
+    def _regression(self) -> bool:
+        return DATASETS[self.dataset].regression
+
     def num_params(self) -> int:
         info = DATASETS[self.dataset]
         return max(

@@ -17,6 +17,7 @@ from engine.runner import (
     BATCH_BYTES,
     CURVE_KEYS,
     METRIC_KEYS,
+    RUN_BY_RUN_BATCH_BYTES,
     batch_capacity,
     batch_key,
 )
@@ -213,8 +214,9 @@ def test_plateau_schedule_reads_the_loss() -> None:
 
 
 def test_large_groups_step_in_cache_sized_batches() -> None:
+    mlp = {"name": "mlp", "dataset": "digits", "hidden": [64], "batch_size": 32}
     runs = runs_of(
-        problems=[{"name": "mlp", "dataset": "digits", "hidden": [64], "batch_size": 32}],
+        problems=[{**mlp, "activation": "tanh"}],
         optimizers=[{"name": "sgd", "lr": [0.01, 0.02, 0.05], "momentum": 0.9}],
         seeds=list(range(10)),
         steps=4,
@@ -236,6 +238,14 @@ def test_large_groups_step_in_cache_sized_batches() -> None:
         assert b["batch_size"] == (capacity if i < len(runs) - len(runs) % capacity else sizes[-1])
         assert b["wall_time_s"] == pytest.approx(b["batch_wall_time_s"] / b["batch_size"])
         assert b["wall_times"][-1] == pytest.approx(b["wall_time_s"])
+    # runs stepped run by run (a one-hidden-layer ReLU classifier) go in larger batches
+    relu = runs_of(problems=[mlp], optimizers=[{"name": "sgd", "lr": 0.1}], steps=4)[0]
+    assert batch_capacity(relu) == RUN_BY_RUN_BATCH_BYTES // (relu.num_params() * 8) > capacity
+    for variant in ({"batchnorm": True}, {"hidden": [64, 64]}, {"dataset": "diabetes"}):
+        other = runs_of(problems=[{**mlp, **variant}], optimizers=[{"name": "sgd", "lr": 0.1}])
+        assert batch_capacity(other[0]) == BATCH_BYTES // (other[0].num_params() * 8), variant
+    as_float32 = runs_of(problems=[mlp], optimizers=[{"name": "sgd", "lr": 0.1}], dtype="float32")
+    assert batch_capacity(as_float32[0]) == BATCH_BYTES // (as_float32[0].num_params() * 4)
 
 
 def test_plateau_inside_warmup_reads_only_post_warmup_losses() -> None:

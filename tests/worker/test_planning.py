@@ -100,7 +100,15 @@ def test_a_large_sweep_is_cut_once_per_worker() -> None:
     mlp = parse_experiment(
         {
             "name": "mlp",
-            "problems": [{"name": "mlp", "dataset": "digits", "hidden": [64], "batch_size": 64}],
+            "problems": [
+                {
+                    "name": "mlp",
+                    "dataset": "digits",
+                    "hidden": [64],
+                    "batch_size": 64,
+                    "activation": "tanh",
+                }
+            ],
             "optimizers": [{"name": "adam", "lr": [1e-3, 1e-2, 3e-2]}],
             "seeds": list(range(6)),
             "steps": 1000,
