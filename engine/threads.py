@@ -20,8 +20,6 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from threadpoolctl import threadpool_limits
-
 #: Variables through which a user picks BLAS threads; any of them set disables the default.
 THREAD_ENV = ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS")
 
@@ -39,5 +37,10 @@ def one_thread_from_start() -> None:
 
 
 def limit_blas_threads() -> Any:
-    """A context manager holding the BLAS pools at one thread (or at what the environment says)."""
+    """A context manager holding the BLAS pools at one thread (or at what the environment says).
+
+    threadpoolctl is imported here, not with the module: a command-line process imports this
+    module as it starts (:func:`one_thread_from_start`), and only its runs need the limit."""
+    from threadpoolctl import threadpool_limits
+
     return threadpool_limits(limits=None if environment_chose() else 1, user_api="blas")
