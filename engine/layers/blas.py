@@ -28,7 +28,6 @@ import numpy as np
 from llvmlite import ir
 from numba import types
 from numba.extending import intrinsic
-from threadpoolctl import threadpool_info
 
 from engine.jit import njit
 
@@ -39,6 +38,8 @@ SYMBOL = "scipy_cblas_dgemm64_"
 @functools.lru_cache(maxsize=1)
 def dgemm_address() -> int | None:
     """The address of the ``cblas_dgemm`` NumPy's ``matmul`` calls, or ``None`` if not found."""
+    from threadpoolctl import threadpool_info  # only when a step asks: not at every import
+
     bundled = Path(np.__file__).resolve().parent.parent / "numpy.libs"
     for info in threadpool_info():
         path = Path(info.get("filepath") or "")
