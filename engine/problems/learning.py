@@ -235,7 +235,7 @@ class SupervisedProblem(Problem):
             if self._one_order:
                 x, target = x[0], target[0]
         ws = self._train_ws
-        if self._compiled_step:
+        if self._compiled_step and params.flags.c_contiguous:  # the kernels take rows as is
             loss = mlp_step.loss_and_grad(self.net, params, x, target, self._grad, ws)
         else:
             out, tape = self.net.forward(params, x, training=True, running=self.running, ws=ws)
