@@ -27,6 +27,9 @@ COPY worker ./worker
 COPY web ./web
 COPY migrations ./migrations
 COPY alembic.ini ./
+# PYTHONDONTWRITEBYTECODE keeps the running containers from writing .pyc files, so the sources are
+# compiled once here: otherwise every CLI or worker start recompiles the engine (~0.1 s of CPU).
+RUN python -m compileall -q engine analysis api worker
 
 RUN useradd --system --uid 10001 --home-dir /app optbench \
     && mkdir -p /data && chown optbench /data
