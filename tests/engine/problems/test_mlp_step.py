@@ -112,3 +112,26 @@ def test_the_compiled_step_is_used_only_where_it_applies(
     built = build_problem(SPEC.validate_python(problem), seeds, np.dtype(dtype))
     assert isinstance(built, SupervisedProblem)
     assert not built._compiled_step
+
+
+@pytest.mark.parametrize(
+    ("problem", "dtype"),
+    [
+        (mlp(), "float64"),
+        (mlp(hidden=[64], batch_size=64), "float64"),
+        (mlp(), "float32"),
+        (mlp(batchnorm=True), "float64"),
+        (mlp(activation="tanh"), "float64"),
+        (mlp(hidden=[32, 16]), "float64"),
+        (mlp(dataset="diabetes"), "float64"),
+    ],
+)
+def test_the_batch_sizing_rule_agrees_with_the_compiled_step(
+    problem: dict[str, Any], dtype: str
+) -> None:
+    """:meth:`MLPSpec.steps_run_by_run` (which sizes batches for the compiled step) says yes
+    exactly where one run's built problem takes it (sizes of 2 and more, shared batches)."""
+    spec = SPEC.validate_python(problem)
+    built = build_problem(spec, [0], np.dtype(dtype))
+    assert isinstance(built, SupervisedProblem)
+    assert spec.steps_run_by_run(dtype) == bool(built._compiled_step)
