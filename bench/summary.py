@@ -105,7 +105,7 @@ def main() -> None:
         default=[1000, 2000],
         help="experiment sizes to build and time (2000: the 10,000-run target)",
     )
-    sizes = parser.parse_args().groups
+    sizes = sorted(set(parser.parse_args().groups))
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         command.upgrade(alembic_config(url), "head")
