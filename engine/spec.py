@@ -53,18 +53,20 @@ GradEvals = Annotated[
 MAX_DEFAULT_EVALS = 50
 
 
-def default_eval_every(steps: int, epoch: int) -> int:
-    """The default cadence of a minibatch run: the smallest ``e ≥ max(epoch, ⌈steps / 50⌉)``
+def default_eval_every(steps: int, least: int) -> int:
+    """The default cadence of a minibatch run: the smallest ``e ≥ max(least, ⌈steps / 50⌉)``
     whose last scheduled evaluation before the end, ``q e`` with ``q = ⌊steps / e⌋``, is the final
     update itself or at least ``e / 2`` before it (``steps mod e = 0`` or ``≥ e / 2``).
 
-    The final update is always evaluated; a scheduled evaluation a few updates before it (198 and
-    then 200 for 22-update epochs and 200 steps) costs a whole pass over the training set (about
-    half an epoch of updates' arithmetic) for a nearly repeated point. Within the band of ``e``
-    sharing ``q``, ``steps mod e = steps − q e`` falls as ``e`` grows, so the valid values of a
-    band are its low end (``e ≤ steps / (q + ½)``) and ``steps / q`` when whole: the search jumps to
-    the latter or to the next band's first value, at most ``q ≤ 50`` times."""
-    every = max(epoch, -(-steps // MAX_DEFAULT_EVALS))
+    ``least`` is the problem's own floor: for a learning problem the interval that keeps evaluating
+    to at most a quarter of the arithmetic, ``⌈3 n_train / (2 B)⌉``
+    (:func:`~engine.problems.learning.least_eval_every`), 1 for a problem without a data set. The
+    final update is always evaluated; a scheduled evaluation a few updates before it costs a whole
+    pass over the training set for a nearly repeated point. Within the band of ``e`` sharing ``q``,
+    ``steps mod e = steps − q e`` falls as ``e`` grows, so the valid values of a band are its low
+    end (``e ≤ steps / (q + ½)``) and ``steps / q`` when whole: the search jumps to the latter or
+    to the next band's first value, at most ``q ≤ 50`` times."""
+    every = max(least, -(-steps // MAX_DEFAULT_EVALS))
     while every < steps and 0 < 2 * (steps % every) < every:
         q = steps // every
         every = steps // q + (steps % q != 0)
@@ -138,9 +140,10 @@ class ExperimentSpec(SpecModel):
     eval_every: Annotated[int, Field(ge=1)] | None = Field(
         default=None,
         description="Steps between full-training-set loss evaluations of minibatch problems, "
-        "which also evaluate after the last step (default: about once per epoch, at most 50 "
-        "evaluations, none less than half an interval before the last step). Full-batch "
-        "problems record every step.",
+        "which also evaluate after the last step (default: every ⌈3 n_train / (2 batch_size)⌉ "
+        "steps, about an epoch and a half, so that evaluating is at most a quarter of the "
+        "arithmetic; at most 50 evaluations, none less than half an interval before the last "
+        "step). Full-batch problems record every step.",
     )
     dtype: Dtype = "float64"
     schedule_unit: ScheduleUnit = Field(default="step", description=_UNIT)
@@ -157,17 +160,19 @@ class ExperimentSpec(SpecModel):
 
     def resolved_eval_every(self, problem: BaseModel) -> int:
         """Full-batch problems record every step. A minibatch problem evaluates the full
-        training loss every ``eval_every`` updates and after the last; by default about once per
-        epoch (per update when the problem has no data set), at most :data:`MAX_DEFAULT_EVALS`
-        times, and never just before the final evaluation (:func:`default_eval_every`): an
-        evaluation passes over the whole training set, as a whole epoch of updates does, so
-        evaluating more often than per epoch would cost more than the training it reports on."""
+        training loss every ``eval_every`` updates and after the last; by default no more often
+        than keeps evaluating to a quarter of the arithmetic (every ``⌈3 n_train / (2 B)⌉``
+        updates, about an epoch and a half, for a learning problem; per update for a problem
+        without a data set), at most :data:`MAX_DEFAULT_EVALS` times, and never just before the
+        final evaluation (:func:`default_eval_every`). The default is resolved into each
+        :class:`RunSpec`, so changing it gives default-cadence runs new ids while stored runs,
+        which carry the interval they ran at, keep theirs."""
         if not is_minibatch(problem):
             return 1
         if self.eval_every is not None:
             return self.eval_every
-        epoch = problem.steps_per_epoch() if hasattr(problem, "steps_per_epoch") else None
-        return default_eval_every(self.steps, epoch or 1)
+        least = problem.least_eval_every() if hasattr(problem, "least_eval_every") else None
+        return default_eval_every(self.steps, least or 1)
 
 
 def _nested(value: Any) -> list[BaseModel] | None:

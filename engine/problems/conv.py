@@ -44,6 +44,7 @@ from engine.problems.learning import (
     BatchSize,
     SupervisedProblem,
     TestFraction,
+    least_eval_every,
     prepare,
     split_sizes,
 )
@@ -209,9 +210,20 @@ class ConvDigitsSpec(SpecModel):
         C = max(options(self, "channels"))
         return 10 * C + (2 * C if self.batchnorm else 0) + 16 * C * 10 + 10
 
+    def _smallest_train_set(self) -> int:
+        return min(split_sizes(1797, float(f))[0] for f in options(self, "test_fraction"))
+
+    def least_eval_every(self) -> int | None:
+        """The fewest updates between default evaluations (:func:`least_eval_every`; ``None``
+        for full-batch training); for a spec with grids, the fewest of its runs'."""
+        batches = [b for b in options(self, "batch_size") if b is not None]
+        if not batches:
+            return None
+        return least_eval_every(self._smallest_train_set(), max(batches))
+
     @model_validator(mode="after")
     def _batches_fit(self) -> ConvDigitsSpec:
-        n_train = min(split_sizes(1797, float(f))[0] for f in options(self, "test_fraction"))
+        n_train = self._smallest_train_set()
         batches = [b for b in options(self, "batch_size") if b is not None]
         if batches and max(batches) > n_train:
             raise ValueError(f"batch_size {max(batches)} exceeds the {n_train} training examples")

@@ -68,6 +68,20 @@ def split_sizes(n: int, test_fraction: float) -> tuple[int, int]:
     return n - n_test, n_test
 
 
+def least_eval_every(n_train: int, batch_size: int) -> int:
+    """The fewest updates between a minibatch run's default evaluations, ``⌈3 n_train / (2 B)⌉``
+    (about an epoch and a half): evaluating then takes at most a quarter of the arithmetic.
+
+    An evaluation forwards the ``n_train`` training examples (the full training loss; the test set
+    is evaluated once, at the end, whatever the cadence). An update forwards its ``B`` examples and
+    back-propagates them, and the backward pass forms every layer's weight gradient, a product as
+    large as the layer's forward one, so an update costs at least two forward passes of its batch.
+    With evaluations ``e`` updates apart, evaluating takes at most ``n_train / (n_train + 2 e B)``
+    of the arithmetic, ``≤ ¼`` when ``2 e B ≥ 3 n_train``.
+    """
+    return -(-3 * n_train // (2 * batch_size))
+
+
 @dataclass(frozen=True)
 class SplitData:
     """A standardised train/test split (float64, read-only)."""
@@ -318,13 +332,13 @@ class LearningSpec(SpecModel):
         """Whether a layer normalises with batch statistics (so batches need 2 examples)."""
         return self._norm() == "batchnorm"
 
-    def steps_per_epoch(self) -> int | None:
-        """Updates per pass over the training set (``None`` for full-batch training); for a
-        spec with grids, the shortest of its runs' epochs."""
+    def least_eval_every(self) -> int | None:
+        """The fewest updates between default evaluations (:func:`least_eval_every`; ``None``
+        for full-batch training); for a spec with grids, the fewest of its runs'."""
         batches = [b for b in options(self, "batch_size") if b is not None]
         if not batches:
             return None
-        return max(1, self._smallest_train_set() // max(batches))
+        return least_eval_every(self._smallest_train_set(), max(batches))
 
     def _smallest_train_set(self) -> int:
         info = DATASETS[self.dataset]

@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import itertools
 import math
+from fractions import Fraction
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from pydantic import ValidationError
 
 from engine.optimizers import OPTIMIZERS
-from engine.problems import PROBLEMS
+from engine.problems import PROBLEMS, build_problem
 from engine.schedules import SCHEDULES
 from engine.spec import (
     RunSpec,
@@ -20,6 +24,7 @@ from engine.spec import (
     only_rules_beyond_schema,
     parse_experiment,
 )
+from tests.results import plain_one
 
 ISSUE_EXAMPLE = {
     "name": "adam-vs-momentum",
@@ -60,38 +65,99 @@ def test_issue_example_expands_to_the_full_product() -> None:
 def test_eval_every_resolves_per_problem() -> None:
     runs = expand(parse_experiment(ISSUE_EXAMPLE))
     by_problem = {r.problem.name: r.eval_every for r in runs}
-    # digits: 1,438 training examples in batches of 64 make a 22-update epoch; 1,000 updates at
-    # 22 would evaluate at 990 and 1,000, at 23 at 989 and 1,000: 24 ends at 984 and 1,000
-    assert by_problem == {"rosenbrock": 1, "mlp": 24}
+    # digits: 1,438 training examples in batches of 64, ⌈3 · 1438 / 128⌉ = 34; 1,000 updates at 34
+    # would evaluate at 986 and 1,000: 35 ends at 980 and 1,000
+    assert by_problem == {"rosenbrock": 1, "mlp": 35}
     doc = dict(ISSUE_EXAMPLE, eval_every=25)
     assert {r.problem.name: r.eval_every for r in expand(parse_experiment(doc))} == {
         "rosenbrock": 1,
         "mlp": 25,
     }
-    # a long budget is evaluated at most 50 times, beyond one epoch
+    # a long budget is evaluated at most 50 times, beyond the problem's least interval
     doc = dict(ISSUE_EXAMPLE, steps=10_000)
     assert {r.problem.name: r.eval_every for r in expand(parse_experiment(doc))}["mlp"] == 200
 
 
+def ends_cleanly(steps: int, every: int) -> bool:
+    """The final update is the last scheduled evaluation or at least half an interval after it."""
+    last = max((k * every for k in range(1, steps + 1) if k * every < steps), default=0)
+    return last == 0 or steps % every == 0 or 2 * (steps - last) >= every
+
+
 def test_default_eval_every_is_the_first_cadence_that_ends_cleanly() -> None:
-    """Against the rule read literally: the smallest interval of at least an epoch (and of at
-    least a fiftieth of the budget) after whose last multiple below the budget the final update
-    is at least half an interval away, or which divides the budget."""
-
-    def clean(steps: int, every: int) -> bool:
-        last = max((k * every for k in range(1, steps + 1) if k * every < steps), default=0)
-        return last == 0 or steps % every == 0 or 2 * (steps - last) >= every
-
+    """Against the rule read literally: the smallest interval of at least the problem's least
+    (and of at least a fiftieth of the budget) after whose last multiple below the budget the
+    final update is at least half an interval away, or which divides the budget."""
     for steps in range(1, 400):
-        for epoch in (1, 2, 3, 7, 22, 45, 150, 500):
-            every = default_eval_every(steps, epoch)
-            smallest = max(epoch, math.ceil(steps / 50))
-            assert every == next(e for e in itertools.count(smallest) if clean(steps, e))
-    assert default_eval_every(10_000, 22) == 200  # fifty evaluations, beyond one epoch
+        for least in (1, 2, 3, 7, 22, 34, 45, 150, 500):
+            every = default_eval_every(steps, least)
+            smallest = max(least, math.ceil(steps / 50))
+            assert every == next(e for e in itertools.count(smallest) if ends_cleanly(steps, e))
+    assert default_eval_every(10_000, 34) == 200  # fifty evaluations, beyond the least interval
 
 
-def test_the_default_cadence_has_no_evaluation_just_before_the_final_one() -> None:
-    """200 updates of 22-update epochs: 22 would evaluate at 198 and again at 200."""
+@settings(max_examples=300, deadline=None)
+@given(steps=st.integers(1, 20_000), least=st.integers(1, 3_000))
+def test_default_eval_every_matches_a_search_over_every_interval(steps: int, least: int) -> None:
+    every = default_eval_every(steps, least)
+    smallest = max(least, math.ceil(steps / 50))
+    assert every == next(e for e in itertools.count(smallest) if ends_cleanly(steps, e))
+
+
+def evaluating_share(n_train: int, batch_size: int, every: int) -> Fraction:
+    """Forward passes of single examples spent evaluating between two evaluations ``every``
+    updates apart, an update counted as two forward passes of its batch."""
+    return Fraction(n_train, n_train + 2 * every * batch_size)
+
+
+MINIBATCH_PROBLEMS = [
+    {"name": "mlp", "dataset": "digits", "hidden": [64], "batch_size": 64},
+    {"name": "mlp", "dataset": "iris", "hidden": [4], "batch_size": 40},
+    {"name": "mlp", "dataset": "digits", "batchnorm": True, "batch_size": 7, "test_fraction": 0.5},
+    {"name": "mlp", "dataset": "moons", "n_samples": 300, "batch_size": 16},
+    {"name": "logistic_regression", "dataset": "digits", "batch_size": 32},
+    {"name": "linear_regression", "batch_size": 50},
+    {"name": "conv_digits", "batch_size": 128},
+]
+
+
+@pytest.mark.parametrize("problem", MINIBATCH_PROBLEMS, ids=lambda p: p["name"])
+def test_the_default_keeps_evaluating_to_a_quarter_of_the_arithmetic(
+    problem: dict[str, Any],
+) -> None:
+    """Every minibatch learning problem: the least interval is the smallest, found by search, at
+    which evaluating the training set the problem builds (its real size, not the spec's
+    arithmetic) is at most a quarter of the forward passes; the default starts from it."""
+    spec = parse_experiment(
+        {"name": "q", "problems": [problem], "optimizers": [{"name": "sgd"}], "steps": 1}
+    )
+    (built,) = spec.problems
+    n_train = len(build_problem(built, [0], "float64").data.X_train)
+    batch = problem["batch_size"]
+    least = next(
+        e for e in itertools.count(1) if evaluating_share(n_train, batch, e) <= Fraction(1, 4)
+    )
+    assert built.least_eval_every() == least
+    for steps in (1, least + 1, 3 * least - 1, 200, 1000, 60 * least):
+        (run,) = expand(parse_experiment({**spec.model_dump(mode="json"), "steps": steps}))
+        assert run.eval_every == default_eval_every(steps, least)
+
+
+def test_problems_without_a_data_set_keep_their_own_default() -> None:
+    """The noisy quadratic model evaluates its loss in closed form: at most 50 times, no floor."""
+    doc = {
+        "name": "n",
+        "problems": [{"name": "nqm", "batch_size": 8}],
+        "optimizers": [{"name": "sgd"}],
+    }
+    for steps, every in ((10, 1), (200, 4), (1000, 20)):
+        (run,) = expand(parse_experiment({**doc, "steps": steps}))
+        assert run.eval_every == every
+
+
+def test_the_default_cadence_of_the_mlp_sweep_evaluates_seven_times() -> None:
+    """200 updates of batches of 64 on digits (1,438 training examples): ⌈3 · 1438 / 128⌉ = 34,
+    evaluations at 0, 34, …, 170 and 200 (30 updates apart last), as the results list."""
     doc = {
         "name": "mlp-digits",
         "problems": [{"name": "mlp", "dataset": "digits", "hidden": [64], "batch_size": 64}],
@@ -99,7 +165,28 @@ def test_the_default_cadence_has_no_evaluation_just_before_the_final_one() -> No
         "steps": 200,
     }
     (run,) = expand(parse_experiment(doc))
-    assert run.eval_every == 23  # evaluations at 0, 23, …, 184 and 200: ten, 16 updates apart last
+    assert run.eval_every == 34
+    assert plain_one(run)["eval_steps"] == [0, 34, 68, 102, 136, 170, 200]
+
+
+def test_changing_the_default_cadence_leaves_stored_run_ids_valid() -> None:
+    """The default is resolved into the run before it is hashed: a run stored at the previous
+    default (23 for this sweep) keeps its id, and a default-cadence run now has a new one."""
+    doc = {
+        "name": "mlp-digits",
+        "problems": [{"name": "mlp", "dataset": "digits", "hidden": [64], "batch_size": 64}],
+        "optimizers": [{"name": "sgd", "lr": 0.1, "momentum": 0.9}],
+        "steps": 200,
+    }
+    (stored,) = expand(parse_experiment({**doc, "eval_every": 23}))
+    assert stored.run_id == "ea91ff2be8062927"  # its id before the default changed
+    assert RunSpec.model_validate(stored.model_dump(mode="json")).run_id == stored.run_id
+    (now,) = expand(parse_experiment(doc))
+    assert now.run_id != stored.run_id
+    assert (
+        now.run_id
+        == RunSpec.model_validate({**stored.model_dump(mode="json"), "eval_every": 34}).run_id
+    )
 
 
 def test_grids_multiply_and_tuples_are_values() -> None:
