@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from functools import lru_cache
+from itertools import repeat
 from typing import Any
 
 import numpy as np
@@ -43,23 +44,9 @@ MEAN_METHOD = "student-t"
 MEDIAN_METHOD = "order statistics (exact binomial)"
 RATE_METHOD = "clopper-pearson"
 NO_INTERVAL = "n = 1: no interval"
-#: The location and spread fields of :func:`describe` (``None`` until computed).
-LOCATION_KEYS = (
-    "mean",
-    "ci_low",
-    "ci_high",
-    "ci_method",
-    "median",
-    "median_ci_low",
-    "median_ci_high",
-    "median_ci_level",
-    "median_ci_method",
-    "q25",
-    "q75",
-    "iqr",
-    "min",
-    "max",
-)
+#: The runs a sweep's group usually has (3 to 5 seeds): :func:`fill_deterministic` stacks the
+#: curves of ``STACK_ROWS // TYPICAL_SEEDS`` groups at a time, about :data:`STACK_ROWS` curves.
+TYPICAL_SEEDS = 4
 
 
 @lru_cache(maxsize=4096)
@@ -172,7 +159,8 @@ def _describe_rows(x: np.ndarray, missing: Sequence[int], metric: str) -> list[d
     """:func:`describe` of each row of ``x`` (finite values, at least two a row; ``missing``: the
     values each row's sample left out), with the operations ``describe`` applies to one sample
     applied along the rows: a stable sort orders a row as ``sorted`` does (−0.0 and 0.0 kept in
-    their order), the quantiles, order statistics and moments are the same float arithmetic."""
+    their order), the quantiles, order statistics and moments are the same float arithmetic.
+    :func:`_description` makes each row's dict, as it does ``describe``'s."""
     sign = direction_sign(metric)
     n = x.shape[1]
     bad = np.sort(sign * x, axis=1, kind="stable")
@@ -180,58 +168,106 @@ def _describe_rows(x: np.ndarray, missing: Sequence[int], metric: str) -> list[d
         q25, median, q75 = (_row_quantile(bad, q) for q in (0.25, 0.5, 0.75))
         iqr = q75 - q25
     lo_q, hi_q = (q25, q75) if sign > 0 else (q75, q25)
-    ends = (bad[:, 0], bad[:, -1]) if sign > 0 else (bad[:, -1], bad[:, 0])
+    least, most = (bad[:, 0], bad[:, -1]) if sign > 0 else (bad[:, -1], bad[:, 0])
     l_, level = median_rank(n)
     lo_b, hi_b = bad[:, l_ - 1], bad[:, n - l_]
     low, high = (lo_b, hi_b) if sign > 0 else (hi_b, lo_b)
-    columns = {
-        "median": json_list(sign * median),
-        "median_ci_low": json_list(sign * low),
-        "median_ci_high": json_list(sign * high),
-        "q25": json_list(sign * lo_q),
-        "q75": json_list(sign * hi_q),
-        "iqr": json_list(iqr),
-        "min": json_list(sign * ends[0]),
-        "max": json_list(sign * ends[1]),
-    }
-    means, sds = x.mean(axis=1), x.std(axis=1, ddof=1)
+    back = lambda b: json_list(sign * b)  # noqa: E731 — badness back to the metric's scale
+    medians = zip(back(low), back(high), repeat(level, len(x)), strict=True)
+    quartiles = zip(back(lo_q), back(hi_q), json_list(iqr), strict=True)
+    ends = zip(back(least), back(most), strict=True)
+    means = x.mean(axis=1)
+    sds = x.std(axis=1, ddof=1).tolist()
     equal = (x.max(axis=1) == x.min(axis=1)).tolist()
-    rate_low, rate_high = rate_interval(n, n) or (None, None)
-    note = (
-        f"median interval [min, max] covers {level:.0%} at n = {n}, not 95%"
-        if level < CONFIDENCE
-        else None
-    )
+    note = _median_note(n, level)
     out = []
-    for j, (mean, sd) in enumerate(zip(means.tolist(), sds.tolist(), strict=True)):
-        ci = _t_interval((mean, sd, equal[j]), n, CONFIDENCE)
+    for mean, sd, eq, gone, shown, mid, median_ci, quartile, end in zip(
+        means.tolist(),
+        sds,
+        equal,
+        missing,
+        json_list(means),
+        back(median),
+        medians,
+        quartiles,
+        ends,
+        strict=True,
+    ):
+        ci = _t_interval((mean, sd, eq), n, CONFIDENCE)
         out.append(
-            {
-                "n": n,
-                "n_failed": 0,
-                "n_missing": missing[j],
-                "success_rate": n / n,
-                "success_ci_low": rate_low,
-                "success_ci_high": rate_high,
-                "success_ci_method": RATE_METHOD,
-                "mean": json_num(mean),
-                "ci_low": json_num(ci[0]),
-                "ci_high": json_num(ci[1]),
-                "ci_method": MEAN_METHOD,
-                "median": columns["median"][j],
-                "median_ci_low": columns["median_ci_low"][j],
-                "median_ci_high": columns["median_ci_high"][j],
-                "median_ci_level": level,
-                "median_ci_method": MEDIAN_METHOD,
-                "q25": columns["q25"][j],
-                "q75": columns["q75"][j],
-                "iqr": columns["iqr"][j],
-                "min": columns["min"][j],
-                "max": columns["max"][j],
-                "note": note,
-            }
+            _description(
+                n,
+                0,
+                gone,
+                note,
+                mean=shown,
+                ci=(json_num(ci[0]), json_num(ci[1])),
+                median=mid,
+                median_ci=median_ci,
+                quartiles=quartile,
+                ends=end,
+            )
         )
     return out
+
+
+def _median_note(n: int, level: float) -> str | None:
+    """Why the median interval of n values falls short of 95 % (``None`` where it does not)."""
+    if level < CONFIDENCE:
+        return f"median interval [min, max] covers {level:.0%} at n = {n}, not 95%"
+    return None
+
+
+#: ``(low, high)`` of an interval, each ``None`` where it is not finite.
+Interval = tuple[float | None, float | None]
+
+
+def _description(
+    n: int,
+    failed: int,
+    missing: int,
+    note: str | None,
+    *,
+    mean: float | None = None,
+    ci: Interval | None = None,
+    median: float | None = None,
+    median_ci: tuple[float | None, float | None, float] | None = None,
+    quartiles: tuple[float | None, float | None, float | None] = (None, None, None),
+    ends: Interval = (None, None),
+) -> dict[str, Any]:
+    """:func:`describe`'s dict — its keys, in their order, are written here alone — from its
+    numbers, already on the metric's scale (``None`` where not finite or not computed): the mean
+    and its interval ``ci``; the median and ``median_ci`` (low, high, exact level); the
+    ``quartiles`` (q25, q75, iqr) and ``ends`` (min, max). The success rate over the n runs, and
+    its interval, follow from n and ``failed``; an interval given is named by its method."""
+    rate_ci = rate_interval(n - failed, n)
+    rate_low, rate_high = rate_ci or (None, None)
+    low, high = ci or (None, None)
+    median_low, median_high, level = median_ci or (None, None, None)
+    return {
+        "n": n,
+        "n_failed": failed,
+        "n_missing": missing,
+        "success_rate": (n - failed) / n if n else None,
+        "success_ci_low": rate_low,
+        "success_ci_high": rate_high,
+        "success_ci_method": RATE_METHOD if rate_ci else None,
+        "mean": mean,
+        "ci_low": low,
+        "ci_high": high,
+        "ci_method": MEAN_METHOD if ci else None,
+        "median": median,
+        "median_ci_low": median_low,
+        "median_ci_high": median_high,
+        "median_ci_level": level,
+        "median_ci_method": MEDIAN_METHOD if median_ci else None,
+        "q25": quartiles[0],
+        "q75": quartiles[1],
+        "iqr": quartiles[2],
+        "min": ends[0],
+        "max": ends[1],
+        "note": note,
+    }
 
 
 def describe(
@@ -249,62 +285,50 @@ def describe(
     present = [float(v) for v in values if v is not None]
     n = len(present)
     failed = sum(1 for v in present if math.isinf(v))
-    out: dict[str, Any] = {
-        "n": n,
-        "n_failed": failed,
-        "n_missing": len(values) - n,
-        "success_rate": (n - failed) / n if n else None,
-    }
-    rate_ci = rate_interval(n - failed, n)
-    out.update(
-        success_ci_low=rate_ci[0] if rate_ci else None,
-        success_ci_high=rate_ci[1] if rate_ci else None,
-        success_ci_method=RATE_METHOD if rate_ci else None,
-    )
-    out.update(dict.fromkeys(LOCATION_KEYS))
-    notes: list[str] = []
+    missing = len(values) - n
     if n == 0:
-        out["note"] = "no finished run"
-        return out
+        return _description(n, failed, missing, "no finished run")
+    notes: list[str] = []
     bad = sorted(sign * v for v in present)  # ascending badness, failures (+inf) last
     back = lambda b: json_num(sign * b)  # noqa: E731 — badness back to the metric's scale
     q25, median, q75 = (badness_quantile(bad, q) for q in (0.25, 0.5, 0.75))
     lo_q, hi_q = (q25, q75) if sign > 0 else (q75, q25)
-    out.update(
-        median=back(median),
-        q25=back(lo_q),
-        q75=back(hi_q),
-        iqr=json_num(q75 - q25),
-        min=back(bad[0] if sign > 0 else bad[-1]),
-        max=back(bad[-1] if sign > 0 else bad[0]),
-    )
+    mean: float | None = None
+    ci: Interval | None = None
     if failed:
         notes.append(f"{failed} of {n} runs failed: no mean (failures rank worst)")
         if math.isinf(median):
             notes.append("the median is a failure")
     elif n == 1:
-        out["mean"] = json_num(present[0])
+        mean = json_num(present[0])
     else:
         m = known or moments(np.asarray(present))
-        out["mean"] = json_num(m[0])
-        ci = _t_interval(m, n, CONFIDENCE)
-        out.update(ci_low=json_num(ci[0]), ci_high=json_num(ci[1]), ci_method=MEAN_METHOD)
+        mean = json_num(m[0])
+        t = _t_interval(m, n, CONFIDENCE)
+        ci = json_num(t[0]), json_num(t[1])
+    median_ci: tuple[float | None, float | None, float] | None = None
     if n >= 2:
         l_, level = median_rank(n)
         lo_b, hi_b = float(bad[l_ - 1]), float(bad[n - l_])
         low, high = (lo_b, hi_b) if sign > 0 else (hi_b, lo_b)
-        out.update(
-            median_ci_low=back(low),
-            median_ci_high=back(high),
-            median_ci_level=level,
-            median_ci_method=MEDIAN_METHOD,
-        )
-        if level < CONFIDENCE:
-            notes.append(f"median interval [min, max] covers {level:.0%} at n = {n}, not 95%")
+        median_ci = back(low), back(high), level
+        short = _median_note(n, level)
+        if short:
+            notes.append(short)
     else:
         notes.append(NO_INTERVAL)
-    out["note"] = "; ".join(notes) or None
-    return out
+    return _description(
+        n,
+        failed,
+        missing,
+        "; ".join(notes) or None,
+        mean=mean,
+        ci=ci,
+        median=back(median),
+        median_ci=median_ci,
+        quartiles=(back(lo_q), back(hi_q), json_num(q75 - q25)),
+        ends=(back(bad[0] if sign > 0 else bad[-1]), back(bad[-1] if sign > 0 else bad[0])),
+    )
 
 
 def describe_groups(groups: Sequence[Group], metrics: Sequence[str]) -> None:
@@ -381,7 +405,7 @@ def fill_deterministic(groups: Sequence[Group]) -> None:
             g.memo["deterministic"] = _is_deterministic(g)
             continue
         by_size.setdefault(len(curves[0]), []).append((g, [floats(c) for c in curves]))
-    for entries in (b for e in by_size.values() for b in blocks(e, STACK_ROWS // 4)):
+    for entries in (b for e in by_size.values() for b in blocks(e, STACK_ROWS // TYPICAL_SEEDS)):
         y = np.stack([c for _, curves in entries for c in curves])
         sizes = np.array([len(c) for _, c in entries])
         first = np.repeat(np.cumsum(sizes) - sizes, sizes)  # each row's group's first row
