@@ -53,19 +53,24 @@ def holm(pvalues: Sequence[float | None]) -> list[float | None]:
 
 
 def rank_biserial(differences: Sequence[float]) -> float | None:
-    """Matched-pairs rank-biserial correlation ``(T⁺ − T⁻) / (T⁺ + T⁻)``.
+    """Matched-pairs rank-biserial correlation ``(T⁺ − T⁻) / (T⁺ + T⁻)`` (:func:`signed_ranks`).
 
-    ``T±`` are the sums of the (average) ranks of ``|d|`` over the positive / negative differences,
-    zeros dropped — the effect size that goes with the Wilcoxon signed-rank test: +1 when every
+    The effect size that goes with the Wilcoxon signed-rank test, zeros dropped: +1 when every
     difference is positive, −1 when every one is negative. ``None`` when all differences are 0.
     """
-    d = np.asarray(differences, dtype=np.float64)
-    d = d[d != 0]
-    if d.size == 0:
-        return None
-    ranks = average_ranks(np.abs(d))
-    plus, minus = ranks[d > 0].sum(), ranks[d < 0].sum()
-    return float((plus - minus) / (plus + minus))
+    d = [v for v in differences if v != 0]
+    return signed_ranks(d)[2] if d else None
+
+
+def signed_ranks(d: Sequence[float]) -> tuple[list[float], float, float]:
+    """The ranks of ``|dᵢ|`` (:func:`average_ranks`) of differences none of which is 0, the
+    signed-rank statistic ``T = T⁺ − T⁻ = Σ sign(dᵢ)·rank|dᵢ|`` and the rank-biserial correlation
+    ``T / (T⁺ + T⁻)``, where ``T±`` sum the ranks of the positive / negative differences (sums of
+    half-integers: exact in any order)."""
+    ranks = average_ranks(np.abs(np.asarray(d, dtype=np.float64))).tolist()
+    plus = sum(r for r, v in zip(ranks, d, strict=True) if v > 0)
+    minus = sum(r for r, v in zip(ranks, d, strict=True) if v < 0)
+    return ranks, plus - minus, (plus - minus) / (plus + minus)
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:
@@ -97,9 +102,8 @@ def sign_flip_p(d: np.ndarray) -> tuple[float, float]:
     (zeros dropped): the share of all 2ⁿ sign assignments whose ``|T|`` reaches the observed one.
     Returns (T, p)."""
     d = d[d != 0]
-    ranks = average_ranks(np.abs(d))
-    observed = float(np.sum(np.sign(d) * ranks))
-    null = np.abs(_sign_patterns(d.size) @ ranks)
+    ranks, observed, _ = signed_ranks(d.tolist())
+    null = np.abs(_sign_patterns(d.size) @ np.array(ranks))
     return observed, float(np.mean(null >= abs(observed) - 1e-9))
 
 
@@ -174,12 +178,9 @@ def paired_tests(
             out.append(paired_test(group, baseline))
             continue
         n = len(diffs)
-        ranks = average_ranks(np.abs(np.asarray(diffs, dtype=np.float64))).tolist()
-        plus = sum(r for r, v in zip(ranks, diffs, strict=True) if v > 0)
-        minus = sum(r for r, v in zip(ranks, diffs, strict=True) if v < 0)
+        ranks, statistic, effect = signed_ranks(diffs)
         ordered = sorted(diffs)
         median = ordered[n // 2] if n % 2 else (ordered[n // 2 - 1] + ordered[n // 2]) / 2
-        statistic = plus - minus  # Σ sign(dᵢ)·rank|dᵢ|
         by_size.setdefault(n, []).append((len(out), np.array(ranks), abs(statistic)))
         out.append(
             {
@@ -188,7 +189,7 @@ def paired_tests(
                 "statistic": statistic,
                 "p_value": None,
                 "test": SIGN_FLIP,
-                "effect": (plus - minus) / (plus + minus),
+                "effect": effect,
             }
         )
     for n, tests in by_size.items():

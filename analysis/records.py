@@ -283,7 +283,7 @@ def auc_many(runs: Sequence[tuple[Curve, Curve, float | None]]) -> list[float | 
             by_size.setdefault(len(y), []).append(i)
         else:
             out[i] = auc_log_subopt(x, y, f_star)
-    for rows in (block for size in by_size.values() for block in blocks(size)):
+    for rows in (block for indices in by_size.values() for block in blocks(indices)):
         ys = np.stack([floats(runs[i][1]) for i in rows])
         xs = np.stack([np.asarray(runs[i][0], dtype=np.float64) for i in rows])
         shift = np.array([runs[i][2] or 0.0 for i in rows], dtype=np.float64)
@@ -299,10 +299,10 @@ def auc_many(runs: Sequence[tuple[Curve, Curve, float | None]]) -> list[float | 
 
 
 def outcomes(records: Sequence[Mapping[str, Any]], metric: str) -> list[float | None]:
-    """:func:`outcome` of each record, the AUCs computed from curves batched by :func:`auc_many`,
-    the other metrics by :func:`outcome`'s steps inlined (a sweep asks for 10^4 of each)."""
+    """:func:`outcome` of each record by the same rule (:func:`_outcomes`), the AUCs computed from
+    curves batched by :func:`auc_many` (a sweep asks for 10^4 of each metric)."""
     if metric != AUC:
-        return _plain_outcomes(records, metric)
+        return _outcomes(records, metric)
     todo = [
         i
         for i, r in enumerate(records)
@@ -311,31 +311,7 @@ def outcomes(records: Sequence[Mapping[str, Any]], metric: str) -> list[float | 
     aucs = auc_many(
         [(records[i]["eval_steps"], records[i]["losses"], records[i].get("f_star")) for i in todo]
     )
-    known = dict(zip(todo, aucs, strict=True))
-    return [known[i] if i in known else outcome(r, metric) for i, r in enumerate(records)]
-
-
-def _plain_outcomes(records: Sequence[Mapping[str, Any]], metric: str) -> list[float | None]:
-    """:func:`outcome` of each record for a metric read as stored (not :data:`AUC`): a pending
-    run ``None``, a failed one the worst value, else the finite value (a missing steps to a set
-    target: the worst)."""
-    out: list[float | None] = []
-    worst: float | None = None
-    for record in records:
-        status = record.get("status")
-        if status in PENDING:
-            out.append(None)
-            continue
-        if worst is None:
-            worst = direction_sign(metric) * math.inf
-        if record.get("diverged") or status in FAILED:
-            out.append(worst)
-            continue
-        value = finite(record.get(metric))
-        if value is None and metric == "steps_to_target" and record["spec"].get("target_loss"):
-            value = worst
-        out.append(value)
-    return out
+    return _outcomes(records, metric, dict(zip(todo, aucs, strict=True)))
 
 
 def metric_value(record: Mapping[str, Any], metric: str) -> float | None:
@@ -390,13 +366,31 @@ def outcome(record: Mapping[str, Any], metric: str) -> float | None:
       lower-is-better metric, ``−inf`` for a higher-is-better one), so it ranks last;
     * otherwise the run's finite value.
     """
-    state = run_state(record)
-    if state == "pending":
-        return None
-    worst = direction_sign(metric) * math.inf
-    if state == "failed":
-        return worst
-    value = metric_value(record, metric)
-    if value is None and metric == "steps_to_target" and record["spec"].get("target_loss"):
-        return worst
-    return value
+    return _outcomes((record,), metric)[0]
+
+
+def _outcomes(
+    records: Sequence[Mapping[str, Any]],
+    metric: str,
+    known: Mapping[int, float | None] | None = None,
+) -> list[float | None]:
+    """:func:`outcome`'s rule, record by record: a finished run's value is ``known[i]`` where
+    given (the i-th record's value computed beforehand), else :func:`metric_value`. The metric is
+    checked at the first record that is not pending."""
+    out: list[float | None] = []
+    worst: float | None = None
+    for i, record in enumerate(records):
+        state = run_state(record)
+        if state == "pending":
+            out.append(None)
+            continue
+        if worst is None:
+            worst = direction_sign(metric) * math.inf
+        if state == "failed":
+            out.append(worst)
+            continue
+        value = known[i] if known and i in known else metric_value(record, metric)
+        if value is None and metric == "steps_to_target" and record["spec"].get("target_loss"):
+            value = worst
+        out.append(value)
+    return out
