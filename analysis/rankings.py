@@ -39,6 +39,11 @@ SOLVED_FLOOR = 1e-8
 TARGET_TOP, TARGET_BOTTOM = 1.0, -8.0
 #: 46 targets: k = 1, 0.8, …, −8 (COCO's 0.2 spacing).
 DEFAULT_TARGETS = 46
+#: The most values NumPy adds one after another, left to right, in a sum along a row: its
+#: pairwise summation adds fewer than 8 values in a plain loop, 8 or more in 8 interleaved partial
+#: sums, whose order differs from that of any shorter sum (a row of 8 with 4 ratios below τ_max
+#: is ``(a₀ + a₁) + (a₂ + a₃)``, the 4 ratios alone ``((a₀ + a₁) + a₂) + a₃``).
+IN_ORDER_SUM = 7
 
 
 def performance_profile(
@@ -74,8 +79,9 @@ def _profile(
 
     When every solver has as many instances (a sweep on one problem set), their sorted ratios
     are one matrix: sorted along rows (each row as ``np.sort`` sorts the list), searched row by
-    row, the scores summed along rows where a row holds at most 8 ratios (NumPy adds such a row
-    left to right, so the instances at or past τ_max, added as zeros, change no sum)."""
+    row, the scores summed along rows where a row holds at most :data:`IN_ORDER_SUM` ratios
+    (NumPy adds such a row left to right, as it adds the ratios below τ_max alone, so the
+    instances at or past τ_max, added as zeros after those, change no sum)."""
     ratio_lists = [
         [
             c / b if math.isfinite(c) and math.isfinite(b) else math.inf
@@ -102,7 +108,7 @@ def _profile(
     rho = dict(zip(costs, (counts / instances).tolist(), strict=True))
     # ∫_1^τmax ρ dτ = Σ_p (τmax − max(r_p, 1)) / n over instances with r_p < τmax.
     scale = instances * (tau_max - 1)
-    if table is not None and table.shape[1] <= 8:
+    if table is not None and table.shape[1] <= IN_ORDER_SUM:
         areas = np.where(table < tau_max, tau_max - np.maximum(table, 1.0), 0.0).sum(axis=1)
         scores = dict(zip(costs, (areas / scale).tolist(), strict=True))
     else:
@@ -230,7 +236,7 @@ def hits_many(runs: Sequence[tuple[Curve, Curve]], targets: np.ndarray) -> list[
         else:
             out[i] = first_hits(x, y, targets)
     below = -targets
-    for n, rows in ((n, block) for n, size in by_size.items() for block in blocks(size)):
+    for n, rows in ((n, block) for n, indices in by_size.items() for block in blocks(indices)):
         y = np.stack([floats(runs[i][1]) for i in rows])
         x = np.stack([np.asarray(runs[i][0], dtype=np.float64) for i in rows])
         running = np.fmin.accumulate(np.where(np.isfinite(y), y, np.inf), axis=1)

@@ -16,6 +16,7 @@ from analysis.compare import average_ranks, holm, paired_test, paired_tests, ran
 from analysis.curves import band
 from analysis.groups import Group
 from analysis.rankings import (
+    IN_ORDER_SUM,
     TAU_MAX,
     _profile,
     coco_targets,
@@ -236,6 +237,33 @@ def test_profile_equals_the_profile_solver_by_solver(
         bests[f"s{k}"] = [data.draw(st.sampled_from([c, c / 2, INF])) for c in costs[f"s{k}"]]
     got = _profile(costs, bests, 7, TAU_MAX, max_points=None)
     assert json.dumps(got) == json.dumps(_profile_one_by_one(costs, bests, 7, TAU_MAX))
+
+
+@pytest.mark.parametrize("width", range(1, IN_ORDER_SUM + 1))
+def test_numpy_adds_a_row_of_up_to_in_order_sum_values_left_to_right(width: int) -> None:
+    """What the profile's scores rely on: a sum along the rows of a matrix, and the sum of a
+    1-D array as long, add their values one after another."""
+    x = np.random.default_rng(width).lognormal(0.0, 3.0, (200, width))
+    in_order = []
+    for row in x.tolist():
+        total = row[0]
+        for value in row[1:]:
+            total += value
+        in_order.append(total)
+    assert x.sum(axis=1).tolist() == in_order
+    assert [float(np.sum(row)) for row in x] == in_order
+
+
+@pytest.mark.parametrize("instances", range(1, 13))
+def test_profile_of_arbitrary_ratios_equals_the_profile_solver_by_solver(instances: int) -> None:
+    """Bit for bit with ratios whose sums round (the drawn ones above are mostly 1 and 2): the
+    rows of as many instances as one past :data:`IN_ORDER_SUM` are not summed as a matrix."""
+    rng = np.random.default_rng(instances)
+    costs = {f"s{k}": rng.lognormal(0.0, 1.0, instances).tolist() for k in range(8)}
+    best = np.min(list(costs.values()), axis=0).tolist()
+    bests = dict.fromkeys(costs, best)
+    got = _profile(costs, bests, instances, TAU_MAX, max_points=None)
+    assert json.dumps(got) == json.dumps(_profile_one_by_one(costs, bests, instances, TAU_MAX))
 
 
 def test_performance_profile_of_a_tiny_table_by_hand() -> None:
