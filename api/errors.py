@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 from http import HTTPStatus
 from typing import Any
 
@@ -261,14 +262,29 @@ _ORJSON = orjson.OPT_NON_STR_KEYS | orjson.OPT_SERIALIZE_NUMPY
 
 
 def json_body(data: Any) -> bytes:
-    """Compact UTF-8 JSON with exact (shortest round-trip) floats, always valid JSON.
+    """Compact UTF-8 JSON with exact (shortest round-trip) floats, always valid JSON: a non-finite
+    float is written as ``null``.
 
     Written by orjson: a 13.7 MB summary takes 0.04 s of CPU where ``json.dumps`` took 0.25 s and
     some 30 MB for the millions of pieces it joins. orjson writes a non-finite float as ``null``
     and exponents without padding (``1e-8`` for ``1e-08``: the same number). What it refuses (an
-    integer beyond 64 bits, a float subclass) goes to ``json.dumps``, where a non-finite float is
-    an error."""
+    integer beyond 64 bits, a float subclass) goes to ``json.dumps``, its non-finite floats
+    replaced by ``None`` first (:func:`_finite_or_null`) as orjson writes them."""
     try:
         return orjson.dumps(data, option=_ORJSON)
     except orjson.JSONEncodeError:
-        return json.dumps(data, separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode()
+        return json.dumps(
+            _finite_or_null(data), separators=(",", ":"), allow_nan=False, ensure_ascii=False
+        ).encode()
+
+
+def _finite_or_null(value: Any) -> Any:
+    """``value`` with each non-finite float in it (in dicts, lists and tuples, however nested)
+    replaced by ``None``; the rest as it is."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite_or_null(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_finite_or_null(v) for v in value]
+    return value

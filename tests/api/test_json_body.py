@@ -1,4 +1,5 @@
-"""Response bodies written by orjson read back as the ``json.dumps`` body they replaced."""
+"""Response bodies written by orjson read back as the ``json.dumps`` body they replaced, a
+non-finite float as ``null`` whichever of the two writes it."""
 
 from __future__ import annotations
 
@@ -18,7 +19,7 @@ _values = st.recursive(
         st.none(),
         st.booleans(),
         st.integers(),  # beyond 64 bits too: those bodies are json.dumps's
-        st.floats(allow_nan=False, allow_infinity=False),
+        st.floats(),  # NaN and ±inf too: null in either body
         st.text(),
     ),
     lambda inner: st.one_of(
@@ -29,7 +30,9 @@ _values = st.recursive(
 
 
 def _reference(data: Any) -> bytes:
-    return json.dumps(data, separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode()
+    """``json.dumps``'s body, its ``NaN`` and ``±Infinity`` read back as ``None``."""
+    nulled = json.loads(json.dumps(data), parse_constant=lambda _: None)
+    return json.dumps(nulled, separators=(",", ":"), allow_nan=False, ensure_ascii=False).encode()
 
 
 @given(_values)
@@ -46,5 +49,21 @@ def test_numpy_values_keys_and_non_finite_floats() -> None:
     assert json.loads(json_body({"x": math.nan, "y": [math.inf]})) == {"x": None, "y": [None]}
     big = {"seed": 2**70, "x": 0.5}
     assert json_body(big) == _reference(big)
-    with pytest.raises(ValueError):  # the json.dumps path keeps its rule
-        json_body({"seed": 2**70, "x": math.nan})
+
+
+@pytest.mark.parametrize("beside", [0, 2**70], ids=["orjson", "json.dumps"])
+def test_a_non_finite_float_is_null_on_both_paths(beside: int) -> None:
+    """orjson writes the body unless an integer beyond 64 bits sends it to ``json.dumps``."""
+    data = {
+        "seed": beside,
+        "x": math.nan,
+        "y": [math.inf, (-math.inf, 1.5)],
+        "z": {"w": np.float64(math.nan), "v": [{"u": -math.inf}]},
+    }
+    want = {
+        "seed": beside,
+        "x": None,
+        "y": [None, [None, 1.5]],
+        "z": {"w": None, "v": [{"u": None}]},
+    }
+    assert json.loads(json_body(data)) == want
