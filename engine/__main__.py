@@ -1,14 +1,5 @@
 """``python -m engine`` — see :mod:`engine.cli`; the process around it: :mod:`engine.process`."""
 
-from collections.abc import Callable
+from engine.process import run_main
 
-from engine.process import run_command
-
-
-def _load() -> Callable[[], object]:
-    from engine.cli import main
-
-    return main
-
-
-run_command(_load)
+run_main("engine.cli")

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import atexit
 import gc
+import importlib
 import os
 import sys
 from collections.abc import Callable
@@ -71,3 +72,9 @@ def run_command(load: Callable[[], Callable[[], object]]) -> NoReturn:
             status = FLUSH_FAILED if stream is sys.stdout else status
     atexit._run_exitfuncs()
     os._exit(status)
+
+
+def run_main(module: str) -> NoReturn:
+    """:func:`run_command` of the ``main`` function of ``module`` (imported as :func:`run_command`
+    imports an entry point)."""
+    run_command(lambda: importlib.import_module(module).main)
