@@ -343,6 +343,11 @@ def _run_group(
         return should_stop is not None and should_stop()
 
     compiled_plan = None
+    # SGD applied by the problem run by run as it computes each gradient (the same numbers): the
+    # minibatch problems that offer it, when no schedule reads the loss (the update's rate is then
+    # known before its gradient)
+    fuse_sgd = minibatch and problem.fuses_sgd and params.flags.c_contiguous and not loss_driven
+    sgd_args = optimizer.sgd_args_ if fuse_sgd and optimizer.eval_params is None else None
     if not minibatch and optimizer.step_ is None and optimizer.eval_params is None:
         compiled_plan = compiled.plan(runs, problem, bool(loss_driven))
     t0 = time.perf_counter()
@@ -365,7 +370,9 @@ def _run_group(
                 if not minibatch and optimizer.eval_params is not None:
                     rec.eval_point(t, eval_loss(t), model, t0)
                 loss: np.ndarray | None
-                if optimizer.step_ is None:
+                if sgd_args is not None:  # the problem computes the gradient with the update
+                    loss, calls = None, 1
+                elif optimizer.step_ is None:
                     loss, grad = problem.loss_and_grad(params, t)
                     calls = 1
                 else:
@@ -381,7 +388,10 @@ def _run_group(
                 lr_col[:, 0] = lr_table[:, t]
                 rec.lrs[:, t] = lr_table[:, t]
                 gnorm, unorm = rec.gnorm[:, t], rec.unorm[:, t]
-                if optimizer.step_ is None:
+                if sgd_args is not None:
+                    sgd = sgd_args(state, params, lr_col)
+                    loss = problem.sgd_step(params, t, sgd, gnorm, unorm)
+                elif optimizer.step_ is None:
                     if optimizer.recorded_ is not None:
                         optimizer.recorded_(grad, state, params, lr_col, gnorm, unorm)
                     else:

@@ -52,6 +52,7 @@ Closure = Callable[[np.ndarray], tuple[np.ndarray, np.ndarray]]
 StepFn = Callable[[Closure, State, np.ndarray, HParam], None]
 EvalParamsFn = Callable[[State, np.ndarray, np.ndarray], None]
 RecordedFn = Callable[[np.ndarray, State, np.ndarray, HParam, np.ndarray, np.ndarray], None]
+SGDArgsFn = Callable[[State, np.ndarray, HParam], tuple[Any, ...]]
 
 
 def copy_state(state: State) -> State:
@@ -79,6 +80,10 @@ class Optimizer(NamedTuple):
     eval_params: EvalParamsFn | None = None
     #: ``fused_`` that also records the gradient and update norms (see the module docstring).
     recorded_: RecordedFn | None = None
+    #: SGD's ``(state, params, lr) -> args``: advances the step count and returns the arguments of
+    #: :func:`engine.optimizers.fused.sgd_step` after ``params, grads``, for a problem that
+    #: applies the update itself run by run (:meth:`engine.problems.base.Problem.sgd_step`).
+    sgd_args_: SGDArgsFn | None = None
 
     @property
     def fast_update_(self) -> UpdateFn:

@@ -91,17 +91,26 @@ def sgd_step_recorded(p, g, buf, first, momentum, nesterov, has_wd, wd, mu, gain
     """:func:`sgd_step` that also writes ``gn[r] = ‖g[r]‖`` and ``un[r] = ‖Δp[r]‖`` as the run loop
     records them (:mod:`engine.recording`): each row's update goes to a scratch row while the
     row is stepped, then both norms are taken side by side."""
-    rows, cols = p.shape
-    diff = np.empty(cols, dtype=p.dtype)
-    for r in range(rows):
-        wd_r, mu_r, gain_r, k_r = wd[r, 0], mu[r, 0], gain[r, 0], k[r, 0]
-        for j in range(cols):
-            old = p[r, j]
-            new = sgd_element(
-                p, g, buf, r, j, first, momentum, nesterov, has_wd, wd_r, mu_r, gain_r, k_r
-            )
-            diff[j] = new - old
-        gn[r], un[r] = pair_norms(g[r], diff)
+    diff = np.empty(p.shape[1], dtype=p.dtype)
+    for r in range(p.shape[0]):
+        gn[r], un[r] = sgd_row_recorded(
+            p, g, buf, r, first, momentum, nesterov, has_wd, wd, mu, gain, k, diff
+        )
+
+
+@njit
+def sgd_row_recorded(p, g, buf, r, first, momentum, nesterov, has_wd, wd, mu, gain, k, diff):
+    """Row ``r`` of :func:`sgd_step_recorded` (``diff``: a scratch row); returns ``(‖g[r]‖,
+    ‖Δp[r]‖)``. A caller that has just computed ``g[r]`` steps the run while the row is in
+    cache (:mod:`engine.problems.mlp_step`)."""
+    wd_r, mu_r, gain_r, k_r = wd[r, 0], mu[r, 0], gain[r, 0], k[r, 0]
+    for j in range(p.shape[1]):
+        old = p[r, j]
+        new = sgd_element(
+            p, g, buf, r, j, first, momentum, nesterov, has_wd, wd_r, mu_r, gain_r, k_r
+        )
+        diff[j] = new - old
+    return pair_norms(g[r], diff)
 
 
 @njit

@@ -151,7 +151,7 @@ def sgd(
     ) -> None:
         fused.sgd_step_recorded(params, grads, *kernel_args(state, params, lr), gnorm, unorm)
 
-    return Optimizer(init, update_, lr, fused_, recorded_=recorded_)
+    return Optimizer(init, update_, lr, fused_, recorded_=recorded_, sgd_args_=kernel_args)
 
 
 class DeltaRuleSpec(SpecModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -74,6 +75,26 @@ class Problem(ABC):
     def test_metrics(self, params: np.ndarray) -> dict[str, np.ndarray]:
         """Held-out metrics, e.g. ``{"test_loss": (R,), "test_accuracy": (R,)}``; empty if none."""
         return {}
+
+    @property
+    def fuses_sgd(self) -> bool:
+        """Whether :meth:`sgd_step` applies (to C-contiguous parameters)."""
+        return False
+
+    def sgd_step(
+        self,
+        params: np.ndarray,
+        step: int,
+        sgd: tuple[Any, ...],
+        gnorm: np.ndarray,
+        unorm: np.ndarray,
+    ) -> np.ndarray:
+        """:meth:`loss_and_grad` at ``params`` followed by SGD's recorded update with the fused
+        kernel's arguments ``sgd`` (:attr:`engine.optimizers.base.Optimizer.sgd_args_`), the
+        gradient and update norms written to ``gnorm`` and ``unorm``, with the numbers of those
+        two calls, in one pass over the runs (each run updated while its gradient is in cache);
+        returns the losses. Requires :attr:`fuses_sgd`."""
+        raise NotImplementedError
 
 
 ProblemFactory = Callable[..., Problem]

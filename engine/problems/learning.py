@@ -28,7 +28,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -234,20 +234,24 @@ class SupervisedProblem(Problem):
                 self._epoch += 1
         return self._perm[:, k * self.batch_size : (k + 1) * self.batch_size]
 
-    def loss_and_grad(self, params: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+    def _batch(self, step: int) -> tuple[np.ndarray, np.ndarray]:
+        """Inputs ``[x 1]`` and targets of update ``step`` (in buffers the next call reuses)."""
         if self.batch_size is None:
-            x, target = self._x_train, self._t_train
+            return self._x_train, self._t_train
+        idx = self._order_rows(step)
+        # the indices are valid; mode="clip" lets take write straight into the buffer
+        x = np.take(self._x_train, idx, axis=0, out=self._xb, mode="clip")
+        if self.data.regression:
+            target = np.take(self._t_train, idx, out=self._tb, mode="clip")
         else:
-            idx = self._order_rows(step)
-            # the indices are valid; mode="clip" lets take write straight into the buffer
-            x = np.take(self._x_train, idx, axis=0, out=self._xb, mode="clip")
-            if self.data.regression:
-                target = np.take(self._t_train, idx, out=self._tb, mode="clip")
-            else:
-                labels = self.data.y_train[idx][:, None, :]
-                target = np.equal(labels, self._classes, out=self._tb)
-            if self._one_order:
-                x, target = x[0], target[0]
+            labels = self.data.y_train[idx][:, None, :]
+            target = np.equal(labels, self._classes, out=self._tb)
+        if self._one_order:
+            return x[0], target[0]
+        return x, target
+
+    def loss_and_grad(self, params: np.ndarray, step: int) -> tuple[np.ndarray, np.ndarray]:
+        x, target = self._batch(step)
         ws = self._train_ws
         if self._compiled_step and params.flags.c_contiguous:  # the kernels take rows as is
             loss = mlp_step.loss_and_grad(self.net, params, x, target, self._grad, ws)
@@ -257,6 +261,23 @@ class SupervisedProblem(Problem):
             assert dout is not None
             self.net.backward(params, dout, tape, self._grad, ws=ws)
         return loss + self.net.penalty(params), self._grad
+
+    @property
+    def fuses_sgd(self) -> bool:
+        return self._compiled_step
+
+    def sgd_step(
+        self,
+        params: np.ndarray,
+        step: int,
+        sgd: tuple[Any, ...],
+        gnorm: np.ndarray,
+        unorm: np.ndarray,
+    ) -> np.ndarray:
+        x, target = self._batch(step)
+        grad, ws = self._grad, self._train_ws
+        loss = mlp_step.loss_and_sgd_step(self.net, params, x, target, grad, ws, sgd, gnorm, unorm)
+        return loss + self.net.penalty(params)  # 0.0: the compiled step has no ridge term
 
     def loss(self, params: np.ndarray) -> np.ndarray:
         loss, _ = self._evaluate(params, self._x_train, self._t_train, None)

@@ -15,10 +15,14 @@ import pytest
 from pydantic import TypeAdapter
 
 from engine.layers.blas import dgemm_address
+from engine.optimizers import build_optimizer
 from engine.problems import ProblemSpec, build_problem
 from engine.problems.learning import SupervisedProblem
 from engine.problems.mlp_step import compiled_step_applies, loss_and_grad
 from engine.problems.network import Network
+from engine.spec import expand, parse_experiment
+from tests.engine.test_runner import without_times
+from tests.results import plain_batch, plain_one
 
 SPEC: TypeAdapter[Any] = TypeAdapter(ProblemSpec)
 pytestmark = pytest.mark.skipif(dgemm_address() is None, reason="NumPy's BLAS not found")
@@ -135,3 +139,75 @@ def test_the_batch_sizing_rule_agrees_with_the_compiled_step(
     built = build_problem(spec, [0], np.dtype(dtype))
     assert isinstance(built, SupervisedProblem)
     assert spec.steps_run_by_run(dtype) == bool(built._compiled_step)
+
+
+SGD_VARIANTS = [
+    {"momentum": 0.9},
+    {"momentum": 0.5, "dampening": 0.3, "weight_decay": 0.01},
+    {"momentum": 0.9, "nesterov": True},
+    {},
+]
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
+@pytest.mark.parametrize("sgd", SGD_VARIANTS)
+def test_sgd_step_equals_the_gradient_then_the_recorded_update(sgd: dict[str, Any]) -> None:
+    """:meth:`SupervisedProblem.sgd_step` gives the losses, parameters, state and norms of
+    ``loss_and_grad`` followed by SGD's ``recorded_``, bit for bit, also for a run that diverges."""
+    problem = SPEC.validate_python(mlp(hidden=[16], batch_size=24))
+    lrs = [1e-3, 0.3, 1e305]  # the last run overflows
+    fused_problem, plain_problem = (build_problem(problem, [5] * 3, np.float64) for _ in range(2))
+    assert fused_problem.fuses_sgd
+    opt = build_optimizer({"name": "sgd", **sgd})
+    params = fused_problem.init_params()
+    want_params, state, want_state = params.copy(), opt.init(params), opt.init(params)
+    lr = np.array(lrs)[:, None]
+    norms, want_norms = np.empty((2, 3)), np.empty((2, 3))
+    assert opt.sgd_args_ is not None and opt.recorded_ is not None
+    with np.errstate(all="ignore"):
+        for step in range(6):
+            sgd_args = opt.sgd_args_(state, params, lr)
+            loss = fused_problem.sgd_step(params, step, sgd_args, norms[0], norms[1])
+            want_loss, grad = plain_problem.loss_and_grad(want_params, step)
+            opt.recorded_(grad, want_state, want_params, lr, want_norms[0], want_norms[1])
+            same_bits(loss, want_loss)
+            same_bits(norms, want_norms)
+            same_bits(params, want_params)
+            for key in ("t", "momentum_buffer") if sgd.get("momentum") else ("t",):
+                same_bits(np.atleast_1d(state[key]), np.atleast_1d(want_state[key]))
+    assert np.isfinite(params[0]).all() and not np.isfinite(params[-1]).all()
+
+
+@pytest.mark.parametrize("sgd", SGD_VARIANTS[:2])
+def test_runs_with_the_fused_sgd_step_equal_runs_without(
+    sgd: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A sweep the run loop steps through :meth:`SupervisedProblem.sgd_step` records what it
+    records without (and what each run records alone), diverging runs included."""
+    runs = expand(
+        parse_experiment(
+            {
+                "name": "t",
+                "problems": [mlp(hidden=[8], batch_size=32)],
+                "optimizers": [{"name": "sgd", "lr": [0.01, 0.5, 1e8], **sgd}],
+                "steps": 30,
+                "eval_every": 7,
+            }
+        )
+    )
+    calls = []
+    original = SupervisedProblem.sgd_step
+
+    def counted(self: SupervisedProblem, *args: Any) -> np.ndarray:
+        calls.append(1)
+        return original(self, *args)
+
+    monkeypatch.setattr(SupervisedProblem, "sgd_step", counted)
+    fused = [without_times(r) for r in plain_batch(runs)]
+    alone = [without_times(plain_one(r)) for r in runs]
+    assert calls and fused[-1]["diverged"]
+    monkeypatch.setattr(SupervisedProblem, "fuses_sgd", property(lambda self: False))
+    calls.clear()
+    plain = [without_times(r) for r in plain_batch(runs)]
+    assert not calls
+    assert fused == plain == alone
