@@ -75,11 +75,29 @@ def _write(payload: Any, out: str | None) -> None:
 def run_with_progress(runs: list[RunSpec], *, source: str, quiet: bool) -> list[dict[str, Any]]:
     """Every run through the engine's loop with a progress bar (steps) on stderr, with one BLAS
     thread as in a worker (:mod:`engine.threads`); a spec the engine refuses to build
-    (``ValueError``) becomes a :class:`UsageError` naming ``source``."""
+    (``ValueError``) becomes a :class:`UsageError` naming ``source``.
+
+    Numba is set up first (:func:`engine.jit.initialise`, which spares the set-up SciPy's
+    ``scipy.linalg``). ``quiet`` runs without the bar, and so without the partial results it is
+    drawn from: the engine then checks in at its default cadence, as in a worker."""
+    from engine.jit import initialise
+    from engine.runner import run_batch
+    from engine.threads import limit_blas_threads
+
+    initialise()
+    try:
+        with limit_blas_threads():
+            if quiet:
+                return run_batch(runs)
+            return _run_with_bar(runs)
+    except ValueError as exc:
+        raise UsageError(f"{source}: {exc}") from None
+
+
+def _run_with_bar(runs: list[RunSpec]) -> list[dict[str, Any]]:
     from tqdm import tqdm
 
     from engine.runner import run_batch
-    from engine.threads import limit_blas_threads
 
     done: dict[str, int] = {}
     with tqdm(
@@ -87,7 +105,6 @@ def run_with_progress(runs: list[RunSpec], *, source: str, quiet: bool) -> list[
         unit="step",
         desc=f"{len(runs)} runs",
         file=sys.stderr,
-        disable=quiet,
         dynamic_ncols=True,
     ) as bar:
 
@@ -97,11 +114,7 @@ def run_with_progress(runs: list[RunSpec], *, source: str, quiet: bool) -> list[
             bar.n = sum(done.values())
             bar.refresh()
 
-        try:
-            with limit_blas_threads():
-                return run_batch(runs, on_checkpoint=progress, checkpoint_every_s=0.25)
-        except ValueError as exc:
-            raise UsageError(f"{source}: {exc}") from None
+        return run_batch(runs, on_checkpoint=progress, checkpoint_every_s=0.25)
 
 
 def cmd_run(args: argparse.Namespace) -> None:

@@ -13,9 +13,13 @@ goes to a directory under the system's temporary directory instead of failing at
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import os
+import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -71,12 +75,47 @@ def _identity(x):
     return x
 
 
+#: SciPy's BLAS bindings, whose import numba's set-up checks (see :func:`initialise`).
+BLAS_BINDINGS = "scipy.linalg.cython_blas"
+
+
+@contextmanager
+def _blas_bindings_alone() -> Iterator[None]:
+    """:data:`BLAS_BINDINGS` imported without running ``scipy.linalg/__init__.py``, for the
+    duration of the block; afterwards it leaves ``sys.modules``, so that a later ``import
+    scipy.linalg.cython_blas`` runs the package and binds the module to it as usual. Where SciPy
+    or the module is not found, or ``scipy.linalg`` is already imported, nothing changes."""
+    scipy = sys.modules.get("scipy")  # numba imports it to check its version
+    if scipy is None or BLAS_BINDINGS in sys.modules or "scipy.linalg" in sys.modules:
+        yield
+        return
+    folders = [os.path.join(folder, "linalg") for folder in scipy.__path__]
+    spec = importlib.machinery.PathFinder.find_spec(BLAS_BINDINGS, folders)
+    if spec is None or spec.loader is None:
+        yield
+        return
+    sys.modules[BLAS_BINDINGS] = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(sys.modules[BLAS_BINDINGS])
+        yield
+    finally:
+        sys.modules.pop(BLAS_BINDINGS, None)
+
+
 def initialise() -> None:
     """Set numba's compiler up now, by loading (or, once, compiling) a trivial kernel.
 
-    Loading any kernel first builds numba's typing and target contexts — its registries, and
-    ``scipy.linalg`` for its BLAS bindings: 1–2 s, once per process. A process that forks
-    workers calls this before forking, so that each child inherits the contexts instead of
-    paying for them in its first task.
+    Loading any kernel first builds numba's typing and target contexts — its registries, and a
+    check that SciPy's BLAS bindings import. Python would import them after the package
+    ``scipy.linalg`` (0.15–0.2 s, most of it SciPy's array-API layer touching NumPy's lazy
+    submodules, ``numpy.f2py`` among them); the bindings are an extension module that needs
+    nothing of its package, so they are loaded alone for the check (~2 ms,
+    :func:`_blas_bindings_alone`). Numba still checks their integer width, and a kernel that
+    calls BLAS through numba imports them as usual when it first runs.
+
+    A process that forks workers calls this before forking, so that each child inherits the
+    contexts instead of paying for them in its first task; a command-line run calls it before
+    its first kernel.
     """
-    _identity(0.0)
+    with _blas_bindings_alone():
+        _identity(0.0)

@@ -70,3 +70,28 @@ def test_an_explicit_cache_dir_is_used_and_filled(tmp_path: Path) -> None:
     assert any(tmp_path.rglob("*.nbi")), "the index of a cached kernel was written"
     assert first.stdout.split() == ["0", "1"]  # compiled and written
     assert second.stdout.split() == ["1", "0"]  # loaded, not compiled
+
+
+def test_numbas_set_up_checks_the_blas_bindings_without_importing_scipy_linalg() -> None:
+    """After :func:`engine.jit.initialise` numba has found SciPy's BLAS (its ``np.dot`` works and
+    equals a sum of products), ``scipy.linalg`` has not been imported, and importing it later gives
+    the package with its bindings bound as usual."""
+    code = (
+        "import sys\n"
+        "import numpy as np\n"
+        "from engine.jit import BLAS_BINDINGS, initialise\n"
+        "initialise()\n"
+        "from numba.np.arraymath import _HAVE_BLAS\n"
+        "print(_HAVE_BLAS, 'scipy.linalg' in sys.modules, BLAS_BINDINGS in sys.modules)\n"
+        "import numba\n"
+        "dot = numba.njit(lambda a, b: np.dot(a, b))\n"
+        "a = np.arange(6.0).reshape(2, 3); b = np.arange(12.0).reshape(3, 4) / 7\n"
+        "ref = [[sum(a[i, k] * b[k, j] for k in range(3)) for j in range(4)] for i in range(2)]\n"
+        "print(np.allclose(dot(a, b), ref, rtol=1e-15, atol=0))\n"
+        "import scipy.linalg.cython_blas\n"
+        "bound = scipy.linalg.cython_blas is sys.modules[BLAS_BINDINGS]\n"
+        "print(bound, hasattr(scipy.linalg, 'solve'))\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["True", "False", "False", "True", "True", "True"]
