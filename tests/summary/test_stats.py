@@ -423,6 +423,22 @@ _record = st.fixed_dictionaries(
 def test_outcomes_equal_outcome_one_by_one(records: list[dict[str, Any]], metric: str) -> None:
     got, want = outcomes(records, metric), [outcome(r, metric) for r in records]
     assert json.dumps(got) == json.dumps(want)
+    assert json.dumps(want) == json.dumps([_outcome_as_documented(r, metric) for r in records])
+
+
+def _outcome_as_documented(record: dict[str, Any], metric: str) -> float | None:
+    """:func:`outcome`'s docstring, step by step: pending → None; failed (diverged, failed,
+    cancelled) → the worst value; a set target never reached → the worst; else the finite value
+    (a bool, NaN or ±inf is no value)."""
+    if record["status"] in ("queued", "running"):
+        return None
+    worst = -INF if metric == "test_accuracy" else INF
+    if record.get("diverged") or record["status"] in ("failed", "cancelled"):
+        return worst
+    value = record.get(metric)
+    if value is None or isinstance(value, bool) or not math.isfinite(value):
+        return worst if metric == "steps_to_target" and record["spec"]["target_loss"] else None
+    return float(value)
 
 
 _loss = st.one_of(
