@@ -220,6 +220,8 @@ def _median_note(n: int, level: float) -> str | None:
 
 #: ``(low, high)`` of an interval, each ``None`` where it is not finite.
 Interval = tuple[float | None, float | None]
+#: ``(low, high, exact level)`` of the median's order-statistic interval.
+MedianInterval = tuple[float | None, float | None, float]
 
 
 def _description(
@@ -231,7 +233,7 @@ def _description(
     mean: float | None = None,
     ci: Interval | None = None,
     median: float | None = None,
-    median_ci: tuple[float | None, float | None, float] | None = None,
+    median_ci: MedianInterval | None = None,
     quartiles: tuple[float | None, float | None, float | None] = (None, None, None),
     ends: Interval = (None, None),
 ) -> dict[str, Any]:
@@ -306,7 +308,7 @@ def describe(
         mean = json_num(m[0])
         t = _t_interval(m, n, CONFIDENCE)
         ci = json_num(t[0]), json_num(t[1])
-    median_ci: tuple[float | None, float | None, float] | None = None
+    median_ci: MedianInterval | None = None
     if n >= 2:
         l_, level = median_rank(n)
         lo_b, hi_b = float(bad[l_ - 1]), float(bad[n - l_])
