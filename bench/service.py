@@ -12,9 +12,12 @@ without PostgreSQL). Prints:
    ``batch_wall_time_s``), the rest of each task (results, checkpoints, transactions), and the
    wait before the first claim.
 2. **CLI vs a worker** on the README example (``examples/adam-vs-momentum.json``): the CLI's
-   wall time and its engine time (the batches' own times it reports), against the same runs in
-   one worker process (the task durations the worker logs, and the batch times it stored).
-   Both run with one BLAS thread (checked with threadpoolctl in each).
+   wall time, CPU time and engine time (the batches' own times it reports), against the same
+   runs in one worker process (the task durations and CPU times the worker logs, and the batch
+   times it stored). The two take turns, each going first every other round; CPU times are the
+   steadier ratio on a machine others load too. Both run with one BLAS thread (checked with
+   threadpoolctl in each). The worker has set numba up before forking and, after the first
+   round, holds the example's kernels and data; the CLI pays for its whole process.
 3. **Cold start**: ``python -m engine run`` of the README example with an empty numba cache
    (a fresh temporary ``NUMBA_CACHE_DIR``) and again with the cache it left, with the time the
    process spends importing and the engine's own time beside them.
@@ -243,9 +246,10 @@ class Service:
             raise SystemExit(f"experiment {experiment_id} ended {body['status']}")
         return elapsed, experiment_id
 
-    def task_durations(self, experiment_id: str, runs: int) -> list[tuple[int, float]]:
-        """(runs, seconds) of every task the worker logged for the experiment: waits for the
-        lines of all ``runs`` (a task logs after its last commit, which the API may show first)."""
+    def task_durations(self, experiment_id: str, runs: int) -> list[tuple[int, float, float]]:
+        """(runs, seconds, CPU seconds of the worker process) of every task the worker logged for
+        the experiment: waits for the lines of all ``runs`` (a task logs after its last commit,
+        which the API may show first)."""
         deadline = time.monotonic() + 30
         while True:
             out = []
@@ -254,8 +258,9 @@ class Service:
                     continue
                 record = json.loads(line[line.index("{") :])
                 if record.get("experiment_id") == experiment_id:
-                    out.append((int(record["runs"]), float(record["duration_s"])))
-            if sum(n for n, _ in out) >= runs or time.monotonic() > deadline:
+                    seconds = float(record["duration_s"])
+                    out.append((int(record["runs"]), seconds, float(record["cpu_s"])))
+            if sum(task[0] for task in out) >= runs or time.monotonic() > deadline:
                 return out
             time.sleep(0.1)
 
@@ -346,9 +351,9 @@ def service_path(spec: dict[str, Any], backends: list[str], repeats: int) -> Non
                 f"{elapsed / share:.2f} (target ≤ 1.2); / (CLI stepping ÷ {WORKERS}) "
                 f"{elapsed / (best_cli.engine_s / WORKERS):.2f}"
             )
-            task_s = sum(t for _, t in tasks)
+            task_s = sum(t for _, t, _ in tasks)
             print(
-                f"     {len(tasks)} tasks of {sorted({n for n, _ in tasks})} runs, "
+                f"     {len(tasks)} tasks of {sorted({n for n, _, _ in tasks})} runs, "
                 f"{stored['batches']} batches; summed over tasks: {task_s:.2f} s, of which "
                 f"stepping {stored['stepping_s']:.2f} s (checkpoints included), results and "
                 f"writes {task_s - stored['stepping_s']:.2f} s; first claim after "
@@ -401,26 +406,35 @@ def cli_vs_worker(repeats: int) -> None:
             service = Service(backend, tmp, 1)
             try:
                 cli: list[CliRun] = []
-                worker: list[tuple[float, float]] = []
-                for _ in range(repeats):
-                    cli.append(engine_cli(EXAMPLE, tmp / "out.json"))
+                worker: list[tuple[float, float, float]] = []  # (tasks, their CPU, stepping)
+
+                def in_worker() -> None:
                     _, experiment_id = service.run(spec)
-                    tasks = sum(t for _, t in service.task_durations(experiment_id, runs))
-                    worker.append((tasks, service.stored(experiment_id)["stepping_s"]))
+                    tasks = service.task_durations(experiment_id, runs)
+                    stepping = service.stored(experiment_id)["stepping_s"]
+                    worker.append((sum(t[1] for t in tasks), sum(t[2] for t in tasks), stepping))
+
+                for round_ in range(repeats):  # taking turns, each side first every other round
+                    if round_ % 2:
+                        in_worker()
+                    cli.append(engine_cli(EXAMPLE, tmp / "out.json"))
+                    if not round_ % 2:
+                        in_worker()
             finally:
                 service.close()
     wall = min(c.wall_s for c in cli)
     engine = min(c.engine_s for c in cli)
-    tasks, stepping = min(w[0] for w in worker), min(w[1] for w in worker)
+    cpu = min(c.cpu_s for c in cli)
+    tasks, task_cpu, stepping = (min(w[i] for w in worker) for i in range(3))
     cli_threads, worker_threads = blas_threads()
     print(
-        f"   CLI wall {wall:.2f} s, engine {engine:.2f} s   worker: tasks {tasks:.2f} s, "
-        f"stepping {stepping:.2f} s"
+        f"   CLI wall {wall:.2f} s (CPU {cpu:.2f} s), engine {engine:.2f} s   worker: tasks "
+        f"{tasks:.2f} s (CPU {task_cpu:.2f} s), stepping {stepping:.2f} s"
     )
     print(
-        f"   CLI wall / worker tasks {wall / tasks:.2f}, CLI engine / worker stepping "
-        f"{engine / stepping:.2f} (target ≤ 1.2); BLAS threads: CLI {cli_threads}, "
-        f"worker {worker_threads}\n"
+        f"   CLI wall / worker tasks {wall / tasks:.2f} (CPU {cpu / task_cpu:.2f}), CLI engine / "
+        f"worker stepping {engine / stepping:.2f} (target ≤ 1.2); BLAS threads: CLI "
+        f"{cli_threads}, worker {worker_threads}\n"
     )
 
 

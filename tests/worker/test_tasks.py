@@ -225,6 +225,22 @@ def test_the_celery_task_called_directly_twice(
     assert experiment(rt.db, experiment_id).status == "succeeded"
 
 
+def test_the_task_logs_its_wall_and_cpu_time(
+    rt: Runtime, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The line the benches read: runs, wall seconds and the process's CPU seconds of the task."""
+    from worker import runtime as runtime_module
+
+    monkeypatch.setattr(runtime_module, "_runtime", rt)
+    experiment_id, ids = new_experiment(rt.db, SIMPLE_SPEC)
+    with caplog.at_level("INFO", logger=tasks.log.name):
+        tasks.run_chunk(experiment_id, ids)
+    (record,) = [r for r in caplog.records if hasattr(r, "duration_s")]
+    assert (record.experiment_id, record.runs) == (experiment_id, len(ids))
+    assert isinstance(record.cpu_s, float) and record.cpu_s >= 0.0
+    assert isinstance(record.duration_s, float) and record.duration_s >= 0.0
+
+
 def test_soft_time_limit_fails_the_rest_of_the_chunk(
     rt: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
