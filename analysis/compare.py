@@ -66,11 +66,12 @@ def signed_ranks(d: Sequence[float]) -> tuple[list[float], float, float]:
     """The ranks of ``|dᵢ|`` (:func:`average_ranks`) of differences none of which is 0, the
     signed-rank statistic ``T = T⁺ − T⁻ = Σ sign(dᵢ)·rank|dᵢ|`` and the rank-biserial correlation
     ``T / (T⁺ + T⁻)``, where ``T±`` sum the ranks of the positive / negative differences (sums of
-    half-integers: exact in any order)."""
+    half-integers: exact in any order). A NaN difference is neither positive nor negative: when
+    every one is NaN the correlation is NaN."""
     ranks = average_ranks(np.abs(np.asarray(d, dtype=np.float64))).tolist()
     plus = sum(r for r, v in zip(ranks, d, strict=True) if v > 0)
     minus = sum(r for r, v in zip(ranks, d, strict=True) if v < 0)
-    return ranks, plus - minus, (plus - minus) / (plus + minus)
+    return ranks, plus - minus, (plus - minus) / (plus + minus) if plus + minus else math.nan
 
 
 def average_ranks(values: np.ndarray) -> np.ndarray:

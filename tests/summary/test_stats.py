@@ -83,6 +83,7 @@ def test_rank_biserial_by_hand() -> None:
     # ties share the average rank: 1.5, 1.5, 3 → T+ = 3 = T−
     assert rank_biserial([1.0, 1.0, -2.0]) == 0.0
     assert rank_biserial([0.0, -1.0, -5.0]) == -1.0  # zeros dropped
+    assert math.isnan(rank_biserial([math.nan, math.nan]))  # no sign to count
     assert rank_biserial([0.0, 0.0]) is None
     assert rank_biserial([INF, -1.0]) == pytest.approx((2 - 1) / 3)
 
