@@ -198,6 +198,9 @@ class SupervisedProblem(Problem):
         self._compiled_step = shared and mlp_step.compiled_step_applies(
             self.net, batch_size or n_train, dt
         )
+        #: Whether evaluations go through :func:`engine.problems.mlp_step.evaluate` (blocks of at
+        #: least 2 examples; the inputs are always shared by the runs).
+        self._compiled_eval = mlp_step.compiled_step_applies(self.net, 2, dt)
 
     def _targets(self, y: np.ndarray) -> np.ndarray:
         """Regression: the values ``(n,)``; classification: the transposed one-hot ``(C, n)``."""
@@ -301,17 +304,26 @@ class SupervisedProblem(Problem):
 
         Runs over blocks of :data:`EVAL_CHUNK` examples so that the temporaries stay small (one
         pass over 64 runs × 1437 digits took longer than 64 single-run passes, measured); the
-        block size does not depend on ``R``, so a run's value does not either.
+        block size does not depend on ``R``, so a run's value does not either. A block of a
+        network the compiled step applies to goes through :func:`mlp_step.evaluate` (the same
+        numbers, run by run).
         """
         n = len(x1)
         total = np.zeros(self.R, dtype=self.dtype)
         hits = np.zeros(self.R, dtype=np.int64)
+        compiled = self._compiled_eval and params.flags.c_contiguous
+        labels = self.data.y_train if y is None else y
         for start in range(0, n, EVAL_CHUNK):
             stop = min(start + EVAL_CHUNK, n)
-            out = self.net.infer(params, x1[start:stop], self.running, self._eval_ws)
-            if y is not None and not self.data.regression:
-                hits += (out.argmax(axis=1) == y[start:stop]).sum(axis=1)
-            loss, _ = self.net.data_loss(out, target[..., start:stop], grad=False)
+            if compiled and stop - start >= 2:
+                x, t, ws = x1[start:stop], target[:, start:stop], self._eval_ws
+                loss, block_hits = mlp_step.evaluate(self.net, params, x, t, labels[start:stop], ws)
+                hits += block_hits
+            else:
+                out = self.net.infer(params, x1[start:stop], self.running, self._eval_ws)
+                if y is not None and not self.data.regression:
+                    hits += (out.argmax(axis=1) == y[start:stop]).sum(axis=1)
+                loss, _ = self.net.data_loss(out, target[..., start:stop], grad=False)
             total += loss * (stop - start)
         return total / n, hits
 

@@ -31,7 +31,7 @@ from engine.layers import cross_entropy, relu, ufunc_loop
 from engine.layers.blas import dgemm_address, matmul
 from engine.layers.scratch import Scratch
 from engine.optimizers import fused
-from engine.problems.network import Network
+from engine.problems.network import Network, row_blocks
 
 
 def compiled_step_applies(net: Network, batch: int, dtype: np.dtype) -> bool:
@@ -160,3 +160,69 @@ def loss_and_sgd_step(
     _step_sgd(*(args + sgd + (diff, gnorm, unorm)))
     picked, total = args[-4], args[-3]
     return cross_entropy.mean_loss(total, picked)
+
+
+@njit
+def _infer(fn, exp, x1, params, w1, w2, target, labels, blocks, z, a1, out, picked, total, hits):
+    """Per run, over a block of examples: ``out = ([relu(x1 W₁) 1] W₂)ᵀ`` computed in the row
+    blocks ``blocks`` (``[start, stop)`` pairs), ``hits[r]`` the examples whose ``argmax`` over
+    classes (``np.argmax``'s: the first maximum, or the first NaN) is their label, then the loss's
+    shift, ``exp`` and column sums."""
+    R = params.shape[0]
+    classes, B = out.shape
+    hidden = z.shape[1]
+    width, k1 = hidden + 1, x1.shape[1]
+    a1[:, hidden] = 1.0
+    logits = out.reshape((1, classes, B))
+    for r in range(R):
+        wb1 = params[r, w1 : w1 + k1 * hidden].reshape((k1, hidden))
+        wb2 = params[r, w2 : w2 + width * classes].reshape((width, classes))
+        for i in range(blocks.shape[0]):
+            start, stop = blocks[i, 0], blocks[i, 1]
+            zb, ab = z[: stop - start], a1[: stop - start]
+            matmul(fn, x1[start:stop], wb1, zb)
+            relu._forward(zb, ab, hidden)
+            matmul(fn, wb2.T, ab.T, out[:, start:stop])
+        count = 0
+        for b in range(B):
+            top, best = out[0, b], 0
+            if top == top:
+                for c in range(1, classes):
+                    v = out[c, b]
+                    if not v <= top:
+                        top, best = v, c
+                        if v != v:
+                            break
+            count += best == labels[b]
+        hits[r] = count
+        cross_entropy._shift(logits, target, picked[r : r + 1])
+        ufunc_loop.apply(exp[0], exp[1], out.ctypes.data, out.size)
+        cross_entropy._column_sums(logits, total[r : r + 1])
+
+
+def evaluate(
+    net: Network,
+    params: np.ndarray,
+    x1: np.ndarray,
+    target: np.ndarray,
+    labels: np.ndarray,
+    ws: Scratch,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Inference-mode mean data loss ``(R,)`` and correct predictions of ``labels`` ``(R,)`` on
+    inputs ``x1`` (``(B, n_in + 1)``, ``B ≥ 2``) with one-hot targets ``target`` (``(C, B)``); the
+    numbers of :meth:`Network.infer`, :meth:`Network.data_loss` and ``argmax`` (the products in
+    :meth:`Network.infer`'s row blocks), for a network :func:`compiled_step_applies` to."""
+    R, (B, _), dt = params.shape[0], x1.shape, params.dtype
+    hidden, classes = net.hidden[0], net.n_out
+    rows = min(B, net.infer_rows or B)
+    blocks = np.array(row_blocks(B, rows) if rows < B else [(0, B)], dtype=np.int64)
+    onehot = ws.get("target", (1, classes, B), dt)
+    np.copyto(onehot[0], target)
+    picked, total = ws.get("picked", (R, B), dt), ws.get("total", (R, B), dt)
+    hits = ws.get("hits", (R,), np.dtype(np.int64))
+    _infer(
+        dgemm_address(), ufunc_loop.loop_address(np.exp), x1, params, net.slots[0].w,
+        net.slots[1].w, onehot, labels, blocks, ws.get("z0", (rows, hidden), dt),
+        ws.get("a0", (rows, hidden + 1), dt), ws.get("out", (classes, B), dt), picked, total, hits,
+    )  # fmt: skip
+    return cross_entropy.mean_loss(total, picked), hits

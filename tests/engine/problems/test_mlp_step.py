@@ -18,7 +18,7 @@ from engine.layers.blas import dgemm_address
 from engine.optimizers import build_optimizer
 from engine.problems import ProblemSpec, build_problem
 from engine.problems.learning import SupervisedProblem
-from engine.problems.mlp_step import compiled_step_applies, loss_and_grad
+from engine.problems.mlp_step import compiled_step_applies, evaluate, loss_and_grad
 from engine.problems.network import Network
 from engine.spec import expand, parse_experiment
 from tests.engine.test_runner import without_times
@@ -211,3 +211,47 @@ def test_runs_with_the_fused_sgd_step_equal_runs_without(
     plain = [without_times(r) for r in plain_batch(runs)]
     assert not calls
     assert fused == plain == alone
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
+@pytest.mark.parametrize("rows", [2, 7, 128, 129, 157, 256])
+def test_compiled_evaluation_equals_the_numpy_path(rows: int) -> None:
+    """:func:`evaluate` gives :meth:`Network.infer`'s losses and ``argmax`` hits bit for bit:
+    blocks below, at and above the inference row blocks, ties between classes (the first
+    wins), and runs whose outputs overflow or turn NaN."""
+    net = Network(9, [6], 4)
+    rng = np.random.default_rng(rows)
+    params = net.init(list(range(4)), np.dtype(np.float64))
+    w2 = net.views(params)[1].wb
+    w2[1, :, 2] = w2[1, :, 0]  # run 1: classes 0 and 2 tie everywhere
+    params[2] *= 1e155  # run 2 overflows
+    params[3, 5] = np.nan  # run 3 is NaN
+    x1 = np.ones((rows, 10))
+    x1[:, :-1] = rng.standard_normal((rows, 9))
+    labels = rng.integers(0, 4, rows)
+    target = (labels == np.arange(4)[:, None]).astype(np.float64)
+    with np.errstate(all="ignore"):
+        out = net.infer(params, x1, [], net.workspace())
+        want_hits = (out.argmax(axis=1) == labels).sum(axis=1)
+        want_loss, _ = net.data_loss(out, target, grad=False)
+        loss, hits = evaluate(net, params, x1, target, labels, net.workspace())
+    same_bits(loss, want_loss)
+    np.testing.assert_array_equal(hits, want_hits)
+    assert np.isfinite(loss[:2]).all() and not np.isfinite(loss[3])
+
+
+@pytest.mark.filterwarnings("ignore:overflow encountered", "ignore:invalid value encountered")
+def test_problems_evaluate_the_same_with_and_without_the_compiled_evaluation() -> None:
+    spec = SPEC.validate_python(mlp(batch_size=16))
+    fast, slow = (build_problem(spec, [0, 1, 2], np.float64) for _ in range(2))
+    assert isinstance(fast, SupervisedProblem) and isinstance(slow, SupervisedProblem)
+    assert fast._compiled_eval
+    slow._compiled_eval = False
+    params = fast.init_params()
+    params[2] *= 1e155
+    with np.errstate(all="ignore"):
+        same_bits(fast.loss(params), slow.loss(params))
+        got, want = fast.test_metrics(params), slow.test_metrics(params)
+    assert got.keys() == want.keys() == {"test_loss", "test_accuracy"}
+    for key in got:
+        same_bits(got[key], want[key])
