@@ -19,6 +19,8 @@ overlaps. The update norm needs the parameters before the update: a family's rec
 from __future__ import annotations
 
 import numpy as np
+from numba import types
+from numba.extending import overload
 
 from engine.jit import njit
 
@@ -79,13 +81,22 @@ def _norms_f32(a, b):
     return np.sqrt(sa), np.sqrt(sb)
 
 
-@njit
 def pair_norms(a, b):
     """``(‖a‖, ‖b‖)`` of two rows of one dtype: each sum of squares in ``np.einsum``'s order, its
     square root in the rows' dtype."""
     if a.itemsize == 4:
         return _norms_f32(a, b)
     return _norms_f64(a, b)
+
+
+@overload(pair_norms, inline="always")
+def _pair_norms_of(a, b):
+    """:func:`pair_norms` in compiled code: the rows' dtype picks the kernel when the caller is
+    compiled, so a caller compiles only its own dtype's (a float64 run need not compile the
+    float32 one)."""
+    if a.dtype == types.float32:
+        return lambda a, b: _norms_f32(a, b)
+    return lambda a, b: _norms_f64(a, b)
 
 
 @njit
@@ -102,7 +113,9 @@ def row_norms(x, out):
 def before_update(grad, params, prev, gnorm):
     """``gnorm[r] = ‖grad[r]‖`` and ``prev[:] = params`` (what :func:`after_update` compares)."""
     row_norms(grad, gnorm)
-    prev[:] = params
+    for r in range(params.shape[0]):  # a loop: ``prev[:] = params`` compiles numba's shape check
+        for j in range(params.shape[1]):
+            prev[r, j] = params[r, j]
 
 
 @njit
