@@ -338,3 +338,43 @@ def test_only_rules_beyond_schema_tells_custom_rules_from_schema_errors(
     with pytest.raises(ValidationError) as exc:
         parse_experiment(spec)
     assert only_rules_beyond_schema(exc.value) is beyond
+
+
+def test_sweep_fields_of_one_type_share_the_schema_pydantic_generates() -> None:
+    """Every ``Sweep[T]`` field's schema equals pydantic's own for ``T`` or a non-empty list of
+    ``T`` (the marker hands later fields of a type a copy of the first one's), and a swept model
+    type, whose schema refers to its definition, still validates in two models."""
+    from typing import Annotated, Union
+
+    from pydantic import Field, TypeAdapter
+
+    from engine.optimizers.base import Positive
+    from engine.specbase import SpecModel, Sweep
+
+    def field_schema(model: type[SpecModel], name: str) -> Any:
+        with_default = model.__pydantic_core_schema__["schema"]["fields"][name]["schema"]
+        return with_default["schema"]
+
+    class First(SpecModel):
+        lr: Sweep[Positive] = 1e-3
+
+    class Second(SpecModel):
+        eps: Sweep[Positive] = 1e-8
+
+    grid = Annotated[list[Positive], Field(min_length=1)]  # type: ignore[valid-type]
+    want = TypeAdapter(Union[Positive, grid]).core_schema  # noqa: UP007
+    assert field_schema(First, "lr") == field_schema(Second, "eps") == want
+    assert Second(eps=[1e-8, 1e-6]).eps == [1e-8, 1e-6]
+    with pytest.raises(ValidationError):
+        Second(eps=[])
+
+    class Inner(SpecModel):
+        x: int = 1
+
+    class A(SpecModel):
+        a: Sweep[Inner]
+
+    class B(SpecModel):
+        b: Sweep[Inner]
+
+    assert A(a=[{"x": 2}]).a == [Inner(x=2)] and B(b={"x": 3}).b == Inner(x=3)
