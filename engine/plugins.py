@@ -28,8 +28,9 @@ entry exists only where its package is installed.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable
-from importlib.metadata import EntryPoint, entry_points
+from importlib.metadata import EntryPoint, EntryPoints, entry_points
 from typing import Any
 
 from engine.registry import Registry
@@ -43,6 +44,13 @@ _LOADED: dict[str, list[str]] = {}
 
 class PluginError(RuntimeError):
     """An installed plugin could not provide the entry its entry point declares."""
+
+
+@functools.cache
+def _installed() -> EntryPoints:
+    """Every installed entry point, read once for the three groups (each reading walks every
+    installed distribution's metadata: ~2 ms)."""
+    return entry_points()
 
 
 def _origin(ep: EntryPoint) -> str:
@@ -63,7 +71,7 @@ def load_plugins(registry: Registry[Any], eps: Iterable[EntryPoint] | None = Non
     group = f"{GROUP_PREFIX}{registry.kind}s"
     if eps is None and group in _LOADED:
         return _LOADED[group]
-    found = entry_points(group=group) if eps is None else eps
+    found = _installed().select(group=group) if eps is None else eps
     loaded: list[str] = []
     for ep in sorted(found, key=lambda e: e.name):
         origin = _origin(ep)
