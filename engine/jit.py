@@ -46,9 +46,32 @@ def _choose_cache_dir() -> None:
     os.environ[CACHE_ENV] = str(chosen)
 
 
+#: The file through which numba reads settings with PyYAML, from the working directory.
+NUMBA_CONFIG_FILE = ".numba_config.yaml"
+
+
+@contextmanager
+def _no_yaml_unless_configured() -> Iterator[None]:
+    """numba imports PyYAML, when installed, for one purpose: reading :data:`NUMBA_CONFIG_FILE`
+    as it starts. Without that file the import buys nothing and costs ~8 ms of every process's
+    start, so for the duration of the block ``import yaml`` fails (numba then notes PyYAML as
+    missing); afterwards it imports as usual. With the file, or PyYAML already imported, nothing
+    changes."""
+    if "yaml" in sys.modules or os.path.exists(NUMBA_CONFIG_FILE):
+        yield
+        return
+    sys.modules["yaml"] = None  # type: ignore[assignment]
+    try:
+        yield
+    finally:
+        if "yaml" in sys.modules and sys.modules["yaml"] is None:
+            del sys.modules["yaml"]
+
+
 _choose_cache_dir()
 
-import numba  # noqa: E402 — after the cache directory is chosen
+with _no_yaml_unless_configured():
+    import numba  # after the cache directory is chosen
 
 F = TypeVar("F", bound=Callable[..., Any])
 

@@ -17,6 +17,7 @@ idle them; starting them cost ~0.13 s of CPU of the README example's ~2.8 s.
 
 from __future__ import annotations
 
+import contextlib
 import os
 from typing import Any
 
@@ -39,8 +40,13 @@ def one_thread_from_start() -> None:
 def limit_blas_threads() -> Any:
     """A context manager holding the BLAS pools at one thread (or at what the environment says).
 
-    threadpoolctl is imported here, not with the module: a command-line process imports this
-    module as it starts (:func:`one_thread_from_start`), and only its runs need the limit."""
+    When the environment chose (a command-line process chooses one thread as it starts) there is
+    nothing to change: threadpoolctl's limit of ``None`` changes nothing either, but importing
+    it and finding the pools cost ~3 ms, so the block then runs as it is. Otherwise threadpoolctl
+    is imported here, not with the module: a command-line process imports this module as it
+    starts (:func:`one_thread_from_start`), and only its runs need the limit."""
+    if environment_chose():
+        return contextlib.nullcontext()
     from threadpoolctl import threadpool_limits
 
-    return threadpool_limits(limits=None if environment_chose() else 1, user_api="blas")
+    return threadpool_limits(limits=1, user_api="blas")

@@ -95,3 +95,27 @@ def test_numbas_set_up_checks_the_blas_bindings_without_importing_scipy_linalg()
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.split() == ["True", "False", "False", "True", "True", "True"]
+
+
+@pytest.mark.parametrize("configured", [False, True])
+def test_numba_reads_its_yaml_settings_only_where_the_file_is(
+    tmp_path: Path, configured: bool
+) -> None:
+    """Without a ``.numba_config.yaml`` in the working directory numba starts without PyYAML,
+    which imports as usual afterwards; with one, numba reads it (here: bounds checking on)."""
+    if configured:
+        (tmp_path / jit.NUMBA_CONFIG_FILE).write_text("boundscheck: 1\n")
+    code = (
+        "import sys\n"
+        "import engine.jit\n"
+        "import numba.core.config as config\n"
+        "print(config._HAVE_YAML, config.BOUNDSCHECK, 'yaml' in sys.modules)\n"
+        "import yaml\n"
+        "print(yaml.safe_load('a: 2')['a'])\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert out.returncode == 0, out.stderr
+    want = ["True", "1", "True"] if configured else ["False", "None", "False"]
+    assert out.stdout.split() == [*want, "2"]
