@@ -22,6 +22,8 @@ then hurts every contender alike) and keep the best of the repeats; the ratios a
 bests, and ``(median)`` is the median over the rounds of the roofline's time over ours in the same
 round (the two run back to back, so a load burst slows both). At 1e6 and 1e7, where one call takes
 milliseconds, each round times a single call and there are three times as many.
+At 1e7 every round allocates every contender's arrays anew: whether they land on huge pages
+(the kernel's ``madvise`` mode) moved one kernel's time by 20 % from one allocation to another.
 Targets of issue 12, ratios printed per row: at 1e7 ``roof/ours ≥ 0.9``; at 1e6
 ``fused/ours ≥ 1``; at 1e4 ``fused/ours ≥ 2``.
 """
@@ -31,6 +33,7 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 import numpy as np
@@ -124,17 +127,29 @@ def roofline(n: int, dtype: type, states: int) -> Callable[[], None]:
 
 
 def round_robin(
-    steps: dict[str, Callable[[], None]], calls: int, repeats: int
+    makers: dict[str, Callable[[], Callable[[], None]]], calls: int, repeats: int, fresh: bool
 ) -> tuple[dict[str, float], dict[str, float]]:
-    """Per contender, the best over ``repeats`` rounds of the mean time of ``calls`` calls
-    (contenders interleaved), and the median over the rounds of its time relative to the first
-    contender's in the same round: a load burst slows the contenders of one round alike, so the
-    median ratio is steadier than the ratio of two bests taken at different moments."""
-    for step in steps.values():
-        step()  # warm-up (and compilation)
+    """Per contender (``makers`` build its step, arrays included), the best over ``repeats``
+    rounds of the mean time of ``calls`` calls (contenders interleaved), and the median over the
+    rounds of its time relative to the first contender's in the same round: a load burst slows the
+    contenders of one round alike, so the median ratio is steadier than the ratio of two bests
+    taken at different moments.
+
+    ``fresh``: every round builds every contender anew, so each draws its memory again. At 1e7 a
+    contender's arrays (40 MB each) land on huge pages or not as the kernel has them to give
+    (``madvise`` mode): the same kernel on arrays allocated in another order measured 6.0 and
+    7.7 ms in one process (Intel host), enough to move a ratio by 20 % if kept for every round."""
+    steps = {name: make() for name, make in makers.items()}
     times: dict[str, list[float]] = {name: [] for name in steps}
-    for _ in range(repeats):
+    for round_ in range(repeats + 1):
+        if fresh and round_:
+            steps.clear()  # free the last round's arrays before drawing new ones
+            steps.update((name, make()) for name, make in makers.items())
         for name, step in steps.items():
+            if fresh or not round_:
+                step()  # warm-up (compilation, first touch of the pages)
+            if not round_:
+                continue
             start = time.perf_counter()
             for _ in range(calls):
                 step()
@@ -160,7 +175,8 @@ def main() -> None:
         print("torch not installed: torch columns left empty")
     print(
         f"float32, R = 1; ms per step, best of {repeats} round-robin repeats"
-        f" ({3 * repeats} single calls at 1e6 and 1e7); (median): of the rounds' roof/ours\n"
+        f" ({3 * repeats} single calls at 1e6 and 1e7, at 1e7 on arrays allocated anew each round);"
+        " (median): of the rounds' roof/ours\n"
     )
     header = (
         f"{'N':>6} {'optimizer':18} {'ours':>8} {'fused':>8} {'foreach':>8} {'roofline':>8}"
@@ -175,14 +191,15 @@ def main() -> None:
             calls = max(1, min(2000, 10**7 // (20 * n)))
             rounds = repeats * 3 if calls == 1 else repeats
             for label, spec, cls, kwargs, has_fused, states in CASES:
-                steps = {
-                    "ours": ours(spec, n, np.float32),
-                    "roof": roofline(n, np.float32, states),
+                makers = {
+                    "ours": partial(ours, spec, n, np.float32),
+                    "roof": partial(roofline, n, np.float32, states),
                 }
                 if torch is not None:
-                    steps["fused"] = theirs(cls, kwargs, n, "fused" if has_fused else "foreach")
-                    steps["foreach"] = theirs(cls, kwargs, n, "foreach")
-                t, ratio = round_robin(steps, calls, rounds)
+                    mode = "fused" if has_fused else "foreach"
+                    makers["fused"] = partial(theirs, cls, kwargs, n, mode)
+                    makers["foreach"] = partial(theirs, cls, kwargs, n, "foreach")
+                t, ratio = round_robin(makers, calls, rounds, fresh=n >= 10**7)
                 fused, foreach = t.get("fused"), t.get("foreach")
                 print(
                     f"{n:>6.0e} {label + ('' if has_fused else '*'):18} {fmt(t['ours'] * 1e3):>8}"
@@ -202,10 +219,13 @@ def more(repeats: int, n: int = 10**6) -> None:
     print(header)
     print("-" * len(header))
     for label, spec, cls, kwargs in MORE:
-        steps = {"fused": ours(spec, n, np.float32), "numpy": ours(spec, n, np.float32, True)}
+        makers = {
+            "fused": partial(ours, spec, n, np.float32),
+            "numpy": partial(ours, spec, n, np.float32, True),
+        }
         if torch is not None and cls is not None:
-            steps["foreach"] = theirs(cls, kwargs, n, "foreach")
-        t, _ = round_robin(steps, 10, repeats)
+            makers["foreach"] = partial(theirs, cls, kwargs, n, "foreach")
+        t, _ = round_robin(makers, 10, repeats, fresh=False)
         foreach = t.get("foreach")
         print(
             f"{label:20} {fmt(t['fused'] * 1e3):>8} {fmt(t['numpy'] * 1e3):>8}"

@@ -113,6 +113,12 @@ def rmsprop(
     def fused_(grads: np.ndarray, state: State, params: np.ndarray, lr: HParam) -> None:
         tick(state)
         put(state["_k"], -f64(lr))
+        if not centered and not has_momentum:
+            fused.rmsprop_plain_step(
+                params, grads, state["v"], has_wd, state["_wd"], state["_alpha"],
+                state["_one_minus_alpha"], state["_eps"], state["_k"],
+            )  # fmt: skip
+            return
         fused.rmsprop_step(
             params, grads, state["v"], state.get("g_avg", state["v"]),
             state.get("momentum_buffer", state["v"]), centered, has_wd, state["_wd"],

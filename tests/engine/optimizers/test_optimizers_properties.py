@@ -24,6 +24,8 @@ VARIANTS: list[dict[str, Any]] = [example(n) for n in OPTIMIZERS.names()] + [
     {"name": "adagrad", "lr_decay": 0.1, "weight_decay": 0.1, "initial_accumulator_value": 0.1},
     {"name": "adagrad_seed", "weight_decay": 0.1, "initial_accumulator_value": 0.5},
     {"name": "rmsprop", "momentum": 0.9, "centered": True, "weight_decay": 0.1},
+    {"name": "rmsprop", "weight_decay": 0.1},  # the plain kernel with its one flag
+    {"name": "rmsprop", "centered": True},
     {"name": "rmsprop_window", "window": 1},
     {"name": "adadelta", "weight_decay": 0.1},
     {"name": "adadelta_window", "window": 1},
