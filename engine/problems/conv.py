@@ -216,10 +216,7 @@ class ConvDigitsSpec(SpecModel):
     def least_eval_every(self) -> int | None:
         """The fewest updates between default evaluations (:func:`least_eval_every`; ``None``
         for full-batch training); for a spec with grids, the fewest of its runs'."""
-        batches = [b for b in options(self, "batch_size") if b is not None]
-        if not batches:
-            return None
-        return least_eval_every(self._smallest_train_set(), max(batches))
+        return least_eval_every(self._smallest_train_set(), options(self, "batch_size"))
 
     @model_validator(mode="after")
     def _batches_fit(self) -> ConvDigitsSpec:

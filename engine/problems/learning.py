@@ -25,7 +25,7 @@ exactly ``batch_size`` examples). Without ``batch_size`` every update sees the f
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any, Literal
@@ -68,9 +68,11 @@ def split_sizes(n: int, test_fraction: float) -> tuple[int, int]:
     return n - n_test, n_test
 
 
-def least_eval_every(n_train: int, batch_size: int) -> int:
+def least_eval_every(n_train: int, batch_sizes: Iterable[int | None]) -> int | None:
     """The fewest updates between a minibatch run's default evaluations, ``⌈3 n_train / (2 B)⌉``
-    (about an epoch and a half): evaluating then takes at most a quarter of the arithmetic.
+    (about an epoch and a half): evaluating then takes at most a quarter of the arithmetic. Of a
+    spec's ``batch_sizes`` (a grid), the largest gives the fewest; ``None`` when every run
+    trains on the full batch.
 
     An evaluation forwards the ``n_train`` training examples (the full training loss; the test set
     is evaluated once, at the end, whatever the cadence). An update forwards its ``B`` examples and
@@ -79,7 +81,8 @@ def least_eval_every(n_train: int, batch_size: int) -> int:
     With evaluations ``e`` updates apart, evaluating takes at most ``n_train / (n_train + 2 e B)``
     of the arithmetic, ``≤ ¼`` when ``2 e B ≥ 3 n_train``.
     """
-    return -(-3 * n_train // (2 * batch_size))
+    batches = [b for b in batch_sizes if b is not None]
+    return -(-3 * n_train // (2 * max(batches))) if batches else None
 
 
 @dataclass(frozen=True)
@@ -368,10 +371,7 @@ class LearningSpec(SpecModel):
     def least_eval_every(self) -> int | None:
         """The fewest updates between default evaluations (:func:`least_eval_every`; ``None``
         for full-batch training); for a spec with grids, the fewest of its runs'."""
-        batches = [b for b in options(self, "batch_size") if b is not None]
-        if not batches:
-            return None
-        return least_eval_every(self._smallest_train_set(), max(batches))
+        return least_eval_every(self._smallest_train_set(), options(self, "batch_size"))
 
     def _smallest_train_set(self) -> int:
         info = DATASETS[self.dataset]
