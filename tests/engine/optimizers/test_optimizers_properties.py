@@ -5,6 +5,7 @@ float32 stays float32."""
 
 from __future__ import annotations
 
+import gc
 import tracemalloc
 from typing import Any
 
@@ -186,9 +187,13 @@ def test_fast_update_allocates_nothing_after_init(variant: dict[str, Any]) -> No
         for _ in range(25):
             opt.fast_update_(grads, state, params, lr)
         _, peak = tracemalloc.get_traced_memory()
+        gc.collect()
         ours = tracemalloc.Filter(True, __file__, all_frames=True)
         kept = tracemalloc.take_snapshot().filter_traces([ours])
     finally:
         tracemalloc.stop()
     assert peak - base < 16 * 1024 < BLOCK_BYTES // 16
-    assert sum(stat.size for stat in kept.statistics("filename")) < 2 * 1024
+    # What stays is below 16 KiB, which 25 updates keeping 1 KiB each would pass: NumPy holds
+    # small blocks in bounded caches of its own that fill over thousands of calls (3.5 KiB for
+    # np.broadcast_arrays after 10^4 calls, no more after 10^5) and tracemalloc counts as held.
+    assert sum(stat.size for stat in kept.statistics("filename")) < 16 * 1024
