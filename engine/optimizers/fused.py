@@ -205,7 +205,9 @@ def rmsprop_step(
 @njit
 def rmsprop_plain_step(p, g, v, has_wd, wd, alpha, one_minus_alpha, eps, k):
     """:func:`rmsprop_step` without centring or momentum (the default): the same numbers, one
-    loop with no per-element branch on a flag (about 3 % faster at 1e7, measured)."""
+    loop with no per-element branch on a flag (1e7, float32: 0.89 → 0.95 of the roofline in
+    ``bench/optimizers.py``; the same loop reached from :func:`rmsprop_step` row by row, inlined
+    beside its flagged loop, stayed as slow)."""
     rows, cols = p.shape
     for r in range(rows):
         wd_r, a_r, oma_r, eps_r, k_r = (
