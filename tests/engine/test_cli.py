@@ -3,11 +3,19 @@
 from __future__ import annotations
 
 import json
+import math
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
+import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from hypothesis.extra.numpy import arrays
+
+from engine.cli import runs_json
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -44,6 +52,57 @@ def test_run_writes_results(tmp_path: Path) -> None:
     assert proc.returncode == 0 and proc.stdout == ""
     again = json.loads(out.read_text())["runs"]
     assert [r["losses"] for r in again] == [r["losses"] for r in runs]
+
+
+def _exact(value: Any) -> Any:
+    """``value`` with every float as its bits (``-0.0`` and ``0.0`` differ; ``==`` says equal)."""
+    if isinstance(value, float):
+        return ("float", value.hex())
+    if isinstance(value, dict):
+        return {k: _exact(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_exact(v) for v in value]
+    return value
+
+
+def _stdlib_nulls(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    if isinstance(value, dict):
+        return {k: _stdlib_nulls(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stdlib_nulls(v) for v in value]
+    return value
+
+
+CURVE = arrays(np.float64, st.integers(0, 40), elements=st.floats(allow_nan=True))
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    st.lists(
+        st.fixed_dictionaries(
+            {
+                "run_id": st.text(max_size=8),
+                "final_loss": st.floats() | st.none(),
+                "steps_done": st.integers(-(2**70), 2**70),
+                "losses": CURVE,
+                "lrs": arrays(np.float32, st.integers(0, 10), elements=st.floats(width=32)),
+                "eval_steps": arrays(np.int64, st.integers(0, 10)),
+                "diverged": st.booleans(),
+            }
+        ),
+        max_size=4,
+    )
+)
+def test_runs_json_reads_back_as_the_standard_library_writes_it(runs: list[dict[str, Any]]) -> None:
+    """Every float back bit for bit (curves in float64 and float32, subnormals, ±0, extremes),
+    integers beyond 64 bits, text, nesting; a non-finite value written as null."""
+    ours = json.loads(b"".join(runs_json(runs)))
+    curves = ("losses", "lrs", "eval_steps")
+    plain = [{k: v.tolist() if k in curves else v for k, v in r.items()} for r in runs]
+    reference = json.loads(json.dumps({"runs": _stdlib_nulls(plain)}, allow_nan=False))
+    assert _exact(ours) == _exact(reference)
 
 
 def test_run_downsamples_on_request(tmp_path: Path) -> None:
