@@ -17,6 +17,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ.setdefault(_var, "1")
 
 import argparse  # noqa: E402
+import logging  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
@@ -35,6 +36,7 @@ from api.db import Database  # noqa: E402
 from api.launcher import alembic_config  # noqa: E402
 from api.main import create_app  # noqa: E402
 from api.models import Run, utcnow  # noqa: E402
+from api.observability import access_log  # noqa: E402
 from api.routes import summary as summary_routes  # noqa: E402
 from engine.runner import run_batch  # noqa: E402
 from engine.spec import expand, parse_experiment  # noqa: E402
@@ -106,6 +108,10 @@ def main() -> None:
         help="experiment sizes to build and time (2000: the 10,000-run target)",
     )
     sizes = sorted(set(parser.parse_args().groups))
+    # The app logs every request at INFO (its access log, and httpx's line per test-client
+    # request) to stderr, between the table's lines: the bench keeps their warnings only.
+    for logger in (access_log, logging.getLogger("httpx")):
+        logger.setLevel(logging.WARNING)
     with tempfile.TemporaryDirectory() as tmp:
         url = f"sqlite:///{Path(tmp) / 'bench.db'}"
         command.upgrade(alembic_config(url), "head")

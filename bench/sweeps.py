@@ -19,6 +19,16 @@ torch thread throughout; every figure is the best of several repeats. Prints:
    turns again for the share (best of 9: the share is a difference of two times, a fifth of the
    larger, and best of 3 swung from 15 to 27 % under load 3); the
    numbers of evaluations are those the results list (``--mlp``: this sweep alone).
+   Beside them, the products floor: the sweep's matrix products alone, at the engine's shapes
+   (inputs with a bias column, ``k1 = n_in + 1``; per run and step the forward ``x1·W₁`` and
+   ``a1·W₂``, the backward ``∂W₂ = a1ᵀ·dz``, ``∂a = dz·W₂ᵀ`` without the bias row and
+   ``∂W₁ = x1ᵀ·da``; and the evaluations' forward passes, over the training split at the start
+   and the end and over the test split at the end), timed two ways: (a) their FLOPs at this CPU's
+   best float64 product rate (a 1,024 × 1,024 NumPy product, best of 5), (b) the products
+   themselves by ``np.matmul(..., out=...)`` at their shapes and layouts, taking turns with the
+   contenders. ``vmap ÷ floor`` bounds ``vmap/ours``: no implementation doing these products can
+   exceed (a)'s ratio on this CPU; (b)'s is the bound where NumPy's BLAS does them at these shapes
+   (its Python calls included).
 3. ``python -m engine run`` on the README example (examples/adam-vs-momentum.json) with an empty
    numba cache (cold: every kernel it uses is compiled) and again with the cache it left (warm).
 """
@@ -39,6 +49,7 @@ import numpy as np
 
 from engine.jit import njit
 from engine.problems import build_problem
+from engine.problems.network import row_blocks
 from engine.runner import run_batch
 from engine.spec import expand, parse_experiment
 from engine.threads import limit_blas_threads
@@ -166,6 +177,77 @@ def torch_mlp_vmap(eval_steps: int) -> Callable[[], None]:
     return sweep
 
 
+def mlp_shapes() -> tuple[int, int, int, int, int, int, int]:
+    """``(k1, hidden, classes, batch, n_train, n_test, rows)`` of the sweep's network as the
+    engine builds it (``rows``: the row blocks its evaluations take the products in)."""
+    runs = expand(parse_experiment({**MLP, "eval_every": MLP["steps"]}))
+    problem = build_problem(runs[0].problem, [runs[0].seed], np.float64)
+    net, data = problem.net, problem.data
+    n_train, n_test = len(data.X_train), len(data.X_test)
+    return (
+        net.n_in + 1, net.hidden[0], net.n_out, MLP["problems"][0]["batch_size"],
+        n_train, n_test, net.infer_rows or n_train,
+    )  # fmt: skip
+
+
+def mlp_flops(runs: int) -> float:
+    """Floating-point operations of the sweep's matrix products (``2·m·n·k`` per product)."""
+    k1, hidden, classes, batch, n_train, n_test, _ = mlp_shapes()
+    width = hidden + 1
+    forward = k1 * hidden + width * classes  # per example: x1·W₁, a1·W₂
+    backward = width * classes + classes * hidden + k1 * hidden  # ∂W₂, ∂a, ∂W₁
+    per_run = 2 * (MLP["steps"] * batch * (forward + backward) + (2 * n_train + n_test) * forward)
+    return float(runs * per_run)
+
+
+def dgemm_rate(repeats: int = 5, n: int = 1024) -> float:
+    """This CPU's best float64 product rate in FLOP/s: NumPy's product of two ``n × n`` matrices
+    on the caller's BLAS threads (one in this bench), best of ``repeats``."""
+    a, b = np.random.default_rng(0).standard_normal((2, n, n))
+    out = np.empty((n, n))
+    np.matmul(a, b, out=out)
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        np.matmul(a, b, out=out)
+        times.append(time.perf_counter() - start)
+    return 2 * n**3 / min(times)
+
+
+def mlp_products(runs: int) -> Callable[[], None]:
+    """The sweep's matrix products alone by ``np.matmul``: each run's five per step, with the
+    operands laid out as the engine's compiled step lays them (``out`` is ``(classes, B)``,
+    ``dz`` its transpose), then the evaluations' forward products in the engine's row blocks.
+    Each call's Python overhead counts too: ~2.6 µs, ~0.17 s of the ~1.8 s (Zen 1 host), where
+    the products take 5–11 GFLOP/s at these shapes against 17 on the 1,024² product."""
+    k1, hidden, classes, batch, n_train, n_test, rows = mlp_shapes()
+    width = hidden + 1
+    rng = np.random.default_rng(0)
+    x1, a1 = rng.standard_normal((batch, k1)), rng.standard_normal((batch, width))
+    w1, w2 = rng.standard_normal((runs, k1, hidden)), rng.standard_normal((runs, width, classes))
+    z, da, out = np.empty((batch, hidden)), np.empty((batch, hidden)), np.empty((classes, batch))
+    g1, g2 = np.empty((k1, hidden)), np.empty((width, classes))
+    x_train, x_test = rng.standard_normal((n_train, k1)), rng.standard_normal((n_test, k1))
+    zb, ab = np.empty((rows, hidden)), rng.standard_normal((rows, width))
+    logits = np.empty((classes, n_train))
+
+    def products() -> None:
+        for _ in range(MLP["steps"]):
+            for r in range(runs):
+                np.matmul(x1, w1[r], out=z)
+                np.matmul(w2[r].T, a1.T, out=out)
+                np.matmul(a1.T, out.T, out=g2)
+                np.matmul(out.T, w2[r, :hidden].T, out=da)
+                np.matmul(x1.T, da, out=g1)
+        for x in (x_train, x_train, x_test):
+            for r in range(runs):
+                for start, stop in row_blocks(len(x), rows):
+                    np.matmul(x[start:stop], w1[r], out=zb[: stop - start])
+                    np.matmul(w2[r].T, ab[: stop - start].T, out=logits[:, start:stop])
+
+    return products
+
+
 def round_robin(repeats: int, fns: dict[str, Callable[[], Any]]) -> dict[str, tuple[float, float]]:
     """Best (wall, CPU) seconds of each function, the functions taking turns every repeat.
 
@@ -191,6 +273,7 @@ def mlp_sweep(repeats: int) -> None:
     fns: dict[str, Callable[[], Any]] = {
         "equal": lambda: run_batch(equal),
         "default": lambda: run_batch(default),
+        "products": mlp_products(len(equal)),
     }
     if torch is not None:
         fns["vmap"] = torch_mlp_vmap(MLP["steps"])
@@ -214,6 +297,23 @@ def mlp_sweep(repeats: int) -> None:
         row("torch vmap, same evaluations", "vmap")
         ratios = [t["vmap"][i] / t["equal"][i] for i in (0, 1)]
         print(f"   vmap/ours {ratios[0]:.2f} wall, {ratios[1]:.2f} CPU (target ≥ 4)")
+    flops, rate = mlp_flops(len(equal)), dgemm_rate()
+    floor = flops / rate
+    print(
+        f"   products floor: {flops / 1e9:.2f} GFLOP ({len(equal)} runs x {MLP['steps']} steps x 5"
+        " products, and the forward passes of 2 training-loss and 1 test evaluations);"
+        f" best DGEMM {rate / 1e9:.1f} GFLOP/s (1024², float64)"
+    )
+    print(f"   {'(a) FLOPs ÷ best DGEMM rate':<40} {floor:7.3f} s")
+    row("(b) np.matmul at the sweep's shapes", "products")
+    if "vmap" in t:
+        ceiling = [t["vmap"][i] / floor for i in (0, 1)]
+        by_shape = [t["vmap"][i] / t["products"][i] for i in (0, 1)]
+        print(
+            f"   ceiling on vmap/ours (vmap ÷ floor): (a) {ceiling[0]:.2f} wall, {ceiling[1]:.2f}"
+            f" CPU; (b) {by_shape[0]:.2f} wall, {by_shape[1]:.2f} CPU — no implementation doing"
+            " these products can exceed (a)'s ratio here"
+        )
     shares = [max(0.0, best["default"][i] - best["equal"][i]) / best["default"][i] for i in (0, 1)]
     print(
         f"   ours, default eval_every={default[0].eval_every} ({evals} evaluations) "
