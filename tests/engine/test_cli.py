@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
 from engine.cli import runs_json
+from tests.results import float_bits
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -52,17 +53,6 @@ def test_run_writes_results(tmp_path: Path) -> None:
     assert proc.returncode == 0 and proc.stdout == ""
     again = json.loads(out.read_text())["runs"]
     assert [r["losses"] for r in again] == [r["losses"] for r in runs]
-
-
-def _exact(value: Any) -> Any:
-    """``value`` with every float as its bits (``-0.0`` and ``0.0`` differ; ``==`` says equal)."""
-    if isinstance(value, float):
-        return ("float", value.hex())
-    if isinstance(value, dict):
-        return {k: _exact(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_exact(v) for v in value]
-    return value
 
 
 def _stdlib_nulls(value: Any) -> Any:
@@ -102,7 +92,7 @@ def test_runs_json_reads_back_as_the_standard_library_writes_it(runs: list[dict[
     curves = ("losses", "lrs", "eval_steps")
     plain = [{k: v.tolist() if k in curves else v for k, v in r.items()} for r in runs]
     reference = json.loads(json.dumps({"runs": _stdlib_nulls(plain)}, allow_nan=False))
-    assert _exact(ours) == _exact(reference)
+    assert float_bits(ours) == float_bits(reference)
 
 
 def test_run_downsamples_on_request(tmp_path: Path) -> None:
