@@ -142,7 +142,9 @@ class Network:
     #: Rows per pass of :meth:`infer`, or ``None`` for one pass: set when every layer has at
     #: least two outputs, since a product with one output column (regression's output layer, a
     #: hidden width of 1) is a matrix-vector product whose rounding depends on how many rows it
-    #: gets (measured), while a matrix-matrix product's rows do not depend on the other rows.
+    #: gets (measured), while a matrix-matrix product's rows depend on the other rows at most in
+    #: their last bits, and with OpenBLAS's AVX-512 kernels not at all (on AMD Zen 1 its kernels
+    #: round the odd last row of a call, or of a part it cuts a long call into, another way).
     infer_rows: int | None = None
 
     def __init__(
@@ -327,7 +329,10 @@ class Network:
     ) -> np.ndarray:
         """Inference-mode outputs ``(R, n_out, B)`` for shared inputs ``x1 = [x 1]`` ``(B, n_in +
         1)``, in a buffer of ``ws``: :meth:`forward` in row blocks of :attr:`infer_rows` (rows are
-        independent in inference mode), equal bit for bit to one pass over all ``B`` rows."""
+        independent in inference mode). Where the BLAS rounds each row of a product alone this
+        equals one pass over all ``B`` rows bit for bit; elsewhere it may differ from it in the
+        last bits (see :attr:`infer_rows`). Every path of the engine evaluates in these blocks,
+        so a run's values do not depend on the path, the batch or the cadence either way."""
         B = x1.shape[0]
         if self.infer_rows is None or self.infer_rows >= B:
             return self.forward(params, x1, training=False, running=running, ws=ws)[0]
