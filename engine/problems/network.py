@@ -144,7 +144,8 @@ class Network:
     #: hidden width of 1) is a matrix-vector product whose rounding depends on how many rows it
     #: gets (measured), while a matrix-matrix product's rows depend on the other rows at most in
     #: their last bits, and with OpenBLAS's AVX-512 kernels not at all (on AMD Zen 1 its kernels
-    #: round the odd last row of a call, or of a part it cuts a long call into, another way).
+    #: round the odd last row of a call another way — with several BLAS threads, that of each
+    #: thread's share of the rows too).
     infer_rows: int | None = None
 
     def __init__(

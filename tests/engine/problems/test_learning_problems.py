@@ -286,7 +286,7 @@ INFER_CASES: list[dict[str, Any]] = [
 def blas_rounds_rows_alone() -> bool:
     """Whether this process's BLAS rounds every row of a matrix–matrix product as it would in a
     product of other rows. OpenBLAS's AVX-512 kernels do; its kernels on AMD Zen 1 take another
-    path for the odd last row of a call, and of each part a long call is cut into (measured)."""
+    path for the odd last row of a call (with several threads, of each thread's rows; measured)."""
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal((1500, 33)), rng.standard_normal((33, 10))
     whole = x @ w
