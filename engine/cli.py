@@ -69,11 +69,9 @@ def _write(chunks: Iterable[bytes], out: str | None) -> None:
     if out is None:
         sys.stdout.flush()
         raw = getattr(sys.stdout, "buffer", None)
+        write = raw.write if raw is not None else lambda chunk: sys.stdout.write(chunk.decode())
         for chunk in chunks:
-            if raw is None:
-                sys.stdout.write(chunk.decode())
-            else:
-                raw.write(chunk)
+            write(chunk)
         sys.stdout.write("\n")
         return
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import math
 import subprocess
@@ -15,7 +17,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
-from engine.cli import runs_json
+from engine.cli import main, runs_json
 from tests.results import float_bits
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -93,6 +95,18 @@ def test_runs_json_reads_back_as_the_standard_library_writes_it(runs: list[dict[
     plain = [{k: v.tolist() if k in curves else v for k, v in r.items()} for r in runs]
     reference = json.loads(json.dumps({"runs": _stdlib_nulls(plain)}, allow_nan=False))
     assert float_bits(ours) == float_bits(reference)
+
+
+def test_results_go_to_a_text_only_stdout(tmp_path: Path) -> None:
+    """A standard output without a byte stream (an embedding program's ``StringIO``) gets the
+    same text as ``--out`` writes, non-ASCII included."""
+    text = io.StringIO()
+    with contextlib.redirect_stdout(text):
+        main(["catalog", "--json"])
+    main(["catalog", "--out", str(tmp_path / "catalog.json")])
+    written = (tmp_path / "catalog.json").read_text(encoding="utf-8")
+    assert text.getvalue() == written and not written.isascii()
+    assert json.loads(written) == json.loads(engine("catalog", "--json").stdout)
 
 
 def test_run_downsamples_on_request(tmp_path: Path) -> None:
