@@ -97,7 +97,7 @@ def test_runs_json_reads_back_as_the_standard_library_writes_it(runs: list[dict[
     assert float_bits(ours) == float_bits(reference)
 
 
-def test_results_go_to_a_text_only_stdout(tmp_path: Path) -> None:
+def test_json_goes_to_a_text_only_stdout(tmp_path: Path) -> None:
     """A standard output without a byte stream (an embedding program's ``StringIO``) gets the
     same text as ``--out`` writes, non-ASCII included."""
     text = io.StringIO()
